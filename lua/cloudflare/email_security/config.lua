@@ -1,0 +1,174 @@
+-- Turns the options of new() and the environment into a checked client
+-- configuration. Returns `nil, message` when they cannot make a client; the
+-- public constructor raises that message at the caller.
+
+local config = {}
+
+config.DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
+config.DEFAULT_TIMEOUT = 60
+config.DEFAULT_CONNECT_TIMEOUT = 10
+config.DEFAULT_MAX_RESPONSE_SIZE = 8 * 1024 * 1024
+
+local KNOWN = {
+  account_id = true, api_token = true, api_email = true, api_key = true,
+  base_url = true, timeout = true, connect_timeout = true, ca_bundle = true,
+  max_response_size = true, user_agent = true,
+}
+
+-- An environment variable set to "" counts as not set, as in most tools.
+local function from_env(getenv, name)
+  local v = getenv(name)
+  if v == "" then return nil end
+  return v
+end
+
+-- Credentials go into header lines: refuse anything that could split one,
+-- without ever echoing the value.
+local function check_secret(value, label)
+  if type(value) ~= "string" then
+    return label .. " must be a string, got " .. type(value)
+  end
+  if value == "" then return label .. " is empty" end
+  if value:find("[%c\128-\255]") then
+    return label .. " contains a control character, line break or non-ASCII byte"
+  end
+end
+
+local function pick_credential(opts, getenv)
+  local token, email, key = opts.api_token, opts.api_email, opts.api_key
+  if (email ~= nil) ~= (key ~= nil) then
+    return nil, "api_email and api_key go together: give both, or use api_token"
+  end
+  if token ~= nil then
+    return { scheme = "token", token = token, source = "api_token" }
+  end
+  if email ~= nil then
+    return { scheme = "key", email = email, key = key, source = "api_email/api_key" }
+  end
+  token = from_env(getenv, "CLOUDFLARE_API_TOKEN")
+  if token then
+    return { scheme = "token", token = token, source = "CLOUDFLARE_API_TOKEN" }
+  end
+  email, key = from_env(getenv, "CLOUDFLARE_EMAIL"), from_env(getenv, "CLOUDFLARE_API_KEY")
+  if email and key then
+    return { scheme = "key", email = email, key = key,
+             source = "CLOUDFLARE_EMAIL/CLOUDFLARE_API_KEY" }
+  end
+  if email or key then
+    return nil, "CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY go together: set both,"
+      .. " or set CLOUDFLARE_API_TOKEN"
+  end
+  return nil, "no credential: pass api_token (or api_email and api_key), or set"
+    .. " CLOUDFLARE_API_TOKEN (or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY)"
+end
+
+local function auth_headers(cred)
+  if cred.scheme == "token" then
+    local bad = check_secret(cred.token, "the API token (" .. cred.source .. ")")
+    if bad then return nil, bad end
+    return { "Authorization: Bearer " .. cred.token }
+  end
+  local bad = check_secret(cred.email, "the account email (" .. cred.source .. ")")
+    or check_secret(cred.key, "the API key (" .. cred.source .. ")")
+  if bad then return nil, bad end
+  return { "X-Auth-Email: " .. cred.email, "X-Auth-Key: " .. cred.key }
+end
+
+local function check_account_id(id, source)
+  if type(id) ~= "string" then
+    return source .. " must be a string, got " .. type(id)
+  end
+  if #id < 1 or #id > 32 or id:find("[^%w_%-]") then
+    return source .. " must be 1 to 32 letters, digits, '-' or '_'"
+      .. " (a Cloudflare account id is 32 hex digits)"
+  end
+end
+
+local function check_base_url(url, source)
+  if type(url) ~= "string" then
+    return nil, source .. " must be a string, got " .. type(url)
+  end
+  url = url:gsub("/+$", "")
+  if not (url:find("^https://[^/?#%s]+") or url:find("^http://[^/?#%s]+")) then
+    return nil, source .. " must be an http:// or https:// URL"
+  end
+  if url:find("[%s%c?#]") or url:find("^https?://[^/]*@") then
+    return nil, source .. " must not contain spaces, a query, a fragment or user info"
+  end
+  return url
+end
+
+local function seconds_to_ms(value, name)
+  if type(value) ~= "number" or value ~= value or value <= 0 or value == math.huge then
+    return nil, name .. " must be a positive number of seconds"
+  end
+  return math.ceil(value * 1000)
+end
+
+--- opts: the table given to new(); getenv: os.getenv or a stand-in.
+function config.resolve(opts, getenv)
+  getenv = getenv or os.getenv
+  for name in pairs(opts) do
+    if not KNOWN[name] then
+      return nil, "unknown option '" .. tostring(name) .. "'"
+    end
+  end
+
+  local c = {}
+  local account_id = opts.account_id
+  local source = "option account_id"
+  if account_id == nil then
+    account_id, source = from_env(getenv, "CLOUDFLARE_ACCOUNT_ID"), "CLOUDFLARE_ACCOUNT_ID"
+  end
+  if account_id == nil then
+    return nil, "no account id: pass account_id or set CLOUDFLARE_ACCOUNT_ID"
+  end
+  local bad = check_account_id(account_id, source)
+  if bad then return nil, bad end
+  c.account_id = account_id
+
+  local cred, why = pick_credential(opts, getenv)
+  if not cred then return nil, why end
+  c.auth_scheme = cred.scheme
+  c.auth_headers, why = auth_headers(cred)
+  if not c.auth_headers then return nil, why end
+
+  local url = opts.base_url
+  source = "option base_url"
+  if url == nil then
+    url, source = from_env(getenv, "CLOUDFLARE_BASE_URL"), "CLOUDFLARE_BASE_URL"
+  end
+  c.base_url, why = check_base_url(url or config.DEFAULT_BASE_URL, source)
+  if not c.base_url then return nil, why end
+
+  c.timeout_ms, why = seconds_to_ms(opts.timeout or config.DEFAULT_TIMEOUT, "timeout")
+  if not c.timeout_ms then return nil, why end
+  c.connect_timeout_ms, why = seconds_to_ms(opts.connect_timeout or config.DEFAULT_CONNECT_TIMEOUT,
+                                            "connect_timeout")
+  if not c.connect_timeout_ms then return nil, why end
+
+  local size = opts.max_response_size or config.DEFAULT_MAX_RESPONSE_SIZE
+  if type(size) ~= "number" or size < 1 or size ~= math.floor(size) or size == math.huge then
+    return nil, "max_response_size must be a positive whole number of bytes"
+  end
+  c.max_response_size = size
+
+  if opts.ca_bundle ~= nil then
+    if type(opts.ca_bundle) ~= "string" then
+      return nil, "ca_bundle must be the path of a PEM file"
+    end
+    local f = io.open(opts.ca_bundle, "rb")
+    if not f then return nil, "ca_bundle: cannot read " .. opts.ca_bundle end
+    f:close()
+    c.ca_bundle = opts.ca_bundle
+  end
+
+  if opts.user_agent ~= nil and (type(opts.user_agent) ~= "string"
+                                 or opts.user_agent:find("%c")) then
+    return nil, "user_agent must be a string without control characters"
+  end
+  c.user_agent_suffix = opts.user_agent
+  return c
+end
+
+return config

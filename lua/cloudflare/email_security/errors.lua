@@ -1,0 +1,60 @@
+-- The error values every method returns as `nil, err`. An error is a plain
+-- table (kind, status, code, message, errors, messages, ray_id, method, path,
+-- field) whose tostring is one readable line.
+
+local errors = {}
+
+local Error = {}
+Error.__index = Error
+Error.__name = "cloudflare.email_security.error"
+
+local function one_line(s)
+  return (tostring(s):gsub("[%c]+", " "))
+end
+
+function Error.__tostring(err)
+  local parts = { err.kind or "unknown", " error" }
+  if err.status then parts[#parts + 1] = ": HTTP " .. err.status end
+  if err.code then
+    parts[#parts + 1] = (err.status and ", code " or ": code ") .. err.code
+  end
+  parts[#parts + 1] = ": " .. one_line(err.message or "no message")
+  local extra = type(err.errors) == "table" and #err.errors - 1 or 0
+  if extra > 0 then parts[#parts + 1] = (" (+%d more)"):format(extra) end
+  if err.method and err.path then
+    parts[#parts + 1] = " [" .. err.method .. " " .. one_line(err.path)
+    if err.ray_id then parts[#parts + 1] = ", ray " .. one_line(err.ray_id) end
+    parts[#parts + 1] = "]"
+  end
+  return table.concat(parts)
+end
+
+--- Is `value` one of our error tables?
+function errors.is_error(value)
+  return getmetatable(value) == Error
+end
+
+--- An error table from the C core (or any transport), given its request.
+function errors.wrap(err, method, path)
+  err.method, err.path = method, path
+  return setmetatable(err, Error)
+end
+
+--- Refused before sending: `field` names the field or argument at fault,
+--- `rule` the schema rule it broke.
+function errors.invalid(field, rule, message, method, path)
+  return setmetatable({
+    kind = "invalid",
+    field = field,
+    rule = rule,
+    message = field and (field .. ": " .. message) or message,
+    errors = {},
+    messages = {},
+    method = method,
+    path = path,
+  }, Error)
+end
+
+errors.metatable = Error
+
+return errors

@@ -1,0 +1,102 @@
+-- The C envelope decoder on its own, with no I/O: bytes in, result or error out.
+local core = require("cloudflare.email_security.core")
+local cjson = require("cjson")
+
+local function decode(status, body, headers)
+  return core.decode(status, body, headers or { ["content-type"] = "application/json" })
+end
+
+describe("core.decode", function()
+  it("gives the result and the whole envelope on success", function()
+    local result, err, env = decode(200,
+      '{"success":true,"errors":[],"messages":[{"code":1,"message":"hi"}],"result":{"id":"x","directory_id":42},' ..
+      '"result_info":{"page":1,"per_page":20,"count":1,"total_count":1}}')
+    assert.is_nil(err)
+    assert.are.equal("x", result.id)
+    assert.are.equal(42, result.directory_id)
+    if math.type then assert.are.equal("integer", math.type(result.directory_id)) end
+    assert.are.equal("hi", env.messages[1].message)
+    assert.are.equal(20, env.result_info.per_page)
+  end)
+
+  it("keeps JSON null as cjson.null", function()
+    local result = decode(200, '{"success":true,"errors":[],"messages":[],"result":{"comments":null}}')
+    assert.are.equal(cjson.null, result.comments)
+  end)
+
+  it("takes HTTP 200 with success=false for an api error", function()
+    local result, err, env = decode(200,
+      '{"success":false,"errors":[{"code":1000,"message":"Nope"},{"code":1001,"message":"x"}],"messages":[],"result":null}',
+      { ["content-type"] = "application/json", ["cf-ray"] = "8f00aa-EMU" })
+    assert.is_nil(result)
+    assert.are.equal("api", err.kind)
+    assert.are.equal(200, err.status)
+    assert.are.equal(1000, err.code)
+    assert.are.equal("Nope", err.message)
+    assert.are.equal(2, #err.errors)
+    assert.are.equal("8f00aa-EMU", err.ray_id)
+    assert.is_false(env.success)
+  end)
+
+  it("takes an error status with an envelope for an api error", function()
+    local _, err = decode(403, '{"success":false,"errors":[{"code":10000,"message":"Authentication error"}],"messages":[],"result":null}')
+    assert.are.same({ "api", 403, 10000, "Authentication error" }, { err.kind, err.status, err.code, err.message })
+  end)
+
+  it("takes an HTML page for an http error with a short, safe excerpt", function()
+    local page = "<html><head><title>502 Bad Gateway</title></head><body><h1>cloudflare</h1>" ..
+                 string.rep("x", 5000) .. "</body></html>"
+    local result, err, env = decode(502, page, { ["content-type"] = "text/html" })
+    assert.is_nil(result)
+    assert.is_nil(env)
+    assert.are.equal("http", err.kind)
+    assert.are.equal(502, err.status)
+    assert.are.equal("502 Bad Gateway", err.excerpt)
+    assert.matches("text/html", err.message, 1, true)
+  end)
+
+  it("keeps an excerpt to one printable line", function()
+    local _, err = decode(520, "line one\r\n\27[31mred\0\255 " .. string.rep("y", 400), { ["content-type"] = "text/plain" })
+    assert.are.equal("http", err.kind)
+    assert.is_nil(err.excerpt:find("[%c\128-\255]"))
+    assert.is_true(#err.excerpt <= 160)
+  end)
+
+  it("takes an empty body for an http error", function()
+    local _, err = decode(204, "")
+    assert.are.same({ "http", 204 }, { err.kind, err.status })
+    assert.matches("empty", err.message)
+  end)
+
+  it("takes a truncated JSON body for an http error", function()
+    local _, err = decode(200, '{"success":true,"errors":[],"result":{"id":"ab')
+    assert.are.equal("http", err.kind)
+    assert.matches("not valid JSON", err.message)
+  end)
+
+  it("takes JSON that is no envelope for an http error", function()
+    local _, err = decode(200, '{"ok":true}')
+    assert.matches("not a Cloudflare envelope", err.message)
+    _, err = decode(200, "[1,2]")
+    assert.are.equal("http", err.kind)
+  end)
+
+  it("refuses JSON nested deeper than any real answer", function()
+    local deep = '{"success":true,"result":' .. string.rep("[", 200) .. string.rep("]", 200) .. "}"
+    local _, err = decode(200, deep)
+    assert.are.equal("http", err.kind)
+  end)
+
+  it("leaves the host's cjson settings alone", function()
+    local before = cjson.decode_max_depth()
+    decode(200, '{"success":true,"result":{}}')
+    assert.are.equal(before, cjson.decode_max_depth())
+  end)
+end)
+
+describe("core.escape_segment", function()
+  it("keeps unreserved characters and percent-encodes the rest", function()
+    assert.are.equal("aZ09-._~", core.escape_segment("aZ09-._~"))
+    assert.are.equal("%2F..%2F%3F%23%20%0D%0A%00%25", core.escape_segment("/../?# \r\n\0%"))
+  end)
+end)

@@ -1,0 +1,38 @@
+-- Cloudflare's OpenAPI file, for the specs that check the project against
+-- it. It lives outside the repository (../shared): where it is absent, those
+-- specs are skipped with a reason, except in CI, where that is a failure.
+local cjson = require("cjson")
+
+local openapi = {}
+
+openapi.PATH = os.getenv("EMAIL_SECURITY_OPENAPI") or "../shared/openapi/email-security.openapi.json"
+
+--- The decoded document, or nil and why it is not there.
+function openapi.load()
+  local f = io.open(openapi.PATH, "rb")
+  if not f then return nil, openapi.PATH .. " is absent" end
+  local text = f:read("*a")
+  f:close()
+  return cjson.decode(text)
+end
+
+--- Follows "$ref": "#/components/..." pointers.
+function openapi.resolve(doc, node)
+  while type(node) == "table" and node["$ref"] do
+    local target = doc
+    for part in node["$ref"]:gmatch("[^/#]+") do target = target[part] end
+    node = target
+  end
+  return node
+end
+
+--- Skips the calling test (busted's pending) when the file is absent
+--- outside CI; fails it in CI.
+function openapi.require_or_skip(reason)
+  if os.getenv("CI") then
+    error(reason .. " (CI must have ../shared beside the clone)")
+  end
+  pending(reason)
+end
+
+return openapi

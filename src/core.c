@@ -1,0 +1,355 @@
+/*
+ * cloudflare.email_security.core: the Lua face of the C core. A client is a
+ * userdata owning one es_http; request() performs one call and hands the
+ * bytes to the envelope decoder. Misuse raises; failures of the call itself
+ * come back as values.
+ */
+#include <lua.h>
+#include <lauxlib.h>
+#include <string.h>
+
+#include "compat.h"
+#include "envelope.h"
+#include "http.h"
+
+#define CLIENT_MT "cloudflare.email_security.client"
+#define DECODE_UPVALUE lua_upvalueindex(1)
+
+#if defined(__GNUC__)
+#define ES_EXPORT __attribute__((visibility("default")))
+#else
+#define ES_EXPORT
+#endif
+
+typedef struct es_client {
+    es_http http;
+    int open;
+    int busy;
+} es_client;
+
+static es_client *check_client(lua_State *L)
+{
+    return luaL_checkudata(L, 1, CLIENT_MT);
+}
+
+static es_client *check_open_client(lua_State *L)
+{
+    es_client *c = check_client(L);
+    if (!c->open)
+        luaL_error(L, "attempt to use a closed cloudflare.email_security client");
+    return c;
+}
+
+/* An option that must be a positive integer, or its default when absent. */
+static lua_Integer opt_positive(lua_State *L, const char *name, lua_Integer dflt)
+{
+    lua_Integer v = dflt;
+    lua_getfield(L, 1, name);
+    if (!lua_isnil(L, -1)) {
+        lua_Number n = lua_tonumber(L, -1);
+        if (lua_type(L, -1) != LUA_TNUMBER || n < 1 || n != (lua_Number)(lua_Integer)n)
+            luaL_error(L, "option '%s' must be a positive integer", name);
+        v = (lua_Integer)n;
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+static const char *opt_string(lua_State *L, const char *name, int required)
+{
+    const char *s = NULL;
+    size_t len;
+    lua_getfield(L, 1, name);
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        s = lua_tolstring(L, -1, &len);
+        if (strlen(s) != len)
+            luaL_error(L, "option '%s' contains a NUL byte", name);
+    } else if (!lua_isnil(L, -1) || required) {
+        luaL_error(L, "option '%s' must be a string", name);
+    }
+    /* The options table keeps the string alive while we use it. */
+    lua_pop(L, 1);
+    return s;
+}
+
+static void add_headers(lua_State *L, es_client *c)
+{
+    int i, n;
+    lua_getfield(L, 1, "headers");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return;
+    }
+    luaL_argcheck(L, lua_istable(L, -1), 1, "option 'headers' must be a list of strings");
+    n = (int)lua_rawlen(L, -1);
+    for (i = 1; i <= n; i++) {
+        size_t len;
+        const char *line;
+        lua_rawgeti(L, -1, i);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "header %d must be a string", i);
+        line = lua_tolstring(L, -1, &len);
+        /* Never echo the line: it may hold the credential. */
+        if (strlen(line) != len || strpbrk(line, "\r\n") != NULL)
+            luaL_error(L, "header %d contains a line break or NUL byte", i);
+        if (!es_http_add_header(&c->http, line))
+            luaL_error(L, "out of memory");
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+/* core.new{ user_agent=, headers={...}, timeout_ms=, connect_timeout_ms=,
+ *           max_response_size=, ca_bundle= } */
+static int client_new(lua_State *L)
+{
+    es_client *c;
+    es_http_options o;
+    const char *failure;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    memset(&o, 0, sizeof o);
+    o.user_agent = opt_string(L, "user_agent", 1);
+    o.ca_bundle = opt_string(L, "ca_bundle", 0);
+    o.timeout_ms = (long)opt_positive(L, "timeout_ms", 60000);
+    o.connect_timeout_ms = (long)opt_positive(L, "connect_timeout_ms", 10000);
+    o.max_body = (size_t)opt_positive(L, "max_response_size", 8 * 1024 * 1024);
+
+    /* Userdata first, zeroed and with its metatable, so that __gc frees
+     * whatever was acquired if anything below fails. */
+    c = lua_newuserdatauv(L, sizeof *c, 0);
+    memset(c, 0, sizeof *c);
+    luaL_setmetatable(L, CLIENT_MT);
+    c->open = 1;
+    failure = es_http_open(&c->http, &o);
+    if (failure != NULL)
+        return luaL_error(L, "%s", failure);
+    add_headers(L, c);
+    return 1;
+}
+
+static int client_close(lua_State *L)
+{
+    es_client *c = check_client(L);
+    if (c->open && !c->busy) {
+        c->open = 0;
+        es_http_close(&c->http);
+    }
+    return 0;
+}
+
+static int client_is_closed(lua_State *L)
+{
+    lua_pushboolean(L, !check_client(L)->open);
+    return 1;
+}
+
+static int client_tostring(lua_State *L)
+{
+    es_client *c = check_client(L);
+    lua_pushfstring(L, "%s (%s): %p", CLIENT_MT, c->open ? "open" : "closed", (void *)c);
+    return 1;
+}
+
+/* The captured response headers, for the retry and rate-limit policy. */
+static void set_headers_field(lua_State *L, const es_http *h)
+{
+    int i;
+    lua_newtable(L);
+    for (i = 0; i < ES_HDR_COUNT; i++) {
+        const char *v = es_http_header(h, i);
+        if (v[0] != '\0') {
+            lua_pushstring(L, v);
+            lua_setfield(L, -2, es_http_header_names[i]);
+        }
+    }
+    lua_setfield(L, -2, "headers");
+}
+
+static int push_transport_error(lua_State *L, es_client *c, CURLcode rc, long status)
+{
+    const es_http *h = &c->http;
+    const char *ray = es_http_header(h, ES_HDR_CF_RAY);
+    const char *detail = h->errbuf[0] != '\0' ? h->errbuf : curl_easy_strerror(rc);
+
+    lua_pushnil(L);
+    if (h->body_too_large || rc == CURLE_FILESIZE_EXCEEDED) {
+        lua_pushfstring(L, "response body larger than max_response_size (%f bytes)",
+                        (lua_Number)h->max_body);
+        es_push_error(L, "http", status, lua_tostring(L, -1), ray);
+        lua_remove(L, -2);
+    } else if (h->out_of_memory) {
+        es_push_error(L, "transport", status, "out of memory while reading the response", ray);
+    } else if (rc == CURLE_OPERATION_TIMEDOUT) {
+        es_push_error(L, "timeout", status, detail, ray);
+    } else {
+        es_push_error(L, "transport", status, detail, ray);
+    }
+    lua_pushinteger(L, (lua_Integer)rc);
+    lua_setfield(L, -2, "curl_code");
+    set_headers_field(L, h);
+    lua_pushnil(L);
+    return 3;
+}
+
+/* client:request(method, url [, body]) -> result, err, envelope */
+static int client_request(lua_State *L)
+{
+    static const char *const methods[] = { "GET", "POST", "PATCH", "PUT", "DELETE", NULL };
+    es_client *c = check_open_client(L);
+    int m = luaL_checkoption(L, 2, NULL, methods);
+    size_t url_len, body_len = 0;
+    const char *url = luaL_checklstring(L, 3, &url_len);
+    const char *body = luaL_optlstring(L, 4, NULL, &body_len);
+    es_response r;
+    CURLcode rc;
+    long status;
+    int n;
+
+    luaL_argcheck(L, strlen(url) == url_len, 3, "URL contains a NUL byte");
+    if (c->busy)
+        return luaL_error(L, "this client is already performing a request");
+    c->busy = 1;
+    rc = es_http_perform(&c->http, methods[m], url, body, body_len, &status);
+    c->busy = 0;
+    if (rc != CURLE_OK)
+        return push_transport_error(L, c, rc, status);
+
+    r.status = status;
+    r.body = c->http.body.data != NULL ? c->http.body.data : "";
+    r.body_len = c->http.body.len;
+    r.content_type = es_http_header(&c->http, ES_HDR_CONTENT_TYPE);
+    r.ray_id = es_http_header(&c->http, ES_HDR_CF_RAY);
+    n = es_push_decoded(L, DECODE_UPVALUE, &r);
+    if (lua_istable(L, -2)) {
+        lua_pushvalue(L, -2);
+        set_headers_field(L, &c->http);
+        lua_pop(L, 1);
+    }
+    return n;
+}
+
+/* core.decode(status, body [, headers]) -> result, err, envelope: the same
+ * decoder, for transports that fetch the bytes themselves. */
+static int decode(lua_State *L)
+{
+    es_response r;
+    lua_Integer status = luaL_checkinteger(L, 1);
+    r.body = luaL_checklstring(L, 2, &r.body_len);
+    r.status = (long)status;
+    r.content_type = "";
+    r.ray_id = "";
+    if (!lua_isnoneornil(L, 3)) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        lua_getfield(L, 3, "content-type");
+        if (lua_type(L, -1) == LUA_TSTRING)
+            r.content_type = lua_tostring(L, -1);
+        lua_getfield(L, 3, "cf-ray");
+        if (lua_type(L, -1) == LUA_TSTRING)
+            r.ray_id = lua_tostring(L, -1);
+    }
+    return es_push_decoded(L, DECODE_UPVALUE, &r);
+}
+
+/* Percent-encodes one path segment: only RFC 3986's unreserved characters
+ * stay as they are, so no value can add a segment or a query. */
+static int escape_segment(lua_State *L)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t len, i;
+    const char *s = luaL_checklstring(L, 1, &len);
+    luaL_Buffer b;
+
+    luaL_buffinit(L, &b);
+    for (i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+            (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' || ch == '~') {
+            luaL_addchar(&b, (char)ch);
+        } else {
+            luaL_addchar(&b, '%');
+            luaL_addchar(&b, hex[ch >> 4]);
+            luaL_addchar(&b, hex[ch & 15]);
+        }
+    }
+    luaL_pushresult(&b);
+    return 1;
+}
+
+/* A private lua-cjson instance, so that our decoder settings never change
+ * those of the host's cjson module. Leaves its decode function on the stack
+ * and cjson.null below it. */
+static void push_decoder(lua_State *L)
+{
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "cjson");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "null");
+    lua_insert(L, -2);
+    lua_getfield(L, -1, "new");
+    if (lua_isfunction(L, -1)) {
+        lua_call(L, 0, 1);
+        lua_remove(L, -2);
+    } else {
+        lua_pop(L, 1);
+    }
+    /* No real answer nests deeper than a few levels; refuse NaN, Infinity
+     * and hex, which are not JSON. */
+    lua_getfield(L, -1, "decode_max_depth");
+    lua_pushinteger(L, 64);
+    lua_call(L, 1, 0);
+    lua_getfield(L, -1, "decode_invalid_numbers");
+    lua_pushboolean(L, 0);
+    lua_call(L, 1, 0);
+    lua_getfield(L, -1, "decode");
+    lua_remove(L, -2);
+}
+
+ES_EXPORT int luaopen_cloudflare_email_security_core(lua_State *L)
+{
+    static const luaL_Reg client_methods[] = {
+        { "request", client_request },
+        { "close", client_close },
+        { "is_closed", client_is_closed },
+        { NULL, NULL }
+    };
+    static const luaL_Reg client_meta[] = {
+        { "__gc", client_close },
+        { "__close", client_close },
+        { "__tostring", client_tostring },
+        { NULL, NULL }
+    };
+    static const luaL_Reg module_functions[] = {
+        { "new", client_new },
+        { "decode", decode },
+        { "escape_segment", escape_segment },
+        { NULL, NULL }
+    };
+    int null_index, decode_index;
+
+    if (!es_http_global_init())
+        return luaL_error(L, "libcurl could not be initialised");
+    push_decoder(L);
+    decode_index = lua_gettop(L);
+    null_index = decode_index - 1;
+
+    luaL_newmetatable(L, CLIENT_MT);
+    lua_pushvalue(L, decode_index);
+    luaL_setfuncs(L, client_meta, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, decode_index);
+    luaL_setfuncs(L, client_methods, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pushliteral(L, CLIENT_MT);
+    lua_setfield(L, -2, "__name");  /* 5.1 does not set it */
+    lua_pop(L, 1);
+
+    lua_newtable(L);
+    lua_pushvalue(L, decode_index);
+    luaL_setfuncs(L, module_functions, 1);
+    lua_pushvalue(L, null_index);
+    lua_setfield(L, -2, "null");
+    lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
+    lua_setfield(L, -2, "libcurl_version");
+    return 1;
+}

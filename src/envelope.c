@@ -1,0 +1,263 @@
+#include "envelope.h"
+
+#include <lauxlib.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "compat.h"
+
+#define EXCERPT_MAX 160
+#define EXCERPT_SCAN 8192
+
+void es_push_error(lua_State *L, const char *kind, long status,
+                   const char *message, const char *ray_id)
+{
+    lua_createtable(L, 0, 8);
+    lua_pushstring(L, kind);
+    lua_setfield(L, -2, "kind");
+    lua_pushstring(L, message);
+    lua_setfield(L, -2, "message");
+    if (status > 0) {
+        lua_pushinteger(L, (lua_Integer)status);
+        lua_setfield(L, -2, "status");
+    }
+    if (ray_id != NULL && ray_id[0] != '\0') {
+        lua_pushstring(L, ray_id);
+        lua_setfield(L, -2, "ray_id");
+    }
+    lua_newtable(L);
+    lua_setfield(L, -2, "errors");
+    lua_newtable(L);
+    lua_setfield(L, -2, "messages");
+}
+
+static int ascii_lower(int c)
+{
+    return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
+}
+
+/* Case-insensitive search for an ASCII needle in the first n bytes. */
+static const char *find_nocase(const char *p, size_t n, const char *needle)
+{
+    size_t k = strlen(needle), i, j;
+    for (i = 0; i + k <= n; i++) {
+        for (j = 0; j < k && ascii_lower((unsigned char)p[i + j]) == needle[j]; j++)
+            ;
+        if (j == k)
+            return p + i;
+    }
+    return NULL;
+}
+
+/*
+ * The text of a body outside its markup, as one safe line: control bytes
+ * and runs of white space become one space, bytes outside ASCII become '?'.
+ */
+static void squeeze_text(const char *p, size_t n, char *out)
+{
+    size_t len = 0;
+    int in_tag = 0, space = 1;
+
+    for (; n > 0 && len < EXCERPT_MAX; p++, n--) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '<') {
+            in_tag = 1;
+            continue;
+        }
+        if (in_tag) {
+            in_tag = c != '>';
+            if (!in_tag && !space) {
+                out[len++] = ' ';
+                space = 1;
+            }
+            continue;
+        }
+        if (c <= ' ' || c == 0x7f) {
+            if (!space)
+                out[len++] = ' ';
+            space = 1;
+            continue;
+        }
+        out[len++] = c < 0x80 ? (char)c : '?';
+        space = 0;
+    }
+    while (len > 0 && out[len - 1] == ' ')
+        len--;
+    out[len] = '\0';
+}
+
+/*
+ * A short summary of a body that is no envelope (an edge's HTML error page,
+ * say): its title when it has one, else its text.
+ */
+static void make_excerpt(const char *p, size_t n, char *out)
+{
+    const char *title, *open_end, *title_end;
+
+    if (n > EXCERPT_SCAN)
+        n = EXCERPT_SCAN;
+    title = find_nocase(p, n, "<title");
+    if (title != NULL) {
+        open_end = memchr(title, '>', n - (size_t)(title - p));
+        if (open_end != NULL) {
+            open_end++;
+            title_end = memchr(open_end, '<', n - (size_t)(open_end - p));
+            squeeze_text(open_end, title_end != NULL
+                         ? (size_t)(title_end - open_end)
+                         : n - (size_t)(open_end - p), out);
+            if (out[0] != '\0')
+                return;
+        }
+    }
+    squeeze_text(p, n, out);
+}
+
+static int push_http_error(lua_State *L, const es_response *r, const char *what,
+                           int with_excerpt)
+{
+    char excerpt[EXCERPT_MAX + 1];
+    const char *ctype = r->content_type[0] != '\0' ? r->content_type : "no content type";
+
+    excerpt[0] = '\0';
+    if (with_excerpt)
+        make_excerpt(r->body, r->body_len, excerpt);
+    lua_pushnil(L);
+    if (excerpt[0] != '\0')
+        lua_pushfstring(L, "%s (%s): %s", what, ctype, excerpt);
+    else
+        lua_pushfstring(L, "%s (%s)", what, ctype);
+    es_push_error(L, "http", r->status, lua_tostring(L, -1), r->ray_id);
+    if (excerpt[0] != '\0') {
+        lua_pushstring(L, excerpt);
+        lua_setfield(L, -2, "excerpt");
+    }
+    lua_remove(L, -2);          /* the message string */
+    lua_pushnil(L);
+    return 3;
+}
+
+/* Copies envelope.errors or .messages into err, or an empty list. */
+static void copy_list(lua_State *L, int env, int err, const char *name)
+{
+    lua_getfield(L, env, name);
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+    }
+    lua_setfield(L, err, name);
+}
+
+static int push_api_error(lua_State *L, const es_response *r, int env)
+{
+    int err;
+    char fallback[64];
+
+    snprintf(fallback, sizeof fallback, "request failed with HTTP %ld", r->status);
+    lua_pushnil(L);
+    es_push_error(L, "api", r->status, fallback, r->ray_id);
+    err = lua_gettop(L);
+    copy_list(L, env, err, "errors");
+    copy_list(L, env, err, "messages");
+
+    /* code and message of the first error, as the official SDKs show them */
+    lua_getfield(L, err, "errors");
+    lua_rawgeti(L, -1, 1);
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "code");
+        if (lua_type(L, -1) == LUA_TNUMBER)
+            lua_setfield(L, err, "code");
+        else
+            lua_pop(L, 1);
+        lua_getfield(L, -1, "message");
+        if (lua_type(L, -1) == LUA_TSTRING)
+            lua_setfield(L, err, "message");
+        else
+            lua_pop(L, 1);
+    }
+    lua_pop(L, 2);
+    lua_pushvalue(L, env);
+    return 3;
+}
+
+#if LUA_VERSION_NUM >= 503
+/*
+ * lua-cjson gives every JSON number as a float, so an id of 42 would read
+ * as 42.0. Every number in these answers is an integer in the schema: make
+ * those that are exactly integral Lua integers again. Beyond 2^53 a double
+ * is no longer exact, and such a value is left as it came.
+ */
+static void restore_integers(lua_State *L, int t, int depth)
+{
+    const lua_Number limit = 9007199254740992.0;
+    if (depth > 64)
+        return;
+    lua_pushnil(L);
+    while (lua_next(L, t) != 0) {
+        if (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1)) {
+            lua_Number n = lua_tonumber(L, -1);
+            if (n >= -limit && n <= limit && n == (lua_Number)(lua_Integer)n) {
+                lua_pushvalue(L, -2);
+                lua_pushinteger(L, (lua_Integer)n);
+                lua_rawset(L, t);
+            }
+        } else if (lua_istable(L, -1)) {
+            restore_integers(L, lua_gettop(L), depth + 1);
+        }
+        lua_pop(L, 1);
+    }
+}
+#endif
+
+int es_push_decoded(lua_State *L, int decode_index, const es_response *r)
+{
+    const char *p = r->body, *end = r->body + r->body_len;
+    int env, ok;
+
+    decode_index = decode_index < 0 && decode_index > LUA_REGISTRYINDEX
+                   ? lua_gettop(L) + decode_index + 1 : decode_index;
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+        p++;
+    if (p == end)
+        return push_http_error(L, r, "empty response body", 0);
+    if (*p != '{')
+        return push_http_error(L, r, "response is not a JSON object", 1);
+
+    lua_pushvalue(L, decode_index);
+    lua_pushlstring(L, r->body, r->body_len);
+    if (lua_pcall(L, 1, 1, 0) != 0) {
+        const char *why = lua_tostring(L, -1);
+        lua_pushfstring(L, "response is not valid JSON: %s",
+                        why != NULL ? why : "decoder failed");
+        lua_remove(L, -2);
+        lua_pushnil(L);
+        es_push_error(L, "http", r->status, lua_tostring(L, -2), r->ray_id);
+        lua_remove(L, -3);
+        lua_pushnil(L);
+        return 3;
+    }
+    env = lua_gettop(L);
+    if (!lua_istable(L, env))
+        return push_http_error(L, r, "response is not a Cloudflare envelope", 1);
+#if LUA_VERSION_NUM >= 503
+    restore_integers(L, env, 0);
+#endif
+    lua_getfield(L, env, "success");
+    if (lua_type(L, -1) != LUA_TBOOLEAN) {
+        lua_pop(L, 1);
+        return push_http_error(L, r, "response is not a Cloudflare envelope", 1);
+    }
+    ok = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (!ok || r->status < 200 || r->status > 299)
+        return push_api_error(L, r, env);
+
+    lua_getfield(L, env, "result");
+    if (lua_isnil(L, -1)) {
+        /* A success without a result still has to look like one. */
+        lua_pop(L, 1);
+        lua_newtable(L);
+    }
+    lua_pushnil(L);
+    lua_pushvalue(L, env);
+    return 3;
+}

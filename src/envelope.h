@@ -1,0 +1,29 @@
+/*
+ * Turns an HTTP response into what a method returns: the envelope's result,
+ * or an error table. No I/O here, so any transport (libcurl, OpenResty's
+ * cosockets) can hand its bytes to the same decoder.
+ */
+#ifndef ES_ENVELOPE_H
+#define ES_ENVELOPE_H
+
+#include <stddef.h>
+#include <lua.h>
+
+typedef struct es_response {
+    long status;
+    const char *body;
+    size_t body_len;
+    const char *content_type;   /* "" when absent */
+    const char *ray_id;         /* "" when absent */
+} es_response;
+
+/* Pushes result, err, envelope (nil where absent) and returns 3.
+ * decode_index is the stack index of a cjson decode function. */
+int es_push_decoded(lua_State *L, int decode_index, const es_response *r);
+
+/* Pushes a new error table: kind, message, and status and ray_id when
+ * known, with empty errors and messages lists. */
+void es_push_error(lua_State *L, const char *kind, long status,
+                   const char *message, const char *ray_id);
+
+#endif

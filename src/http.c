@@ -1,0 +1,222 @@
+#define _POSIX_C_SOURCE 200809L
+
+#include "http.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <string.h>
+
+const char *const es_http_header_names[ES_HDR_COUNT] = {
+    "cf-ray", "content-type", "retry-after", "retry-after-ms",
+    "x-should-retry", "ratelimit", "ratelimit-policy"
+};
+
+/* What a response body may keep between calls before it is given back. */
+#define ES_KEEP_BUFFER (1024 * 1024)
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_status = CURLE_FAILED_INIT;
+
+static void global_init_once(void)
+{
+    global_status = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+int es_http_global_init(void)
+{
+    pthread_once(&global_once, global_init_once);
+    return global_status == CURLE_OK;
+}
+
+static size_t on_body(char *bytes, size_t size, size_t count, void *userdata)
+{
+    es_http *h = userdata;
+    size_t n = size * count;
+    if (n > h->max_body - h->body.len) {
+        h->body_too_large = 1;
+        return 0;               /* libcurl stops with CURLE_WRITE_ERROR */
+    }
+    if (!es_buffer_append(&h->body, bytes, n)) {
+        h->out_of_memory = 1;
+        return 0;
+    }
+    return n;
+}
+
+static int names_equal(const char *a, size_t alen, const char *b)
+{
+    size_t i;
+    for (i = 0; i < alen; i++) {
+        if (b[i] == '\0' || tolower((unsigned char)a[i]) != b[i])
+            return 0;
+    }
+    return b[alen] == '\0';
+}
+
+static size_t on_header(char *line, size_t size, size_t count, void *userdata)
+{
+    es_http *h = userdata;
+    size_t n = size * count, name_len, value_len;
+    const char *colon, *value, *end = line + n;
+    int i;
+
+    /* A new status line starts a new response (after a 1xx): forget the
+     * headers of the previous one. */
+    if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) {
+        memset(h->header_values, 0, sizeof h->header_values);
+        return n;
+    }
+    colon = memchr(line, ':', n);
+    if (colon == NULL)
+        return n;
+    name_len = (size_t)(colon - line);
+    value = colon + 1;
+    while (value < end && (*value == ' ' || *value == '\t'))
+        value++;
+    while (end > value && isspace((unsigned char)end[-1]))
+        end--;
+    value_len = (size_t)(end - value);
+    for (i = 0; i < ES_HDR_COUNT; i++) {
+        if (names_equal(line, name_len, es_http_header_names[i])) {
+            if (value_len >= ES_HDR_VALUE_MAX)
+                value_len = ES_HDR_VALUE_MAX - 1;
+            memcpy(h->header_values[i], value, value_len);
+            h->header_values[i][value_len] = '\0';
+            break;
+        }
+    }
+    return n;
+}
+
+#define SET(option, value) \
+    do { if (curl_easy_setopt(h->easy, option, value) != CURLE_OK) \
+        return "libcurl refused option " #option; } while (0)
+
+const char *es_http_open(es_http *h, const es_http_options *o)
+{
+    static const char *const common[] = {
+        "Accept: application/json",
+        "Expect:",      /* no 100-continue round trip before a body */
+        NULL
+    };
+    int i;
+
+    if (!es_http_global_init())
+        return "libcurl could not be initialised";
+    h->easy = curl_easy_init();
+    if (h->easy == NULL)
+        return "libcurl could not create a handle";
+    h->max_body = o->max_body;
+    for (i = 0; common[i] != NULL; i++) {
+        if (!es_http_add_header(h, common[i]))
+            return "out of memory";
+    }
+    h->json_headers = curl_slist_append(h->json_headers,
+                                        "Content-Type: application/json");
+    if (h->json_headers == NULL)
+        return "out of memory";
+
+    SET(CURLOPT_NOSIGNAL, 1L);          /* no SIGALRM in a host's process */
+    SET(CURLOPT_ERRORBUFFER, h->errbuf);
+    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_WRITEDATA, h);
+    SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_HEADERDATA, h);
+    SET(CURLOPT_USERAGENT, o->user_agent);
+    SET(CURLOPT_FOLLOWLOCATION, 0L);    /* a redirect could carry the token away */
+    SET(CURLOPT_SSL_VERIFYPEER, 1L);
+    SET(CURLOPT_SSL_VERIFYHOST, 2L);
+    if (o->ca_bundle != NULL)
+        SET(CURLOPT_CAINFO, o->ca_bundle);
+    SET(CURLOPT_TIMEOUT_MS, o->timeout_ms);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
+    SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_body);
+    SET(CURLOPT_ACCEPT_ENCODING, "");   /* whatever this libcurl can decode */
+    SET(CURLOPT_TCP_KEEPALIVE, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    SET(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    return NULL;
+}
+
+int es_http_add_header(es_http *h, const char *line)
+{
+    struct curl_slist *plain, *json;
+    plain = curl_slist_append(h->plain_headers, line);
+    if (plain == NULL)
+        return 0;
+    h->plain_headers = plain;
+    json = curl_slist_append(h->json_headers, line);
+    if (json == NULL)
+        return 0;
+    h->json_headers = json;
+    return 1;
+}
+
+CURLcode es_http_perform(es_http *h, const char *method, const char *url,
+                         const char *body, size_t body_len, long *status)
+{
+    CURLcode rc;
+    int with_body = body != NULL;
+
+    es_buffer_rewind(&h->body, ES_KEEP_BUFFER);
+    h->body_too_large = 0;
+    h->out_of_memory = 0;
+    h->errbuf[0] = '\0';
+    memset(h->header_values, 0, sizeof h->header_values);
+    *status = 0;
+
+    /* The handle is reused, so every call states its whole method setup. */
+    if (with_body) {
+        curl_easy_setopt(h->easy, CURLOPT_POST, 1L);
+        curl_easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+        curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, body);
+    } else {
+        curl_easy_setopt(h->easy, CURLOPT_HTTPGET, 1L);
+    }
+    curl_easy_setopt(h->easy, CURLOPT_CUSTOMREQUEST,
+                     strcmp(method, with_body ? "POST" : "GET") == 0 ? NULL : method);
+    curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER,
+                     with_body ? h->json_headers : h->plain_headers);
+    rc = curl_easy_setopt(h->easy, CURLOPT_URL, url);
+    if (rc != CURLE_OK)
+        return rc;
+
+    rc = curl_easy_perform(h->easy);
+    curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, status);
+    /* The body belongs to the caller's stack: keep no pointer to it. */
+    if (with_body)
+        curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, NULL);
+    return rc;
+}
+
+const char *es_http_header(const es_http *h, int which)
+{
+    return h->header_values[which];
+}
+
+static void wipe_and_free(struct curl_slist *list)
+{
+    struct curl_slist *node;
+    for (node = list; node != NULL; node = node->next) {
+        volatile char *p = node->data;
+        while (*p != '\0')
+            *p++ = '\0';
+    }
+    curl_slist_free_all(list);
+}
+
+void es_http_close(es_http *h)
+{
+    if (h->easy != NULL) {
+        curl_easy_cleanup(h->easy);
+        h->easy = NULL;
+    }
+    wipe_and_free(h->plain_headers);
+    wipe_and_free(h->json_headers);
+    h->plain_headers = NULL;
+    h->json_headers = NULL;
+    es_buffer_free(&h->body);
+}

@@ -1,0 +1,73 @@
+/*
+ * The HTTP side of a client: one libcurl easy handle, kept for the client's
+ * whole life so that connections and TLS sessions are reused, with header
+ * lists built once. Knows nothing of Lua, so its callbacks cannot raise a
+ * Lua error: they only copy bytes into C buffers and set flags.
+ */
+#ifndef ES_HTTP_H
+#define ES_HTTP_H
+
+#include <stddef.h>
+#include <curl/curl.h>
+
+#include "buffer.h"
+
+/* Response headers worth keeping: the ray id for errors, the rest for the
+ * retry and rate-limit policy. */
+enum {
+    ES_HDR_CF_RAY,
+    ES_HDR_CONTENT_TYPE,
+    ES_HDR_RETRY_AFTER,
+    ES_HDR_RETRY_AFTER_MS,
+    ES_HDR_SHOULD_RETRY,
+    ES_HDR_RATELIMIT,
+    ES_HDR_RATELIMIT_POLICY,
+    ES_HDR_COUNT
+};
+
+#define ES_HDR_VALUE_MAX 128
+
+typedef struct es_http_options {
+    const char *user_agent;
+    const char *ca_bundle;      /* NULL: the system's trust store */
+    long timeout_ms;
+    long connect_timeout_ms;
+    size_t max_body;
+} es_http_options;
+
+typedef struct es_http {
+    CURL *easy;
+    struct curl_slist *plain_headers;   /* requests without a body */
+    struct curl_slist *json_headers;    /* requests with a JSON body */
+    es_buffer body;
+    size_t max_body;
+    int body_too_large;
+    int out_of_memory;
+    char header_values[ES_HDR_COUNT][ES_HDR_VALUE_MAX];
+    char errbuf[CURL_ERROR_SIZE];
+} es_http;
+
+/* Once per process, whatever the number of Lua states: 0 on failure. */
+int es_http_global_init(void);
+
+/* Returns NULL, or a static message saying what failed. On failure the
+ * handle is left for es_http_close to clean. */
+const char *es_http_open(es_http *h, const es_http_options *o);
+
+/* A header line sent with every request; 0 when memory runs out. */
+int es_http_add_header(es_http *h, const char *line);
+
+CURLcode es_http_perform(es_http *h, const char *method, const char *url,
+                         const char *body, size_t body_len, long *status);
+
+/* "" when the last response did not carry that header. */
+const char *es_http_header(const es_http *h, int which);
+
+/* Names of the headers above, lower case, in enum order. */
+extern const char *const es_http_header_names[ES_HDR_COUNT];
+
+/* Idempotent. Wipes the header lists before freeing them: they hold the
+ * credential, which should not linger in freed memory or a core dump. */
+void es_http_close(es_http *h);
+
+#endif
