@@ -6,6 +6,7 @@
  */
 #include <lua.h>
 #include <lauxlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "compat.h"
@@ -174,10 +175,11 @@ static int push_transport_error(lua_State *L, es_client *c, CURLcode rc, long st
 
     lua_pushnil(L);
     if (h->body_too_large || rc == CURLE_FILESIZE_EXCEEDED) {
-        lua_pushfstring(L, "response body larger than max_response_size (%f bytes)",
-                        (lua_Number)h->max_body);
-        es_push_error(L, "http", status, lua_tostring(L, -1), ray);
-        lua_remove(L, -2);
+        char message[96];
+        snprintf(message, sizeof message,
+                 "response body larger than max_response_size (%lu bytes)",
+                 (unsigned long)h->max_body);
+        es_push_error(L, "http", status, message, ray);
     } else if (h->out_of_memory) {
         es_push_error(L, "transport", status, "out of memory while reading the response", ray);
     } else if (rc == CURLE_OPERATION_TIMEDOUT) {
