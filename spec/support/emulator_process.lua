@@ -8,6 +8,7 @@ local http = require("socket.http")
 local ltn12 = require("ltn12")
 local socket = require("socket")
 local cjson = require("cjson")
+local process = require("spec.support.process")
 
 local emulator_process = {}
 
@@ -70,7 +71,7 @@ function emulator_process.start(opts)
   local pid = tonumber(read_file(pid_file) or "")
   os.remove(pid_file)
   if not port then
-    if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
+    process.stop(pid)
     os.remove(port_file)
     error("the emulator did not start within 10 s (" .. SCRIPT .. ")", 2)
   end
@@ -100,7 +101,7 @@ function emulator_process.start(opts)
     if stopped then return end
     stopped = true
     pcall(call, root, "POST", "shutdown", "{}")
-    if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
+    process.stop(pid)
     os.remove(port_file)
   end
   return emu
