@@ -284,6 +284,14 @@ describe("impersonation registry against the emulator", function()
       assert.are.equal("transport", err.kind)
     end)
 
+    it("a redirect, which is not followed", function()
+      emu.fault({ status = 302, headers = { Location = "http://127.0.0.1:1/elsewhere" }, body = "" })
+      local result, err = reg:get(UNKNOWN_ID)
+      assert.is_nil(result)
+      assert.are.same({ "http", 302 }, { err.kind, err.status })
+      assert.are.equal(1, #api_requests(), "only the first request was made")
+    end)
+
     it("a body larger than max_response_size", function()
       local c = client({ max_response_size = 512 })
       local entries = {}
