@@ -35,13 +35,16 @@ build = {
     ["cloudflare.email_security.json_body"] = "lua/cloudflare/email_security/json_body.lua",
     ["cloudflare.email_security.paging"] = "lua/cloudflare/email_security/paging.lua",
     ["cloudflare.email_security.policy"] = "lua/cloudflare/email_security/policy.lua",
+    ["cloudflare.email_security.log"] = "lua/cloudflare/email_security/log.lua",
+    ["cloudflare.email_security.pacer"] = "lua/cloudflare/email_security/pacer.lua",
+    ["cloudflare.email_security.retry"] = "lua/cloudflare/email_security/retry.lua",
     ["cloudflare.email_security.resource"] = "lua/cloudflare/email_security/resource.lua",
     ["cloudflare.email_security.validate"] = "lua/cloudflare/email_security/validate.lua",
     ["cloudflare.email_security.version"] = "lua/cloudflare/email_security/version.lua",
     ["cloudflare.email_security.schema.impersonation_registry"] =
       "lua/cloudflare/email_security/schema/impersonation_registry.lua",
     ["cloudflare.email_security.core"] = {
-      sources = { "src/core.c", "src/http.c", "src/envelope.c", "src/buffer.c" },
+      sources = { "src/core.c", "src/http.c", "src/envelope.c", "src/buffer.c", "src/clock.c" },
       libraries = { "curl", "pthread" },
       incdirs = { "$(CURL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)" },

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "clock.h"
 #include "compat.h"
 #include "envelope.h"
 #include "http.h"
@@ -153,7 +154,7 @@ static int client_tostring(lua_State *L)
 }
 
 /* The captured response headers, for the retry and rate-limit policy. */
-static void set_headers_field(lua_State *L, const es_http *h)
+static void push_headers(lua_State *L, const es_http *h)
 {
     int i;
     lua_newtable(L);
@@ -164,7 +165,16 @@ static void set_headers_field(lua_State *L, const es_http *h)
             lua_setfield(L, -2, es_http_header_names[i]);
         }
     }
-    lua_setfield(L, -2, "headers");
+}
+
+static int has_policy_headers(const es_http *h)
+{
+    int i;
+    for (i = ES_HDR_RETRY_AFTER; i < ES_HDR_COUNT; i++) {
+        if (es_http_header(h, i)[0] != '\0')
+            return 1;
+    }
+    return 0;
 }
 
 static int push_transport_error(lua_State *L, es_client *c, CURLcode rc, long status)
@@ -189,12 +199,14 @@ static int push_transport_error(lua_State *L, es_client *c, CURLcode rc, long st
     }
     lua_pushinteger(L, (lua_Integer)rc);
     lua_setfield(L, -2, "curl_code");
-    set_headers_field(L, h);
+    push_headers(L, h);
+    lua_setfield(L, -2, "headers");
     lua_pushnil(L);
     return 3;
 }
 
-/* client:request(method, url [, body]) -> result, err, envelope */
+/* client:request(method, url [, body]) -> result, err, envelope [, headers]
+ * (headers: the retry and rate-limit ones, when the answer had any) */
 static int client_request(lua_State *L)
 {
     static const char *const methods[] = { "GET", "POST", "PATCH", "PUT", "DELETE", NULL };
@@ -224,11 +236,30 @@ static int client_request(lua_State *L)
     r.ray_id = es_http_header(&c->http, ES_HDR_CF_RAY);
     n = es_push_decoded(L, DECODE_UPVALUE, &r);
     if (lua_istable(L, -2)) {
-        lua_pushvalue(L, -2);
-        set_headers_field(L, &c->http);
-        lua_pop(L, 1);
+        push_headers(L, &c->http);
+        lua_setfield(L, -3, "headers");
+    }
+    /* A success carries its headers only when the policy has a use for
+     * them, so that the common answer costs no extra table. */
+    if (has_policy_headers(&c->http)) {
+        push_headers(L, &c->http);
+        return n + 1;
     }
     return n;
+}
+
+/* core.sleep(seconds): the default sleep between retries. */
+static int sleep_seconds(lua_State *L)
+{
+    es_sleep((double)luaL_checknumber(L, 1));
+    return 0;
+}
+
+/* core.monotonic() -> seconds, for pacing. */
+static int monotonic(lua_State *L)
+{
+    lua_pushnumber(L, (lua_Number)es_monotonic());
+    return 1;
 }
 
 /* core.decode(status, body [, headers]) -> result, err, envelope: the same
@@ -325,6 +356,8 @@ ES_EXPORT int luaopen_cloudflare_email_security_core(lua_State *L)
         { "new", client_new },
         { "decode", decode },
         { "escape_segment", escape_segment },
+        { "sleep", sleep_seconds },
+        { "monotonic", monotonic },
         { NULL, NULL }
     };
     int null_index, decode_index;

@@ -179,6 +179,76 @@ static int push_api_error(lua_State *L, const es_response *r, int env)
     return 3;
 }
 
+/*
+ * Checks what lua-cjson lets through: a body must be UTF-8 (cjson copies
+ * string bytes as they come), and no integer may be past 2^53, where a
+ * double (all cjson has) stops being exact: an id would silently change.
+ * Returns NULL, or what is wrong. One pass, no allocation.
+ */
+static const char *check_text(const unsigned char *p, size_t n)
+{
+    static const char limit[] = "9007199254740992";    /* 2^53 */
+    size_t i = 0;
+    int in_string = 0;
+
+    while (i < n) {
+        unsigned char c = p[i];
+        if (c >= 0x80) {
+            size_t len, k;
+            unsigned char lo = 0x80, hi = 0xBF;
+            if (c >= 0xC2 && c <= 0xDF) len = 2;
+            else if (c >= 0xE0 && c <= 0xEF) {
+                len = 3;
+                if (c == 0xE0) lo = 0xA0;
+                if (c == 0xED) hi = 0x9F;      /* no UTF-16 surrogates */
+            } else if (c >= 0xF0 && c <= 0xF4) {
+                len = 4;
+                if (c == 0xF0) lo = 0x90;
+                if (c == 0xF4) hi = 0x8F;      /* nothing past U+10FFFF */
+            } else
+                return "response is not valid UTF-8";
+            if (i + len > n || p[i + 1] < lo || p[i + 1] > hi)
+                return "response is not valid UTF-8";
+            for (k = 2; k < len; k++) {
+                if (p[i + k] < 0x80 || p[i + k] > 0xBF)
+                    return "response is not valid UTF-8";
+            }
+            i += len;
+            continue;
+        }
+        if (in_string) {
+            if (c == '\\')
+                i++;                            /* skip the escaped byte */
+            else if (c == '"')
+                in_string = 0;
+            i++;
+            continue;
+        }
+        if (c == '"') {
+            in_string = 1;
+            i++;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t start = i + (c == '-'), end = start, digits;
+            while (end < n && p[end] >= '0' && p[end] <= '9')
+                end++;
+            digits = end - start;
+            /* a fraction or exponent makes it a float, inexact by nature */
+            if (!(end < n && (p[end] == '.' || p[end] == 'e' || p[end] == 'E'))) {
+                while (digits > 1 && p[start] == '0') {
+                    start++;
+                    digits--;
+                }
+                if (digits > 16 || (digits == 16 && memcmp(p + start, limit, 16) > 0))
+                    return "response holds an integer beyond 2^53, which cannot be kept exact";
+            }
+            i = end > i ? end : i + 1;
+        } else {
+            i++;
+        }
+    }
+    return NULL;
+}
+
 #if LUA_VERSION_NUM >= 503
 /*
  * lua-cjson gives every JSON number as a float, so an id of 42 would read
@@ -222,6 +292,11 @@ int es_push_decoded(lua_State *L, int decode_index, const es_response *r)
     if (*p != '{')
         return push_http_error(L, r, "response is not a JSON object", 1);
 
+    {
+        const char *problem = check_text((const unsigned char *)r->body, r->body_len);
+        if (problem != NULL)
+            return push_http_error(L, r, problem, 0);
+    }
     lua_pushvalue(L, decode_index);
     lua_pushlstring(L, r->body, r->body_len);
     if (lua_pcall(L, 1, 1, 0) != 0) {

@@ -222,7 +222,9 @@ local REASONS = { [200] = "OK", [201] = "Created", [400] = "Bad Request", [401] 
                   [403] = "Forbidden", [404] = "Not Found", [405] = "Method Not Allowed",
                   [411] = "Length Required", [413] = "Payload Too Large",
                   [422] = "Unprocessable Entity", [429] = "Too Many Requests",
-                  [500] = "Internal Server Error", [502] = "Bad Gateway", [503] = "Service Unavailable" }
+                  [500] = "Internal Server Error", [502] = "Bad Gateway", [503] = "Service Unavailable",
+                  [408] = "Request Timeout", [409] = "Conflict", [520] = "Unknown Error",
+                  [524] = "A Timeout Occurred", [302] = "Found" }
 
 local function envelope_ok(status, result, info)
   local body = '{"success":true,"errors":[],"messages":[],"result":' .. encode(result)
@@ -446,25 +448,59 @@ local function redact(headers)
   return copy
 end
 
--- Writes one answer; returns false when the connection must close after it.
+local function gzip(data)
+  local file = os.tmpname()
+  local pipe = assert(io.popen("gzip -c -n > " .. file, "w"))
+  pipe:write(data)
+  pipe:close()
+  local f = assert(io.open(file, "rb"))
+  local packed = f:read("a")
+  f:close()
+  os.remove(file)
+  return packed
+end
+
+-- Writes one answer, shaped by the fault if there is one; returns false
+-- when the connection must close after it. Fault fields used here:
+-- status/headers/body (a custom answer), gzip, chunked (chunk_size),
+-- body_delay_ms, truncate_to (then close), reset (close with a TCP reset
+-- instead), close_after.
 local function respond(sock, answer, fault)
+  fault = fault or {}
   local headers = { ["Content-Type"] = "application/json", ["cf-ray"] = ray_id() }
-  if fault and fault.status then
-    headers = { ["cf-ray"] = headers["cf-ray"] }
-    for k, v in pairs(fault.headers or {}) do headers[k] = v end
-  end
+  if fault.status then headers["Content-Type"] = nil end
+  for k, v in pairs(fault.headers or {}) do headers[k] = v end
   local body = answer.body or ""
-  headers["Content-Length"] = tostring(#body)
+  if fault.gzip then
+    body = gzip(body)
+    headers["Content-Encoding"] = "gzip"
+  end
+  if fault.chunked then
+    headers["Transfer-Encoding"] = "chunked"
+  else
+    headers["Content-Length"] = tostring(#body)
+  end
   local head = { ("HTTP/1.1 %d %s\r\n"):format(answer.status, REASONS[answer.status] or "Status") }
   for k, v in pairs(headers) do head[#head + 1] = k .. ": " .. v .. "\r\n" end
   head[#head + 1] = "\r\n"
   if not send_all(sock, table.concat(head)) then return false end
-  if fault and fault.body_delay_ms then sleep_ms(fault.body_delay_ms) end
-  if fault and fault.truncate_to then
+  sleep_ms(fault.body_delay_ms)
+  if fault.truncate_to then
     send_all(sock, body:sub(1, fault.truncate_to))
+    if fault.reset then sock:setoption("linger", { on = true, timeout = 0 }) end
     return false
   end
-  return send_all(sock, body) and true
+  if fault.chunked then
+    local size = fault.chunk_size or 7
+    for i = 1, #body, size do
+      local piece = body:sub(i, i + size - 1)
+      if not send_all(sock, ("%x\r\n%s\r\n"):format(#piece, piece)) then return false end
+    end
+    if not send_all(sock, "0\r\n\r\n") then return false end
+  elseif not send_all(sock, body) then
+    return false
+  end
+  return not fault.close_after
 end
 
 local API_ROUTE = "^/client/v4/accounts/([^/]+)/email%-security/settings/impersonation_registry/?([^/]*)$"
@@ -476,11 +512,15 @@ local function serve_request(sock, conn_id, method, target, headers, raw)
 
   requests[#requests + 1] = { method = method, path = path, query = query, headers = redact(headers),
                               auth = (authenticate(headers)), body = raw, connection = conn_id }
+  -- A fault with `after` lets the request act (a create is stored) and
+  -- only then answers as the fault says.
   local fault = take_fault(method, path)
   if fault then
     sleep_ms(fault.delay_ms)
     if fault.close then return false end
-    if fault.status then return respond(sock, { status = fault.status, body = fault.body }, fault) end
+    if fault.status and not fault.after then
+      return respond(sock, { status = fault.status, body = fault.body }, fault)
+    end
   end
 
   local answer
@@ -494,6 +534,8 @@ local function serve_request(sock, conn_id, method, target, headers, raw)
   end
   if fault and fault.success_false then
     answer = envelope_error(200, fault.code or 1000, fault.message or "Emulated failure")
+  elseif fault and fault.after and fault.status then
+    answer = { status = fault.status, body = fault.body }
   end
   return respond(sock, answer, fault)
 end

@@ -5,6 +5,8 @@
 local core = require("cloudflare.email_security.core")
 local config = require("cloudflare.email_security.config")
 local resource = require("cloudflare.email_security.resource")
+local pacer = require("cloudflare.email_security.pacer")
+local log = require("cloudflare.email_security.log")
 local VERSION = require("cloudflare.email_security.version")
 
 local SCHEMAS = {
@@ -70,8 +72,15 @@ function client.new(opts)
   return setmetatable({
     account_id = c.account_id,
     base_url = c.base_url,
-    _state = { account_id = c.account_id, base_url = c.base_url, transport = transport,
-               config = c },
+    _state = {
+      account_id = c.account_id,
+      base_url = c.base_url,
+      transport = transport,
+      config = c,
+      pacer = pacer.new(c.rate_limit, core.monotonic),
+      sleep = c.sleep or core.sleep,
+      log = log.writer(c.log),
+    },
   }, Client)
 end
 

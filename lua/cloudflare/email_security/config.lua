@@ -8,11 +8,14 @@ config.DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 config.DEFAULT_TIMEOUT = 60
 config.DEFAULT_CONNECT_TIMEOUT = 10
 config.DEFAULT_MAX_RESPONSE_SIZE = 8 * 1024 * 1024
+config.DEFAULT_MAX_RETRIES = 2
+config.DEFAULT_MAX_RETRY_WAIT = 60
 
 local KNOWN = {
   account_id = true, api_token = true, api_email = true, api_key = true,
   base_url = true, timeout = true, connect_timeout = true, ca_bundle = true,
-  max_response_size = true, user_agent = true,
+  max_response_size = true, user_agent = true, max_retries = true, max_retry_wait = true,
+  rate_limit = true, sleep = true, log = true,
 }
 
 -- An environment variable set to "" counts as not set, as in most tools.
@@ -168,6 +171,36 @@ function config.resolve(opts, getenv)
     return nil, "user_agent must be a string without control characters"
   end
   c.user_agent_suffix = opts.user_agent
+
+  local retries = opts.max_retries or config.DEFAULT_MAX_RETRIES
+  if type(retries) ~= "number" or retries < 0 or retries ~= math.floor(retries) or retries > 100 then
+    return nil, "max_retries must be a whole number from 0 to 100"
+  end
+  c.max_retries = retries
+  local wait = opts.max_retry_wait or config.DEFAULT_MAX_RETRY_WAIT
+  if type(wait) ~= "number" or wait ~= wait or wait < 0 or wait == math.huge then
+    return nil, "max_retry_wait must be a number of seconds, 0 or more"
+  end
+  c.max_retry_wait = wait
+
+  local limit = opts.rate_limit
+  if limit ~= nil then
+    if type(limit) ~= "table" or type(limit.requests) ~= "number" or limit.requests < 1
+       or limit.requests ~= math.floor(limit.requests) or type(limit.per) ~= "number"
+       or limit.per ~= limit.per or limit.per <= 0 or limit.per == math.huge then
+      return nil, "rate_limit must be { requests = N (a whole number), per = seconds }"
+    end
+    c.rate_limit = { requests = limit.requests, per = limit.per }
+  end
+  if opts.sleep ~= nil and type(opts.sleep) ~= "function" then
+    return nil, "sleep must be a function(seconds)"
+  end
+  c.sleep = opts.sleep
+  local lg = opts.log
+  if lg ~= nil and lg ~= true and lg ~= false and lg ~= "debug" and type(lg) ~= "function" then
+    return nil, "log must be true, \"debug\", false or a function(line)"
+  end
+  c.log = lg
   return c
 end
 

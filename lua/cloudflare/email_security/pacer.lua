@@ -1,0 +1,56 @@
+-- Paces requests so that a bulk script does not meet a 429: at most
+-- `requests` starts in any `per` seconds (a ring of the last start times),
+-- and a pause when the API's RateLimit header says the budget is nearly spent.
+
+local Pacer = {}
+Pacer.__index = Pacer
+
+local pacer = {}
+
+--- limit: { requests = N, per = seconds } or nil; clock: monotonic seconds.
+function pacer.new(limit, clock)
+  return setmetatable({
+    size = limit and limit.requests,
+    per = limit and limit.per,
+    starts = {},
+    slot = 1,
+    hold_until = 0,
+    clock = clock,
+  }, Pacer)
+end
+
+--- Seconds to wait before the next request may start.
+function Pacer:delay()
+  local now = self.clock()
+  local wait = self.hold_until - now
+  local oldest = self.size and self.starts[self.slot]
+  if oldest then wait = math.max(wait, oldest + self.per - now) end
+  return wait > 0 and wait or 0
+end
+
+--- A request starts now.
+function Pacer:started()
+  if not self.size then return end
+  self.starts[self.slot] = self.clock()
+  self.slot = self.slot % self.size + 1
+end
+
+--- Reads `RateLimit: "name";r=REMAINING;t=RESET` (and the quota q of
+--- `RateLimit-Policy`). With nothing left, wait for the reset; with under a
+--- tenth of the quota left, spread what remains over the time to the reset.
+function Pacer:observe(headers)
+  local line = headers and headers.ratelimit
+  if not line then return end
+  local remaining = tonumber(line:match("[;,%s]r=(%d+)") or line:match("^r=(%d+)"))
+  local reset = tonumber(line:match("[;,%s]t=(%d+)") or line:match("^t=(%d+)"))
+  if not remaining or not reset then return end
+  local quota = tonumber((headers["ratelimit-policy"] or ""):match("q=(%d+)"))
+  local now = self.clock()
+  if remaining <= 0 then
+    self.hold_until = now + reset
+  elseif quota and remaining < quota / 10 then
+    self.hold_until = now + reset / (remaining + 1)
+  end
+end
+
+return pacer

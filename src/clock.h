@@ -1,0 +1,15 @@
+/*
+ * Time for the retry and rate-limit policy: a monotonic clock (wall-clock
+ * jumps must not shorten or stretch a wait) and a sleep that needs no
+ * signals.
+ */
+#ifndef ES_CLOCK_H
+#define ES_CLOCK_H
+
+/* Seconds since an arbitrary point, never going backwards. */
+double es_monotonic(void);
+
+/* Sleeps for that many seconds (at most a day); resumes after a signal. */
+void es_sleep(double seconds);
+
+#endif
