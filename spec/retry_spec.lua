@@ -1,0 +1,121 @@
+local retry = require("cloudflare.email_security.retry")
+local pacer = require("cloudflare.email_security.pacer")
+
+local function err(t)
+  t.headers = t.headers or {}
+  return t
+end
+
+describe("retry.retryable", function()
+  local idempotent = { "GET", "PATCH", "DELETE" }
+
+  it("retries reads, updates and deletes on broken connections, timeouts, 408, 409, 429, 5xx", function()
+    for _, m in ipairs(idempotent) do
+      assert.is_true(retry.retryable(m, err({ kind = "transport", curl_code = 7 })), m)
+      assert.is_true(retry.retryable(m, err({ kind = "transport", curl_code = 56 })), m)
+      assert.is_true(retry.retryable(m, err({ kind = "transport", curl_code = 52 })), m)
+      assert.is_true(retry.retryable(m, err({ kind = "timeout", curl_code = 28 })), m)
+      for _, status in ipairs({ 408, 409, 429, 500, 502, 503, 520, 524 }) do
+        assert.is_true(retry.retryable(m, err({ kind = "api", status = status })), m .. " " .. status)
+      end
+      assert.is_true(retry.retryable(m, err({ kind = "http", status = 502 })), m)
+    end
+  end)
+
+  it("does not retry client errors, invalid input or certificate failures", function()
+    for _, status in ipairs({ 400, 401, 403, 404, 422 }) do
+      assert.is_false(retry.retryable("GET", err({ kind = "api", status = status })), status)
+    end
+    assert.is_false(retry.retryable("GET", err({ kind = "invalid" })))
+    assert.is_false(retry.retryable("GET", err({ kind = "transport", curl_code = 60 })))
+    assert.is_false(retry.retryable("GET", err({ kind = "http", status = 200 })))
+  end)
+
+  it("retries a create only when it certainly did not act", function()
+    assert.is_true(retry.retryable("POST", err({ kind = "transport", curl_code = 7 })), "refused")
+    assert.is_true(retry.retryable("POST", err({ kind = "transport", curl_code = 6 })), "no DNS")
+    assert.is_true(retry.retryable("POST", err({ kind = "api", status = 429 })), "429")
+    assert.is_false(retry.retryable("POST", err({ kind = "timeout", curl_code = 28 })), "timeout")
+    assert.is_false(retry.retryable("POST", err({ kind = "transport", curl_code = 56 })), "reset after sending")
+    assert.is_false(retry.retryable("POST", err({ kind = "transport", curl_code = 52 })), "empty reply")
+    assert.is_false(retry.retryable("POST", err({ kind = "api", status = 500 })), "500")
+    assert.is_false(retry.retryable("POST", err({ kind = "http", status = 502 })), "502")
+  end)
+
+  it("obeys x-should-retry either way", function()
+    assert.is_false(retry.retryable("GET", err({ kind = "api", status = 503, headers = { ["x-should-retry"] = "false" } })))
+    assert.is_true(retry.retryable("POST", err({ kind = "api", status = 500, headers = { ["x-should-retry"] = "true" } })))
+    assert.is_true(retry.retryable("GET", err({ kind = "api", status = 400, headers = { ["x-should-retry"] = "true" } })))
+  end)
+end)
+
+describe("retry.delay", function()
+  local function fixed(x) return function() return x end end
+
+  it("honours retry-after-ms, then Retry-After in seconds", function()
+    assert.are.equal(0.25, retry.delay(err({ headers = { ["retry-after-ms"] = "250", ["retry-after"] = "9" } }),
+                                       1, 60, 0, fixed(0)))
+    assert.are.equal(3, retry.delay(err({ headers = { ["retry-after"] = "3" } }), 1, 60, 0, fixed(0)))
+  end)
+
+  it("honours Retry-After as an HTTP date", function()
+    local now = retry.parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT")
+    assert.are.equal(1445412480, now)
+    local e = err({ headers = { ["retry-after"] = "Wed, 21 Oct 2015 07:28:05 GMT" } })
+    assert.are.equal(5, retry.delay(e, 1, 60, now, fixed(0)))
+    e = err({ headers = { ["retry-after"] = "Wed, 21 Oct 2015 07:27:00 GMT" } })
+    assert.are.equal(0, retry.delay(e, 1, 60, now, fixed(0)), "a date in the past means now")
+  end)
+
+  it("caps what the API asks by max_retry_wait", function()
+    assert.are.equal(10, retry.delay(err({ headers = { ["retry-after"] = "3600" } }), 1, 10, 0, fixed(0)))
+  end)
+
+  it("backs off exponentially from 0.5 s to 8 s, with up to 25% jitter", function()
+    local plain = {}
+    for attempt = 1, 7 do plain[attempt] = retry.delay(err({}), attempt, 60, 0, fixed(0)) end
+    assert.are.same({ 0.5, 1, 2, 4, 8, 8, 8 }, plain)
+    assert.are.equal(0.375, retry.delay(err({}), 1, 60, 0, fixed(1)))
+    assert.are.equal(6, retry.delay(err({}), 9, 60, 0, fixed(1)))
+  end)
+end)
+
+describe("pacer", function()
+  local now
+  local function clock() return now end
+
+  before_each(function() now = 100 end)
+
+  it("lets `requests` starts through per window, then waits for the oldest to age out", function()
+    local p = pacer.new({ requests = 3, per = 10 }, clock)
+    for _ = 1, 3 do
+      assert.are.equal(0, p:delay())
+      p:started()
+      now = now + 1
+    end
+    assert.are.equal(7, p:delay(), "the first start, at 100, frees its slot at 110")
+    now = 110
+    assert.are.equal(0, p:delay())
+  end)
+
+  it("does nothing without a limit", function()
+    local p = pacer.new(nil, clock)
+    for _ = 1, 1000 do p:started() end
+    assert.are.equal(0, p:delay())
+  end)
+
+  it("waits for the reset when the RateLimit header says nothing is left", function()
+    local p = pacer.new(nil, clock)
+    p:observe({ ratelimit = '"default";r=0;t=30' })
+    assert.are.equal(30, p:delay())
+  end)
+
+  it("slows down when under a tenth of the quota is left", function()
+    local p = pacer.new(nil, clock)
+    p:observe({ ratelimit = '"default";r=9;t=30', ["ratelimit-policy"] = '"default";q=1200;w=300' })
+    assert.are.equal(3, p:delay())
+    p = pacer.new(nil, clock)
+    p:observe({ ratelimit = '"default";r=500;t=30', ["ratelimit-policy"] = '"default";q=1200;w=300' })
+    assert.are.equal(0, p:delay(), "plenty left")
+  end)
+end)
