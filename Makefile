@@ -21,7 +21,7 @@ ALL_CFLAGS   = $(WARNINGS) $(CFLAGS) -fPIC -fvisibility=hidden -pthread $(LUA_CF
 LDFLAGS     ?=
 ALL_LDFLAGS  = -shared -pthread $(LDFLAGS)
 
-BUILD        = build/lua$(LUA_VERSION)
+BUILD       ?= build/lua$(LUA_VERSION)
 OBJDIR       = $(BUILD)/obj
 MODULE       = $(BUILD)/cloudflare/email_security/core.so
 SOURCES      = $(wildcard src/*.c)
@@ -32,7 +32,7 @@ LUA_FILES    = $(shell find lua -name '*.lua' | sort)
 LUA_DIR      = $(DESTDIR)$(PREFIX)/share/lua/$(LUA_VERSION)
 LIB_DIR      = $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_VERSION)
 
-.PHONY: all deps test install uninstall clean lint demo emulator
+.PHONY: all deps test install uninstall clean lint demo emulator check-memory check-asan fuzz soak
 
 all: $(MODULE)
 
@@ -54,6 +54,41 @@ test:
 	@bash .ci/deps --prism
 	@$(MAKE) --no-print-directory all
 	$(LUA) $(BUSTED) --cpath='./$(BUILD)/?.so' $(BUSTED_ARGS)
+
+# The whole suite under valgrind memcheck: any error, or a definite leak,
+# fails it.
+check-memory: all
+	valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
+		--errors-for-leak-kinds=definite $(LUA) $(BUSTED) --cpath='./$(BUILD)/?.so' $(BUSTED_ARGS)
+
+# The whole suite against a core built with AddressSanitizer and UBSan.
+# The interpreter is not instrumented, so the runtimes are preloaded;
+# leaks are valgrind's job (check-memory).
+ASAN_BUILD = build/asan-lua$(LUA_VERSION)
+SANITIZE   = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+check-asan:
+	@$(MAKE) --no-print-directory all BUILD=$(ASAN_BUILD) CFLAGS="-O1 -g $(SANITIZE)" LDFLAGS="$(SANITIZE)"
+	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		$(LUA) $(BUSTED) --cpath='./$(ASAN_BUILD)/?.so' $(BUSTED_ARGS)
+
+# libFuzzer on the envelope decoder (clang), FUZZ_SECONDS long; the seed
+# corpus and any input that once failed live in spec/fuzz/corpus.
+FUZZ_SECONDS ?= 60
+FUZZER = build/fuzz/decode_fuzz
+$(FUZZER): spec/fuzz/decode_fuzz.c src/envelope.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	clang -g -O1 -fsanitize=fuzzer,address,undefined $(LUA_CFLAGS) -o $@ \
+		spec/fuzz/decode_fuzz.c src/envelope.c -llua$(LUA_VERSION)
+fuzz: $(FUZZER)
+	@mkdir -p build/fuzz/corpus
+	$(FUZZER) -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -artifact_prefix=build/fuzz/ \
+		build/fuzz/corpus spec/fuzz/corpus
+
+# 100,000 calls against the emulator; fails when resident memory grows by
+# 1 MiB or more.
+soak: all
+	LUA_CPATH='./$(BUILD)/?.so;;' LUA_PATH='./lua/?.lua;./?.lua;;' $(LUA) bench/soak.lua $(SOAK_CALLS)
 
 lint:
 	luacheck lua spec examples

@@ -196,9 +196,11 @@ describe("impersonation registry against the emulator", function()
     end)
 
     it("reads the account, token and base URL from the environment", function()
-      local cmd = ("cd %q && env -i PATH=%q CLOUDFLARE_ACCOUNT_ID=%s CLOUDFLARE_API_TOKEN=%s"
+      -- env -i: nothing else of this environment; LD_PRELOAD kept for the sanitizer run
+      local cmd = ("cd %q && env -i PATH=%q LD_PRELOAD=%q CLOUDFLARE_ACCOUNT_ID=%s CLOUDFLARE_API_TOKEN=%s"
         .. " CLOUDFLARE_BASE_URL=%s LUA_PATH='./lua/?.lua;;' LUA_CPATH=%q lua5.4 -e %q")
-        :format(os.getenv("PWD") or ".", os.getenv("PATH"), ACCOUNT, emu.token, emu.base_url,
+        :format(os.getenv("PWD") or ".", os.getenv("PATH"), os.getenv("LD_PRELOAD") or "", ACCOUNT,
+                emu.token, emu.base_url,
                 package.cpath,
                 "local es = require 'cloudflare.email_security';"
                 .. "local r, e = es.new().impersonation_registry:list(); io.write(r and 'ok' or tostring(e))")

@@ -5,7 +5,7 @@
 -- delayed answer on one connection never holds up another.
 --
 --   lua5.4 spec/support/emulator.lua [--port 8787] [--port-file F]
---       [--token T] [--email E --key K] [--idle-exit SECONDS] [--verbose]
+--       [--token T] [--email E --key K] [--idle-exit SECONDS] [--max-log N] [--verbose]
 --
 -- Besides the API under /client/v4, control routes under /__emulator/ let a
 -- spec reset state, seed entries, read what reached the server, and inject
@@ -21,7 +21,7 @@ local null = cjson.null
 ---------------------------------------------------------------------------
 
 local opts = { host = "127.0.0.1", port = 8787, token = "test-token", email = "user@example.com",
-               key = "test-key", idle_exit = 300 }
+               key = "test-key", idle_exit = 300, max_log = 20000 }
 do
   local i = 1
   while i <= #arg do
@@ -36,7 +36,7 @@ do
       i = i + 2
     end
   end
-  opts.port, opts.idle_exit = tonumber(opts.port), tonumber(opts.idle_exit)
+  opts.port, opts.idle_exit, opts.max_log = tonumber(opts.port), tonumber(opts.idle_exit), tonumber(opts.max_log)
   -- never reachable from outside this machine
   if opts.host ~= "127.0.0.1" and opts.host ~= "localhost" then
     error("the emulator listens on 127.0.0.1 only")
@@ -510,6 +510,13 @@ local function serve_request(sock, conn_id, method, target, headers, raw)
   local control_name = path:match("^/__emulator/(%w+)$")
   if control_name then return respond(sock, control(method, control_name, query, raw)) end
 
+  -- a soak of many calls must not grow the log without end: keep the newest half
+  local n = #requests
+  if n >= opts.max_log then
+    local keep = n - n // 2
+    table.move(requests, n - keep + 1, n, 1)
+    for i = n, keep + 1, -1 do requests[i] = nil end
+  end
   requests[#requests + 1] = { method = method, path = path, query = query, headers = redact(headers),
                               auth = (authenticate(headers)), body = raw, connection = conn_id }
   -- A fault with `after` lets the request act (a create is stored) and
