@@ -91,7 +91,7 @@ soak: all
 	LUA_CPATH='./$(BUILD)/?.so;;' LUA_PATH='./lua/?.lua;./?.lua;;' $(LUA) bench/soak.lua $(SOAK_CALLS)
 
 lint:
-	luacheck lua spec examples
+	luacheck lua spec examples bench
 
 # The main job: an update and a delete, against the real API when
 # credentials are set, else against the local emulator.

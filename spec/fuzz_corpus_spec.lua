@@ -6,12 +6,9 @@ local core = require("cloudflare.email_security.core")
 -- Same layout as spec/fuzz/decode_fuzz.c: 2 bytes status, then two
 -- length-prefixed strings (content type, cf-ray), then the body.
 local function parse(data)
-  local status, pos = 200, 1
+  local status, pos = 200, #data + 1
   if #data >= 2 then
-    status = data:byte(1) * 256 + data:byte(2)
-    pos = 3
-  else
-    pos = #data + 1
+    status, pos = data:byte(1) * 256 + data:byte(2), 3
   end
   local fields = {}
   for i = 1, 2 do
