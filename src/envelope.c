@@ -259,7 +259,10 @@ static const char *check_text(const unsigned char *p, size_t n)
 static void restore_integers(lua_State *L, int t, int depth)
 {
     const lua_Number limit = 9007199254740992.0;
-    if (depth > 64)
+    /* Each level holds a key and a value on the stack; a C function is only
+     * promised LUA_MINSTACK slots, and writing past them corrupts the heap
+     * (the fuzzer found this with nesting near cjson's depth limit). */
+    if (depth > 64 || !lua_checkstack(L, 4))
         return;
     lua_pushnil(L);
     while (lua_next(L, t) != 0) {
