@@ -1,0 +1,68 @@
+-- One measurement of the module, in a process of its own so that its peak
+-- memory is its own; bench/run.lua starts it and reads the one line it
+-- prints (the same format as bench/floor.c).
+--
+--   module_bench.lua update|delete BASE_URL N
+--   module_bench.lua list BASE_URL PAGES ROUNDS     (PAGES pages of 1000 through reg:each)
+--   module_bench.lua flat BASE_URL N                RSS after 1,000 updates and after N
+local es = require("cloudflare.email_security")
+local core = require("cloudflare.email_security.core")
+
+local mode, base_url, n, rounds = arg[1], arg[2], tonumber(arg[3]), tonumber(arg[4] or "1")
+local ID = "f174e90a-fafe-4643-bbbc-4a0ed4fc8415"
+
+local function status_kib(field)
+  local f = assert(io.open("/proc/self/status"))
+  local kib = tonumber(f:read("*a"):match(field .. ":%s*(%d+)"))
+  f:close()
+  return kib
+end
+
+local cf = es.new({ account_id = "023e105f4ecef8ad9ca31a8372d0c353", api_token = "bench-token",
+                    base_url = base_url, ca_bundle = os.getenv("BENCH_CA"), max_retries = 0 })
+local reg = cf.impersonation_registry
+local fields = { name = "John Doe", comments = es.null }
+
+local function fail(err)
+  io.stderr:write("module_bench: ", tostring(err), "\n")
+  os.exit(1)
+end
+
+local calls = 0
+local wall, cpu = core.monotonic(), os.clock()
+if mode == "update" then
+  for _ = 1, n do
+    local r, err = reg:update(ID, fields)
+    if not r then fail(err) end
+  end
+  calls = n
+elseif mode == "delete" then
+  for _ = 1, n do
+    local r, err = reg:delete(ID)
+    if not r then fail(err) end
+  end
+  calls = n
+elseif mode == "list" then
+  local entries = 0
+  for _ = 1, rounds do
+    for entry, err in reg:each({ per_page = 1000 }) do
+      if not entry then fail(err) end
+      entries = entries + 1
+    end
+  end
+  if entries ~= n * 1000 * rounds then fail("walked " .. entries .. " entries") end
+  calls = n * rounds
+elseif mode == "flat" then
+  for _ = 1, 1000 do assert(reg:update(ID, fields)) end
+  collectgarbage()
+  local before = status_kib("VmRSS")
+  for _ = 1, n do assert(reg:update(ID, fields)) end
+  collectgarbage()
+  print(("calls=%d rss_before_kib=%d rss_after_kib=%d"):format(n, before, status_kib("VmRSS")))
+  os.exit(0)
+else
+  fail("unknown mode " .. tostring(mode))
+end
+wall, cpu = core.monotonic() - wall, os.clock() - cpu
+print(("calls=%d wall=%.6f cpu_us=%.3f peak_kib=%d"):format(calls, wall, cpu / calls * 1e6, status_kib("VmHWM")))
+cf:close()
