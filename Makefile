@@ -32,7 +32,7 @@ LUA_FILES    = $(shell find lua -name '*.lua' | sort)
 LUA_DIR      = $(DESTDIR)$(PREFIX)/share/lua/$(LUA_VERSION)
 LIB_DIR      = $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_VERSION)
 
-.PHONY: all deps test install uninstall clean lint demo emulator check-memory check-asan fuzz soak
+.PHONY: all deps test install uninstall clean lint demo emulator check-memory check-asan fuzz soak bench
 
 all: $(MODULE)
 
@@ -89,6 +89,18 @@ fuzz: $(FUZZER)
 # 1 MiB or more.
 soak: all
 	LUA_CPATH='./$(BUILD)/?.so;;' LUA_PATH='./lua/?.lua;./?.lua;;' $(LUA) bench/soak.lua $(SOAK_CALLS)
+
+# The module beside a raw libcurl loop, against a loopback nginx (HTTP and
+# HTTPS with HTTP/2); then the module's own instructions per call.
+FLOOR_BIN = build/bench/floor
+$(FLOOR_BIN): bench/floor.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARNINGS) -O2 $(LUA_CFLAGS) $(CURL_CFLAGS) -o $@ $< $(CURL_LIBS) -llua$(LUA_VERSION)
+bench:
+	@bash .ci/deps --bench
+	@$(MAKE) --no-print-directory all $(FLOOR_BIN)
+	LUA=$(LUA) BENCH_FLOOR=$(FLOOR_BIN) LUA_CPATH='./$(BUILD)/?.so;;' $(LUA) bench/run.lua
+	LUA=$(LUA) LUA_CPATH='./$(BUILD)/?.so;;' bash bench/instructions.sh
 
 lint:
 	luacheck lua spec examples bench

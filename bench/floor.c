@@ -4,6 +4,7 @@
  * mode each page is also decoded with lua-cjson, as the module must.
  *
  *   floor URL METHOD N [BODY]        N sequential requests
+ *   (env FLOOR_DECODE=1: also lua-cjson-decode each answer, as the module must)
  *   floor --list URL PAGES ROUNDS    ROUNDS walks of URL&page=1..PAGES
  *
  * Env BENCH_CA: a PEM file to trust (the bench's self-signed certificate).
@@ -83,6 +84,7 @@ int main(int argc, char **argv)
     struct curl_slist *headers = NULL;
     const char *ca = getenv("BENCH_CA");
     int list = argc == 5 && strcmp(argv[1], "--list") == 0;
+    int decode = list || getenv("FLOOR_DECODE") != NULL;
     long i, n, rounds = 1, calls = 0;
     double wall, cpu;
     lua_State *L = NULL;
@@ -104,16 +106,18 @@ int main(int argc, char **argv)
     if (ca != NULL)
         curl_easy_setopt(h, CURLOPT_CAINFO, ca);
 
-    if (list) {
-        char url[2048];
-        n = atol(argv[3]);
-        rounds = atol(argv[4]);
+    if (decode) {
         L = luaL_newstate();
         luaL_openlibs(L);
         if (luaL_dostring(L, "return require('cjson').decode") != 0) {
             fprintf(stderr, "floor: %s\n", lua_tostring(L, -1));
             return 1;
         }
+    }
+    if (list) {
+        char url[2048];
+        n = atol(argv[3]);
+        rounds = atol(argv[4]);
         wall = now();
         cpu = cpu_seconds();
         for (i = 0; i < rounds * n; i++) {
@@ -142,6 +146,12 @@ int main(int argc, char **argv)
             body.len = 0;
             if (!perform(h, argv[1]))
                 return 1;
+            if (decode) {
+                lua_pushvalue(L, 1);
+                lua_pushlstring(L, body.data, body.len);
+                lua_call(L, 1, 1);
+                lua_pop(L, 1);
+            }
             calls++;
         }
     }

@@ -21,6 +21,8 @@ end
 
 --- Seconds to wait before the next request may start.
 function Pacer:delay()
+  -- the common case, no limit and no hold, must not even read the clock
+  if not self.size and self.hold_until == 0 then return 0 end
   local now = self.clock()
   local wait = self.hold_until - now
   local oldest = self.size and self.starts[self.slot]

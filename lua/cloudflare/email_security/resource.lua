@@ -50,7 +50,8 @@ function Resource:_entry_path(method, id)
     return nil, errors.invalid(field, rule, message, method,
                                self._collection .. "/{" .. self._schema.id_param .. "}")
   end
-  return self._collection .. "/" .. escape(id)
+  -- a uuid has nothing to escape
+  return self._collection .. "/" .. (self._schema.id_format == "uuid" and id or escape(id))
 end
 
 function Resource:_body(method, path, fields, mode)

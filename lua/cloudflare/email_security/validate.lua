@@ -67,9 +67,13 @@ local function check_value(spec, v)
   local t = spec.type
   if t == "string" then
     if type(v) ~= "string" then return "type", "must be a string, got " .. type(v) end
-    if v:find("\0", 1, true) then return "nul", "must not contain a NUL byte" end
-    local len = validate.utf8_length(v)
-    if not len then return "utf8", "must be valid UTF-8" end
+    local len = #v
+    -- one scan in the common case: plain ASCII without NUL needs no more
+    if v:find("[%z\128-\255]") then
+      if v:find("\0", 1, true) then return "nul", "must not contain a NUL byte" end
+      len = validate.utf8_length(v)
+      if not len then return "utf8", "must be valid UTF-8" end
+    end
     if spec.max_length and len > spec.max_length then
       return "max_length", ("must be at most %d characters (got %d)"):format(spec.max_length, len)
     end
