@@ -140,7 +140,8 @@ for _, scheme in ipairs({ { "http", "http://127.0.0.1:" .. http_port, "HTTP/1.1"
   for _, case in ipairs({
     { "update (PATCH)", "update " .. base .. " " .. N, ("%s PATCH %d '%s'"):format(item, N, body), true },
     { "delete (DELETE)", "delete " .. base .. " " .. N, ("%s DELETE %d"):format(item, N), true },
-    { "list 10 x 1000 (each)", ("list %s 10 %d"):format(base, LIST_ROUNDS), ("--list '%s' 10 %d"):format(list, LIST_ROUNDS) },
+    { "list 10 x 1000 (each)", ("list %s 10 %d"):format(base, LIST_ROUNDS),
+      ("--list '%s' 10 %d"):format(list, LIST_ROUNDS) },
   }) do
     -- floor and module take turns, REPEAT times each; the best run of each
     -- counts, which keeps a noisy neighbour from deciding a ratio
