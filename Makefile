@@ -2,14 +2,16 @@
 # default), runs the specs against the local API emulator, and installs into
 # the layout Lua's default package paths search.
 
+# LuaJIT: make LUA_VERSION=5.1 LUA=luajit LUA_PC=luajit
 LUA_VERSION ?= 5.4
 LUA         ?= lua$(LUA_VERSION)
+LUA_PC      ?= lua$(LUA_VERSION)
 PREFIX      ?= /usr/local
 DESTDIR     ?=
 PKG_CONFIG  ?= pkg-config
 BUSTED      ?= $(shell command -v busted 2>/dev/null || echo /usr/bin/busted)
 
-LUA_CFLAGS  ?= $(shell $(PKG_CONFIG) --cflags lua$(LUA_VERSION) 2>/dev/null || echo -I/usr/include/lua$(LUA_VERSION))
+LUA_CFLAGS  ?= $(shell $(PKG_CONFIG) --cflags $(LUA_PC) 2>/dev/null || echo -I/usr/include/lua$(LUA_VERSION))
 CURL_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libcurl 2>/dev/null)
 CURL_LIBS   ?= $(shell $(PKG_CONFIG) --libs libcurl 2>/dev/null || echo -lcurl)
 
@@ -21,7 +23,7 @@ ALL_CFLAGS   = $(WARNINGS) $(CFLAGS) -fPIC -fvisibility=hidden -pthread $(LUA_CF
 LDFLAGS     ?=
 ALL_LDFLAGS  = -shared -pthread $(LDFLAGS)
 
-BUILD       ?= build/lua$(LUA_VERSION)
+BUILD       ?= build/$(LUA)
 OBJDIR       = $(BUILD)/obj
 MODULE       = $(BUILD)/cloudflare/email_security/core.so
 SOURCES      = $(wildcard src/*.c)
@@ -53,7 +55,7 @@ deps:
 test:
 	@bash .ci/deps --prism
 	@$(MAKE) --no-print-directory all
-	$(LUA) $(BUSTED) --cpath='./$(BUILD)/?.so' $(BUSTED_ARGS)
+	LUA=$(LUA) $(LUA) $(BUSTED) --cpath='./$(BUILD)/?.so' $(BUSTED_ARGS)
 
 # The whole suite under valgrind memcheck: any error, or a definite leak,
 # fails it.
@@ -64,7 +66,7 @@ check-memory: all
 # The whole suite against a core built with AddressSanitizer and UBSan.
 # The interpreter is not instrumented, so the runtimes are preloaded;
 # leaks are valgrind's job (check-memory).
-ASAN_BUILD = build/asan-lua$(LUA_VERSION)
+ASAN_BUILD = build/asan-$(LUA)
 SANITIZE   = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 check-asan:
 	@$(MAKE) --no-print-directory all BUILD=$(ASAN_BUILD) CFLAGS="-O1 -g $(SANITIZE)" LDFLAGS="$(SANITIZE)"

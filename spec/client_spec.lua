@@ -198,10 +198,10 @@ describe("impersonation registry against the emulator", function()
     it("reads the account, token and base URL from the environment", function()
       -- env -i: nothing else of this environment; LD_PRELOAD kept for the sanitizer run
       local cmd = ("cd %q && env -i PATH=%q LD_PRELOAD=%q CLOUDFLARE_ACCOUNT_ID=%s CLOUDFLARE_API_TOKEN=%s"
-        .. " CLOUDFLARE_BASE_URL=%s LUA_PATH='./lua/?.lua;;' LUA_CPATH=%q lua5.4 -e %q")
+        .. " CLOUDFLARE_BASE_URL=%s LUA_PATH='./lua/?.lua;;' LUA_CPATH=%q %s -e %q")
         :format(os.getenv("PWD") or ".", os.getenv("PATH"), os.getenv("LD_PRELOAD") or "", ACCOUNT,
                 emu.token, emu.base_url,
-                package.cpath,
+                package.cpath, os.getenv("LUA") or "lua5.4",
                 "local es = require 'cloudflare.email_security';"
                 .. "local r, e = es.new().impersonation_registry:list(); io.write(r and 'ok' or tostring(e))")
       local p = io.popen(cmd)
@@ -399,6 +399,10 @@ describe("impersonation registry against the emulator", function()
     end)
 
     it("happens at the end of a <close> block", function()
+      if _VERSION ~= "Lua 5.4" then
+        pending("to-be-closed variables are Lua 5.4's")
+        return
+      end
       local chunk = assert(load([[
         local es, opts = ...
         local kept

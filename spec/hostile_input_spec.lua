@@ -138,9 +138,9 @@ describe("hostile input", function()
 
   it("logs one line per request and per response when CLOUDFLARE_LOG=debug", function()
     local cmd = ("cd %q && env CLOUDFLARE_LOG=debug CLOUDFLARE_ACCOUNT_ID=%s CLOUDFLARE_API_TOKEN=%s"
-      .. " CLOUDFLARE_BASE_URL=%s LUA_PATH='./lua/?.lua;;' LUA_CPATH=%q lua5.4 -e %q 2>&1")
+      .. " CLOUDFLARE_BASE_URL=%s LUA_PATH='./lua/?.lua;;' LUA_CPATH=%q %s -e %q 2>&1")
       :format(os.getenv("PWD") or ".", ACCOUNT, SECRET, emu.base_url, package.cpath,
-              "local es = require 'cloudflare.email_security'; local c = es.new();"
+              os.getenv("LUA") or "lua5.4", "local es = require 'cloudflare.email_security'; local c = es.new();"
               .. " c.impersonation_registry:list(); c.impersonation_registry:get('" .. ID .. "')")
     local p = io.popen(cmd)
     local out = p:read("*a")

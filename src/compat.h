@@ -15,7 +15,7 @@
 
 #if LUA_VERSION_NUM < 502
 /* 5.1 has neither luaL_setfuncs nor luaL_setmetatable. */
-static void es_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
+static inline void es_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
 {
     int i;
     for (; l->name != NULL; l++) {
