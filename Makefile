@@ -34,7 +34,7 @@ LUA_FILES    = $(shell find lua -name '*.lua' | sort)
 LUA_DIR      = $(DESTDIR)$(PREFIX)/share/lua/$(LUA_VERSION)
 LIB_DIR      = $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_VERSION)
 
-.PHONY: all deps test install uninstall clean lint demo emulator check-memory check-asan fuzz soak bench
+.PHONY: all deps test install uninstall clean lint demo emulator check-memory check-asan fuzz soak bench repl
 
 all: $(MODULE)
 
@@ -113,6 +113,11 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	LUA_CPATH='./$(BUILD)/?.so;;' LUA_PATH='./lua/?.lua;./lua/?/init.lua;./?.lua;;' \
 		$(LUA) examples/update_and_delete.lua
+
+# Lua 5.4's prompt with es, cf and reg ready (see examples/repl.lua).
+repl: deps
+	@$(MAKE) --no-print-directory all
+	@LUA_CPATH='./$(BUILD)/?.so;;' LUA_PATH='./lua/?.lua;./lua/?/init.lua;./?.lua;;' $(LUA) -i examples/repl.lua
 
 # The emulator on its own, for trying things by hand.
 emulator:

@@ -1,0 +1,93 @@
+-- Renders values as readable, JSON-like text for people: entries and lists
+-- as indented objects and arrays (long lists cut short), JSON null as null,
+-- errors as their one line. The REPL setup prints every result with it.
+
+local errors = require("cloudflare.email_security.errors")
+local null = require("cjson").null
+
+local MAX_ITEMS = 20     -- a page of 1000 entries is not read at a prompt
+local MAX_DEPTH = 8
+
+local pretty = {}
+
+local function quote(s)
+  return '"' .. s:gsub('[%c"\\]', function(c)
+    local named = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
+    return named[c] or ("\\u%04x"):format(c:byte())
+  end) .. '"'
+end
+
+local function is_array(t)
+  local n = #t
+  if n == 0 then return next(t) == nil end
+  local count = 0
+  for _ in pairs(t) do count = count + 1 end
+  return count == n
+end
+
+local function render(v, indent, depth, seen, out)
+  local t = type(v)
+  if v == null then out[#out + 1] = "null" return end
+  if t == "string" then out[#out + 1] = quote(v) return end
+  if t ~= "table" then out[#out + 1] = tostring(v) return end
+  if errors.is_error(v) then out[#out + 1] = tostring(v) return end
+  if seen[v] or depth > MAX_DEPTH then out[#out + 1] = "..." return end
+  seen[v] = true
+  local inner = indent .. "  "
+  if is_array(v) then
+    if #v == 0 then out[#out + 1] = "[]" seen[v] = nil return end
+    out[#out + 1] = "[\n"
+    for i = 1, math.min(#v, MAX_ITEMS) do
+      out[#out + 1] = inner
+      render(v[i], inner, depth + 1, seen, out)
+      out[#out + 1] = i < #v and ",\n" or "\n"
+    end
+    if #v > MAX_ITEMS then out[#out + 1] = ("%s... (%d more)\n"):format(inner, #v - MAX_ITEMS) end
+    out[#out + 1] = indent .. "]"
+  else
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = k end
+    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+    out[#out + 1] = "{\n"
+    for i, k in ipairs(keys) do
+      out[#out + 1] = inner .. quote(tostring(k)) .. ": "
+      render(v[k], inner, depth + 1, seen, out)
+      out[#out + 1] = i < #keys and ",\n" or "\n"
+    end
+    out[#out + 1] = indent .. "}"
+  end
+  seen[v] = nil
+end
+
+--- The text of one value.
+function pretty.render(v)
+  local out = {}
+  render(v, "", 1, {}, out)
+  return table.concat(out)
+end
+
+--- A print that renders tables: put it in place of the global print in a
+--- REPL, which prints every result through `print`.
+function pretty.print(...)
+  local n = select("#", ...)
+  local first, err, envelope = ...
+  -- a method's success, `result, nil, envelope`: the result, and of the
+  -- envelope only its paging, which is what a person looks for
+  if n == 3 and first ~= nil and err == nil and type(envelope) == "table" and envelope.success ~= nil then
+    local info = envelope.result_info
+    io.stdout:write(pretty.render(first), "\n")
+    if type(info) == "table" then
+      io.stdout:write(("-- page %s, %s entries of %s\n"):format(tostring(info.page), tostring(info.count),
+                                                             tostring(info.total_count)))
+    end
+    return
+  end
+  local parts = {}
+  for i = 1, n do
+    local v = select(i, ...)
+    parts[i] = type(v) == "table" and pretty.render(v) or tostring(v)
+  end
+  io.stdout:write(table.concat(parts, "\t"), "\n")
+end
+
+return pretty

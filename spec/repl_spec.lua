@@ -1,0 +1,76 @@
+-- Lua 5.4's own interactive prompt, driven through a pseudo-terminal
+-- (tmux): `make repl` gives a ready client, results print as readable text,
+-- errors as their one line.
+local socket = require("socket")
+
+local function run(cmd)
+  local p = io.popen(cmd .. " 2>&1")
+  local out = p:read("*a")
+  p:close()
+  return out
+end
+
+describe("the REPL (Lua 5.4, in a pseudo-terminal)", function()
+  local session = "es-repl-" .. tostring(os.time()) .. "-" .. math.random(1000, 9999)
+  local available = run("command -v tmux") ~= "" and run("command -v lua5.4") ~= ""
+
+  local function screen()
+    return run(("tmux capture-pane -p -J -S -500 -t %s"):format(session))
+  end
+
+  -- Types a line, then waits until the screen shows `want` (a plain string).
+  local function type_line(line, want)
+    os.execute(("tmux send-keys -t %s -l %q"):format(session, line))
+    os.execute(("tmux send-keys -t %s Enter"):format(session))
+    local deadline = socket.gettime() + 15
+    while socket.gettime() < deadline do
+      local text = screen()
+      if text:find(want, 1, true) then return text end
+      socket.sleep(0.1)
+    end
+    error("the prompt never showed " .. want .. "; screen:\n" .. screen())
+  end
+
+  lazy_setup(function()
+    if not available then return end
+    -- no credentials in the session's environment: the REPL starts the emulator
+    local cmd = ("env -u CLOUDFLARE_API_TOKEN -u CLOUDFLARE_ACCOUNT_ID -u CLOUDFLARE_EMAIL -u CLOUDFLARE_API_KEY"
+      .. " make --no-print-directory -s repl")
+    os.execute(("tmux new-session -d -s %s -x 200 -y 60 %q"):format(session, cmd))
+    local deadline = socket.gettime() + 60
+    while socket.gettime() < deadline and not screen():find("\n> ", 1, true) do socket.sleep(0.1) end
+  end)
+
+  lazy_teardown(function()
+    if not available then return end
+    os.execute(("tmux send-keys -t %s C-d"):format(session))
+    socket.sleep(0.5)
+    os.execute(("tmux kill-session -t %s 2>/dev/null"):format(session))
+  end)
+
+  it("opens with a ready client and prints an entry as readable text", function()
+    if not available then
+      if os.getenv("CI") then error("tmux and lua5.4 are needed") end
+      return pending("tmux or lua5.4 is not installed")
+    end
+    assert.matches("cf: a client of the local emulator", screen(), 1, true)
+    type_line('x = reg:create{ name = "Jane Roe", email = "jane@example.com", is_email_regex = false }', "\n> ")
+    local text = type_line("reg:get(x.id)", '"name": "Jane Roe"')
+    assert.matches('"email": "jane@example.com"', text, 1, true)
+    assert.matches('"comments": null', text, 1, true)
+    assert.is_nil(text:find("table: 0x", 1, true))
+  end)
+
+  it("prints a list as an array, with its paging", function()
+    if not available then return pending("tmux or lua5.4 is not installed") end
+    local text = type_line("reg:list()", "-- page 1, 1 entries of 1")
+    assert.is_nil(text:find("table: 0x", 1, true))
+  end)
+
+  it("prints an error as its one line", function()
+    if not available then return pending("tmux or lua5.4 is not installed") end
+    local text = type_line('reg:get("nope")', "invalid error: impersonation_registry_id: must be a uuid")
+    -- the terminal turns the tab between the two results into spaces
+    assert.matches("\nnil%s+invalid error: [^\n]+%]\n", text)
+  end)
+end)
