@@ -5,23 +5,24 @@
 -- emulator started here and stopped when the prompt closes. Results print
 -- as readable JSON-like text; an error prints as its one line.
 
-es = require("cloudflare.email_security")       -- luacheck: ignore 111
+-- luacheck: globals es cf reg _EMULATOR print
+es = require("cloudflare.email_security")
 local pretty = require("cloudflare.email_security.pretty")
 
 local function set(name) local v = os.getenv(name) return v ~= nil and v ~= "" end
 
 if set("CLOUDFLARE_ACCOUNT_ID") and (set("CLOUDFLARE_API_TOKEN")
                                      or (set("CLOUDFLARE_EMAIL") and set("CLOUDFLARE_API_KEY"))) then
-  cf = es.new()                                  -- luacheck: ignore 111
+  cf = es.new()
   print("cf: a client for account " .. cf.account_id .. " (from the environment)")
 else
   local emulator = require("spec.support.emulator_process").start({ idle_exit = 3600 })
-  cf = es.new({ account_id = "023e105f4ecef8ad9ca31a8372d0c353", api_token = emulator.token,  -- luacheck: ignore 111
+  cf = es.new({ account_id = "023e105f4ecef8ad9ca31a8372d0c353", api_token = emulator.token,
                 base_url = emulator.base_url })
   -- stopped when the interpreter closes its state at the end of the session
-  _EMULATOR = setmetatable({}, { __gc = function() emulator.stop() end })  -- luacheck: ignore 111
+  _EMULATOR = setmetatable({}, { __gc = function() emulator.stop() end })
   print("cf: a client of the local emulator at " .. emulator.base_url .. " (no credentials set)")
 end
-reg = cf.impersonation_registry                   -- luacheck: ignore 111
-print = pretty.print                              -- luacheck: ignore 121
+reg = cf.impersonation_registry
+print = pretty.print
 print('try: reg:create{ name = "Jane Roe", email = "jane@example.com", is_email_regex = false }')

@@ -35,6 +35,7 @@ build = {
     ["cloudflare.email_security.json_body"] = "lua/cloudflare/email_security/json_body.lua",
     ["cloudflare.email_security.paging"] = "lua/cloudflare/email_security/paging.lua",
     ["cloudflare.email_security.policy"] = "lua/cloudflare/email_security/policy.lua",
+    ["cloudflare.email_security.pretty"] = "lua/cloudflare/email_security/pretty.lua",
     ["cloudflare.email_security.log"] = "lua/cloudflare/email_security/log.lua",
     ["cloudflare.email_security.pacer"] = "lua/cloudflare/email_security/pacer.lua",
     ["cloudflare.email_security.retry"] = "lua/cloudflare/email_security/retry.lua",
