@@ -6,8 +6,9 @@
 --
 --   lua5.4 bench/run.lua            (BENCH_N calls per row, default 2000)
 
-local socket = require("socket")
 local cjson = require("cjson")
+local process = require("spec.support.process")
+local free_port = process.free_port
 
 local N = tonumber(os.getenv("BENCH_N") or "2000")
 local LIST_ROUNDS = tonumber(os.getenv("BENCH_LIST_ROUNDS") or "5")
@@ -35,13 +36,6 @@ local function read(cmd)
   local out = p:read("*a")
   p:close()
   return out
-end
-
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return port
 end
 
 local function entry(i)
@@ -103,12 +97,7 @@ http {
 ]]):gsub("DIR", dir):gsub("HTTPS_PORT", https_port):gsub("HTTP_PORT", http_port)
    :gsub("LIST_PATH", PATH):gsub("DELETED", deleted):gsub("UPDATED", updated))
 sh(("timeout 1800 nginx -p %s -c %s/nginx.conf >/dev/null 2>&1 & echo $! > %s/launcher.pid"):format(dir, dir, dir))
-local deadline = socket.gettime() + 10
-repeat
-  local c = socket.connect("127.0.0.1", http_port)
-  if c then c:close() break end
-  socket.sleep(0.05)
-until socket.gettime() > deadline
+assert(process.wait_for_port(http_port, 10), "nginx did not start")
 
 local function stop()
   sh(("kill $(cat %s/nginx.pid 2>/dev/null) 2>/dev/null; sleep 0.2; rm -rf %s || true"):format(dir, dir))

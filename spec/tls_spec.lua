@@ -3,7 +3,6 @@
 -- s_server on loopback, which serves a status page (no envelope), so a
 -- verified handshake shows as an `http` error and a refused one as `transport`.
 local es = require("cloudflare.email_security")
-local socket = require("socket")
 local process = require("spec.support.process")
 
 local function run(cmd)
@@ -21,22 +20,14 @@ describe("TLS verification", function()
     assert(run(("openssl req -x509 -newkey rsa:2048 -nodes -keyout %q/key.pem -out %q/cert.pem"
       .. " -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -days 1 >/dev/null 2>&1"):format(dir, dir)),
       "openssl could not make a certificate")
-    local s = assert(socket.bind("127.0.0.1", 0))
-    local _
-    _, port = s:getsockname()
-    s:close()
+    port = process.free_port()
     -- -naccept and timeout: it stops by itself
     os.execute(("timeout 60 openssl s_server -quiet -www -naccept 5 -accept 127.0.0.1:%d -cert %q/cert.pem"
       .. " -key %q/key.pem >/dev/null 2>&1 & echo $! > %q/pid"):format(port, dir, dir, dir))
     local f = io.open(dir .. "/pid")
     pid = tonumber(f:read("*a"))
     f:close()
-    local deadline = socket.gettime() + 10
-    repeat
-      local c = socket.connect("127.0.0.1", port)
-      if c then c:close() break end
-      socket.sleep(0.05)
-    until socket.gettime() > deadline
+    assert(process.wait_for_port(port, 10), "openssl s_server did not start")
   end)
 
   lazy_teardown(function()

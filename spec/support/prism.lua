@@ -24,13 +24,6 @@ local function read_file(path)
   return text
 end
 
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return port
-end
-
 --- opts.spec: the OpenAPI file; opts.bin: the prism binary. Returns the
 --- server, or nil and the reason it cannot run here.
 function prism.start(opts)
@@ -42,7 +35,7 @@ function prism.start(opts)
     return nil, "Prism is not installed (" .. bin .. "): run spec/support/prism_install.sh"
   end
 
-  local port = free_port()
+  local port = process.free_port()
   local log_file, pid_file = os.tmpname(), os.tmpname()
   os.execute(("timeout 600 %q mock --errors -h 127.0.0.1 -p %d %q > %q 2>&1 & echo $! > %q")
     :format(bin, port, spec, log_file, pid_file))

@@ -1,5 +1,7 @@
--- Stopping a background process that a spec started, and waiting until it
--- is gone, so that no server outlives the run. Lua 5.1 compatible.
+-- Helpers for the servers that specs and benchmarks start in the
+-- background: a free loopback port, waiting for a port to answer, and
+-- stopping a process and waiting until it is gone, so that no server
+-- outlives the run. Lua 5.1 compatible.
 local socket = require("socket")
 
 local process = {}
@@ -16,6 +18,28 @@ function process.stop(pid, grace)
   local deadline = socket.gettime() + (grace or 5)
   while alive(pid) and socket.gettime() < deadline do socket.sleep(0.05) end
   if alive(pid) then os.execute("kill -9 " .. pid .. " 2>/dev/null") end
+end
+
+--- A loopback port that nothing listens on right now.
+function process.free_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return port
+end
+
+--- Waits up to `seconds` until something accepts on the loopback port.
+function process.wait_for_port(port, seconds)
+  local deadline = socket.gettime() + seconds
+  repeat
+    local c = socket.connect("127.0.0.1", port)
+    if c then
+      c:close()
+      return true
+    end
+    socket.sleep(0.05)
+  until socket.gettime() > deadline
+  return false
 end
 
 return process
