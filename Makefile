@@ -54,7 +54,9 @@ deps:
 # The README's test command. Prints `N passed, N failed` last.
 test:
 	@bash .ci/deps --prism
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(C_HOST)
+	@# the C host and the REPL specs are Lua 5.4 hosts, whatever Lua runs the specs
+	@$(MAKE) --no-print-directory -s all LUA_VERSION=5.4 LUA=lua5.4 LUA_PC=lua5.4 BUILD=build/lua5.4
 	LUA=$(LUA) $(LUA) $(BUSTED) --cpath='./$(BUILD)/?.so' $(BUSTED_ARGS)
 
 # The whole suite under valgrind memcheck: any error, or a definite leak,
@@ -91,6 +93,13 @@ fuzz: $(FUZZER)
 # 1 MiB or more.
 soak: all
 	LUA_CPATH='./$(BUILD)/?.so;;' LUA_PATH='./lua/?.lua;./?.lua;;' $(LUA) bench/soak.lua $(SOAK_CALLS)
+
+# A C program embedding Lua 5.4 that runs the module in two states on two
+# threads (spec/c_host_spec.lua runs it).
+C_HOST = build/c_host/two_states
+$(C_HOST): spec/c_host/two_states.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARNINGS) -O1 -g $(shell $(PKG_CONFIG) --cflags lua5.4 2>/dev/null) -o $@ $< -llua5.4 -pthread
 
 # The module beside a raw libcurl loop, against a loopback nginx (HTTP and
 # HTTPS with HTTP/2); then the module's own instructions per call.

@@ -35,7 +35,7 @@ describe("the REPL (Lua 5.4, in a pseudo-terminal)", function()
     if not available then return end
     -- no credentials in the session's environment: the REPL starts the emulator
     local cmd = ("env -u CLOUDFLARE_API_TOKEN -u CLOUDFLARE_ACCOUNT_ID -u CLOUDFLARE_EMAIL -u CLOUDFLARE_API_KEY"
-      .. " make --no-print-directory -s repl")
+      .. " make --no-print-directory -s repl LUA_VERSION=5.4 LUA=lua5.4 LUA_PC=lua5.4")
     os.execute(("tmux new-session -d -s %s -x 200 -y 60 %q"):format(session, cmd))
     local deadline = socket.gettime() + 60
     while socket.gettime() < deadline and not screen():find("\n> ", 1, true) do socket.sleep(0.1) end
