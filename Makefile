@@ -61,7 +61,7 @@ test:
 
 # The whole suite under valgrind memcheck: any error, or a definite leak,
 # fails it.
-check-memory: all
+check-memory: all $(C_HOST)
 	valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
 		--errors-for-leak-kinds=definite $(LUA) $(BUSTED) --cpath='./$(BUILD)/?.so' $(BUSTED_ARGS)
 
@@ -70,7 +70,7 @@ check-memory: all
 # leaks are valgrind's job (check-memory).
 ASAN_BUILD = build/asan-$(LUA)
 SANITIZE   = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-check-asan:
+check-asan: $(C_HOST)
 	@$(MAKE) --no-print-directory all BUILD=$(ASAN_BUILD) CFLAGS="-O1 -g $(SANITIZE)" LDFLAGS="$(SANITIZE)"
 	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
