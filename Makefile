@@ -31,6 +31,8 @@ OBJECTS      = $(patsubst src/%.c,$(OBJDIR)/%.o,$(SOURCES))
 HEADERS      = $(wildcard src/*.h)
 LUA_FILES    = $(shell find lua -name '*.lua' | sort)
 
+C_HOST       = build/c_host/two_states
+
 LUA_DIR      = $(DESTDIR)$(PREFIX)/share/lua/$(LUA_VERSION)
 LIB_DIR      = $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_VERSION)
 
@@ -96,7 +98,6 @@ soak: all
 
 # A C program embedding Lua 5.4 that runs the module in two states on two
 # threads (spec/c_host_spec.lua runs it).
-C_HOST = build/c_host/two_states
 $(C_HOST): spec/c_host/two_states.c
 	@mkdir -p $(dir $@)
 	$(CC) $(WARNINGS) -O1 -g $(shell $(PKG_CONFIG) --cflags lua5.4 2>/dev/null) -o $@ $< -llua5.4 -pthread
