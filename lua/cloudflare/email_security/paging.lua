@@ -29,12 +29,12 @@ return function(list, params)
     local info = type(envelope) == "table" and type(envelope.result_info) == "table"
       and envelope.result_info or {}
     local number = tonumber(info.page) or page
-    local print = fingerprint(result)
-    if seen_pages[number] or (#result > 0 and seen_contents[print]) then
+    local content = fingerprint(result)
+    if seen_pages[number] or (#result > 0 and seen_contents[content]) then
       finished = true
       return
     end
-    seen_pages[number], seen_contents[print] = true, true
+    seen_pages[number], seen_contents[content] = true, true
     items, index = result, 0
 
     local per_page = tonumber(info.per_page) or query.per_page or DEFAULT_PER_PAGE
