@@ -1,19 +1,46 @@
--- Starts the emulator as a separate process (the client under test blocks
--- inside libcurl, so the server cannot share its process) and drives its
--- control routes. Used by the specs and by examples/update_and_delete.lua.
--- Plain Lua 5.1 code, so that any Lua under test can load it; the emulator
--- itself always runs on lua5.4.
+-- Starts the emulator (spec/support/emulator.lua) as a separate process and
+-- drives its control routes. It cannot share the specs' process: the client
+-- under test blocks inside libcurl, and a server in the same process would
+-- never get to answer. Used by the specs, bench/soak.lua and the examples.
+--
+-- Plain Lua 5.1 code (no goto, no //, no utf8), so that every Lua the suite
+-- runs under can load it; the emulator itself always runs on lua5.4.
+--
+--   local emu = require("spec.support.emulator_process").start({ token = "t" })
+--   emu.seed(account, { { name = "A", email = "a@example.com", is_email_regex = false } })
+--   ... emu.base_url, emu.requests(), emu.fault({ status = 502, body = "..." }) ...
+--   emu.stop()
 
 local http = require("socket.http")
 local ltn12 = require("ltn12")
 local socket = require("socket")
 local cjson = require("cjson")
-local process = require("spec.support.process")
 
 local emulator_process = {}
 
+-- The emulator is found next to this file, whatever the current directory.
 local here = debug.getinfo(1, "S").source:match("^@(.*[/\\])") or "./"
+if not here:find("^/") then
+  -- made absolute now, so a later change of directory does not lose it
+  local pwd = os.getenv("PWD")
+  local probe = pwd and io.open(pwd .. "/" .. here .. "emulator.lua", "r")
+  if probe then
+    probe:close()
+    here = pwd .. "/" .. here:gsub("^%./", "")
+  end
+end
 local SCRIPT = here .. "emulator.lua"
+
+-- process.lua (stopping a pid and waiting for it) is the suite's one place
+-- for that; loaded by path when the spec tree is not on package.path.
+local process
+do
+  local ok, loaded = pcall(require, "spec.support.process")
+  process = ok and loaded or dofile(here .. "process.lua")
+end
+
+local CONTROL_TIMEOUT = 5     -- seconds; control calls are local and never delayed
+local START_TIMEOUT = 10
 
 local function read_file(path)
   local f = io.open(path, "rb")
@@ -27,28 +54,49 @@ local function shell_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
--- One control call; raises when the emulator does not answer.
-local function call(base, method, route, body)
+local function alive(pid)
+  if not pid then return false end
+  local r = os.execute("kill -0 " .. pid .. " 2>/dev/null")
+  return r == true or r == 0
+end
+
+local function url_encode(s)
+  return (tostring(s):gsub("[^%w%-_%.~]", function(c) return ("%%%02X"):format(c:byte()) end))
+end
+
+-- One control call; raises, naming the route, when the emulator does not
+-- answer or refuses.
+local function call(root, method, route, body)
   local chunks = {}
   local ok, status = http.request({
-    url = base .. "/__emulator/" .. route,
+    url = root .. "/__emulator/" .. route,
     method = method,
-    headers = body and { ["content-type"] = "application/json", ["content-length"] = #body } or nil,
+    headers = body and { ["content-type"] = "application/json", ["content-length"] = tostring(#body) } or nil,
     source = body and ltn12.source.string(body) or nil,
     sink = ltn12.sink.table(chunks),
     create = function()
       local s = socket.tcp()
-      s:settimeout(10)
+      s:settimeout(CONTROL_TIMEOUT)
       return s
     end,
   })
-  if not ok or status ~= 200 then
-    error(("emulator control %s %s failed: %s"):format(method, route, tostring(status)), 3)
+  local text = table.concat(chunks)
+  if not ok then
+    error(("emulator at %s did not answer %s /__emulator/%s: %s"):format(root, method, route, tostring(status)), 3)
   end
-  return cjson.decode(table.concat(chunks))
+  if status ~= 200 then
+    error(("emulator refused %s /__emulator/%s: HTTP %s %s"):format(method, route, tostring(status), text), 3)
+  end
+  local decoded, value = pcall(cjson.decode, text)
+  if not decoded then
+    error(("emulator answered %s /__emulator/%s with something not JSON: %s"):format(method, route, text), 3)
+  end
+  return value
 end
 
---- opts: token, email, key, idle_exit (seconds, default 120).
+--- Starts one emulator. opts (all optional): token, email, key, idle_exit
+--- (seconds without traffic before it exits by itself, default 120),
+--- log_file (its stderr, with --verbose; else it is discarded).
 function emulator_process.start(opts)
   opts = opts or {}
   local port_file, pid_file = os.tmpname(), os.tmpname()
@@ -56,30 +104,49 @@ function emulator_process.start(opts)
   local token = opts.token or "test-token"
   local email = opts.email or "user@example.com"
   local key = opts.key or "test-key"
-  local cmd = ("lua5.4 %s --port 0 --port-file %s --idle-exit %d --token %s --email %s --key %s"
-    .. " >/dev/null 2>&1 & echo $! > %s")
-    :format(shell_quote(SCRIPT), shell_quote(port_file), opts.idle_exit or 120, shell_quote(token),
-            shell_quote(email), shell_quote(key), shell_quote(pid_file))
+  local idle_exit = tostring(opts.idle_exit or 120)
+  local stderr = "2>/dev/null"
+  local verbose = ""
+  if opts.log_file then
+    stderr = "2>>" .. shell_quote(opts.log_file)
+    verbose = " --verbose"
+  end
+  local cmd = ("lua5.4 %s --port 0 --port-file %s --idle-exit %s --token %s --email %s --key %s%s"
+    .. " >/dev/null %s & echo $! > %s")
+    :format(shell_quote(SCRIPT), shell_quote(port_file), shell_quote(idle_exit), shell_quote(token),
+            shell_quote(email), shell_quote(key), verbose, stderr, shell_quote(pid_file))
   os.execute(cmd)
-
-  local port
-  local deadline = socket.gettime() + 10
-  repeat
-    port = tonumber(read_file(port_file) or "")
-    if not port then socket.sleep(0.02) end
-  until port or socket.gettime() > deadline
   local pid = tonumber(read_file(pid_file) or "")
   os.remove(pid_file)
+
+  -- The emulator writes the port file whole (tmp + rename), so a number
+  -- read here is the whole number. A process that died early fails fast.
+  local port
+  local deadline = socket.gettime() + START_TIMEOUT
+  local next_check = socket.gettime() + 0.2
+  repeat
+    port = tonumber(read_file(port_file) or "")
+    if not port then
+      socket.sleep(0.02)
+      if socket.gettime() > next_check then
+        if not alive(pid) then break end
+        next_check = socket.gettime() + 0.2
+      end
+    end
+  until port or socket.gettime() > deadline
   if not port then
     process.stop(pid)
     os.remove(port_file)
-    error("the emulator did not start within 10 s (" .. SCRIPT .. ")", 2)
+    os.remove(port_file .. ".tmp")
+    error(("the emulator did not start within %d s (%s)%s"):format(START_TIMEOUT, SCRIPT,
+          opts.log_file and ", see " .. opts.log_file or ""), 2)
   end
 
   local root = "http://127.0.0.1:" .. port
   local emu = {
     port = port,
     pid = pid,
+    url = root,
     base_url = root .. "/client/v4",
     token = token,
     email = email,
@@ -87,23 +154,43 @@ function emulator_process.start(opts)
   }
   local stopped = false
 
+  --- Clears entries, pending faults and the request log.
   function emu.reset() call(root, "POST", "reset", "{}") end
+
+  --- Stores entries as given (defaults and id filled in); returns them as stored.
   function emu.seed(account_id, entries)
-    return call(root, "POST", "seed", cjson.encode({ account_id = account_id, entries = entries })).entries
+    local body = cjson.encode({ account_id = account_id, entries = entries or {} })
+    -- cjson writes an empty list as {}, which the emulator also takes as none
+    return call(root, "POST", "seed", body).entries
   end
+
+  --- The account's entries in creation order.
   function emu.state(account_id)
-    return call(root, "GET", "state?account_id=" .. account_id).entries
+    return call(root, "GET", "state?account_id=" .. url_encode(account_id)).entries
   end
+
+  --- Every API request so far, oldest first, credentials redacted.
   function emu.requests() return call(root, "GET", "requests").requests end
-  function emu.faults(list) call(root, "POST", "faults", cjson.encode({ faults = list })) end
-  function emu.fault(f) emu.faults({ f }) end
+
+  --- Appends faults; each is consumed by the next request it matches.
+  function emu.faults(list)
+    local body = #list == 0 and '{"faults":[]}' or cjson.encode({ faults = list })
+    return call(root, "POST", "faults", body).pending
+  end
+  function emu.fault(f) return emu.faults({ f }) end
+
+  --- Asks it to exit, makes sure it did, and removes the temp files; safe to call twice.
   function emu.stop()
     if stopped then return end
     stopped = true
-    pcall(call, root, "POST", "shutdown", "{}")
-    process.stop(pid)
+    if pcall(call, root, "POST", "shutdown", "{}") then
+      local until_t = socket.gettime() + 2
+      while alive(pid) and socket.gettime() < until_t do socket.sleep(0.02) end
+    end
+    if alive(pid) then process.stop(pid) end
     os.remove(port_file)
   end
+
   return emu
 end
 
