@@ -4,3 +4,5 @@ max_line_length = 120
 files["spec"] = { std = "+busted", max_line_length = 160 }
 -- `jit` is read only to name LuaJIT in the User-Agent.
 read_globals = { "jit" }
+-- runs inside nginx, where `ngx` is the host's API
+files["spec/support/nginx_app.lua"] = { read_globals = { "ngx" } }

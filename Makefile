@@ -55,10 +55,12 @@ deps:
 
 # The README's test command. Prints `N passed, N failed` last.
 test:
-	@bash .ci/deps --prism
+	@bash .ci/deps --prism --hosts
 	@$(MAKE) --no-print-directory all $(C_HOST)
-	@# the C host and the REPL specs are Lua 5.4 hosts, whatever Lua runs the specs
+	@# the C host and the REPL specs are Lua 5.4 hosts, and nginx runs
+	@# LuaJIT, whatever Lua runs the specs
 	@$(MAKE) --no-print-directory -s all LUA_VERSION=5.4 LUA=lua5.4 LUA_PC=lua5.4 BUILD=build/lua5.4
+	@$(MAKE) --no-print-directory -s all LUA_VERSION=5.1 LUA=luajit LUA_PC=luajit BUILD=build/luajit
 	LUA=$(LUA) $(LUA) $(BUSTED) --cpath='./$(BUILD)/?.so' $(BUSTED_ARGS)
 
 # The whole suite under valgrind memcheck: any error, or a definite leak,

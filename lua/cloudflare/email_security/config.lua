@@ -2,7 +2,10 @@
 -- configuration. Returns `nil, message` when they cannot make a client; the
 -- public constructor raises that message at the caller.
 
+local nginx_transport = require("cloudflare.email_security.nginx_transport")
+
 local config = {}
+local in_nginx = nginx_transport.available
 
 config.DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 config.DEFAULT_TIMEOUT = 60
@@ -15,8 +18,12 @@ local KNOWN = {
   account_id = true, api_token = true, api_email = true, api_key = true,
   base_url = true, timeout = true, connect_timeout = true, ca_bundle = true,
   max_response_size = true, user_agent = true, max_retries = true, max_retry_wait = true,
-  rate_limit = true, sleep = true, log = true,
+  rate_limit = true, sleep = true, log = true, transport = true, nginx_location = true,
 }
+
+-- libcurl's own settings: inside nginx the proxy location's directives
+-- (proxy_read_timeout, proxy_ssl_trusted_certificate...) govern instead.
+local CURL_ONLY = { "timeout", "connect_timeout", "ca_bundle" }
 
 -- An environment variable set to "" counts as not set, as in most tools.
 local function from_env(getenv, name)
@@ -201,6 +208,32 @@ function config.resolve(opts, getenv)
     return nil, "log must be true, \"debug\", false or a function(line)"
   end
   c.log = lg
+
+  local transport = opts.transport
+  if transport == nil then transport = in_nginx() and "nginx" or "curl" end
+  if transport ~= "curl" and transport ~= "nginx" then
+    return nil, "transport must be \"curl\" or \"nginx\""
+  end
+  c.transport = transport
+  if transport == "nginx" then
+    if not in_nginx() then
+      return nil, "transport \"nginx\" works only inside nginx's Lua (ngx.location.capture)"
+    end
+    for _, name in ipairs(CURL_ONLY) do
+      if opts[name] ~= nil then
+        return nil, name .. " has no effect inside nginx: set it on the proxy location"
+          .. " (README, \"Inside nginx\"), or pass transport = \"curl\""
+      end
+    end
+    local location = opts.nginx_location or nginx_transport.DEFAULT_LOCATION
+    if type(location) ~= "string" or not location:find("^/[%w%-%._~/]*$") then
+      return nil, "nginx_location must be a location path such as "
+        .. nginx_transport.DEFAULT_LOCATION
+    end
+    c.nginx_location = location
+  elseif opts.nginx_location ~= nil then
+    return nil, "nginx_location is for transport \"nginx\" only"
+  end
   return c
 end
 

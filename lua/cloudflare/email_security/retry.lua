@@ -32,7 +32,8 @@ function retry.retryable(method, err)
     return status == 429 or (err.kind == "transport" and NOT_SENT[err.curl_code] == true and not status)
   end
   if err.kind == "timeout" then return true end
-  if err.kind == "transport" then return BROKEN[err.curl_code] == true end
+  -- err.broken: the nginx transport's "no answer" (it has no curl code)
+  if err.kind == "transport" then return BROKEN[err.curl_code] == true or err.broken == true end
   return status ~= nil and (RETRY_STATUS[status] == true or status >= 500)
 end
 

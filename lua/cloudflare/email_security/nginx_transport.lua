@@ -1,0 +1,155 @@
+-- The transport for code running inside nginx (lua-nginx-module, as in
+-- OpenResty or Debian's libnginx-mod-http-lua). libcurl would block the
+-- whole worker while it waits; here each request is an nginx subrequest
+-- (ngx.location.capture) to an internal proxy location the user declares
+-- (README, "Inside nginx"), so the worker goes on serving other requests
+-- and only the calling request waits. Answers go through the same C
+-- decoder as libcurl's.
+--
+-- The URL and the credential reach that location as nginx variables, set
+-- for the subrequest alone (capture's `vars`); they are declared with `set`
+-- in a location of their own, because a `set` in the proxy location would
+-- run again inside the subrequest and clear them.
+
+local core = require("cloudflare.email_security.core")
+
+local nginx_transport = {}
+
+nginx_transport.DEFAULT_LOCATION = "/_cloudflare_email_security"
+
+-- The variables the proxy location reads. A variable left empty makes
+-- proxy_set_header send no such header.
+nginx_transport.VARIABLES = {
+  "cf_es_url", "cf_es_uri", "cf_es_authorization", "cf_es_auth_email", "cf_es_auth_key",
+  "cf_es_user_agent", "cf_es_content_type",
+}
+
+-- The response headers the retry and pacing policy reads, as libcurl's
+-- transport reports them.
+local WANTED = {
+  ["cf-ray"] = true, ["content-type"] = true, ["retry-after"] = true,
+  ["retry-after-ms"] = true, ["x-should-retry"] = true,
+  ["ratelimit"] = true, ["ratelimit-policy"] = true,
+}
+
+--- Is this code running in an nginx HTTP request context with subrequests?
+function nginx_transport.available()
+  local ngx = rawget(_G, "ngx")
+  return type(ngx) == "table" and type(ngx.location) == "table"
+    and type(ngx.location.capture) == "function"
+    and (type(ngx.config) ~= "table" or ngx.config.subsystem == nil
+         or ngx.config.subsystem == "http")
+end
+
+local function new_error(kind, status, message, ray_id)
+  return { kind = kind, status = status, message = message, ray_id = ray_id,
+           errors = {}, messages = {} }
+end
+
+-- Lower-cased names; a header sent twice keeps its first value, as the
+-- libcurl transport does.
+local function wanted_headers(raw)
+  local out
+  for name, value in pairs(raw) do
+    local lower = name:lower()
+    if WANTED[lower] then
+      if type(value) == "table" then value = value[1] end
+      out = out or {}
+      out[lower] = value
+    end
+  end
+  return out
+end
+
+local Transport = {}
+Transport.__index = Transport
+
+--- request(method, url, body) -> result, err, envelope [, headers], as the
+--- C transport's client:request.
+function Transport:request(method, url, body)
+  if self.closed then
+    error("attempt to use a closed cloudflare.email_security client", 2)
+  end
+  local vars = self.vars
+  -- capture copies the values into the subrequest before it yields, so one
+  -- table serves every call, even from several light threads at once.
+  vars.cf_es_url = url
+  -- the path and query alone, for a location that proxies to an upstream{}
+  -- block (kept-alive connections): proxy_pass https://name$cf_es_uri
+  vars.cf_es_uri = url:match("^https?://[^/]+(/.*)$") or "/"
+  vars.cf_es_content_type = body and "application/json" or ""
+  local ok, res = pcall(self.capture, self.location,
+                        { method = self.methods[method], body = body, vars = vars })
+  if not ok then
+    error(("cloudflare.email_security: the nginx subrequest to %s failed (%s); it needs the"
+           .. " locations of README.md's \"Inside nginx\", and works where ngx.location.capture"
+           .. " does: rewrite, access and content handlers"):format(self.location, tostring(res)), 2)
+  end
+  local status, text = res.status, res.body or ""
+  local headers = wanted_headers(res.header or {})
+  local ray = headers and headers["cf-ray"]
+
+  -- nginx's own 502 and 504 (the API could not be reached, or did not
+  -- answer within proxy_read_timeout) come without a body: the API's
+  -- always have one. (nginx also flags them truncated.)
+  if text == "" and (status == 502 or status == 504) and not ray then
+    local err = new_error(status == 504 and "timeout" or "transport", nil,
+      ("no answer from the API through nginx (nginx gave HTTP %d; its error log says why)")
+        :format(status))
+    err.broken, err.nginx_status, err.headers = true, status, headers
+    return nil, err, nil
+  end
+  if res.truncated then
+    local err = new_error("transport", nil, "the answer was cut short (nginx: res.truncated)", ray)
+    err.broken, err.headers = true, headers
+    return nil, err, nil
+  end
+  if #text > self.max_response_size then
+    local err = new_error("http", status, ("response body larger than max_response_size (%d bytes)")
+                          :format(self.max_response_size), ray)
+    err.headers = headers
+    return nil, err, nil
+  end
+
+  local result, err, envelope = core.decode(status, text, headers)
+  if err then
+    err.headers = headers
+    return nil, err, envelope
+  end
+  return result, nil, envelope, headers
+end
+
+function Transport:close()
+  self.closed = true
+end
+
+function Transport:is_closed()
+  return self.closed
+end
+
+--- o: location (the proxy location's URI), headers (the credential's
+--- "Name: value" lines), user_agent, max_response_size.
+function nginx_transport.new(o)
+  local ngx = rawget(_G, "ngx")
+  local vars = { cf_es_user_agent = o.user_agent, cf_es_authorization = "",
+                 cf_es_auth_email = "", cf_es_auth_key = "" }
+  local by_header = { authorization = "cf_es_authorization", ["x-auth-email"] = "cf_es_auth_email",
+                      ["x-auth-key"] = "cf_es_auth_key" }
+  for _, line in ipairs(o.headers) do
+    local name, value = line:match("^([^:]+):%s*(.*)$")
+    local var = name and by_header[name:lower()]
+    if not var then error("cloudflare.email_security: no nginx variable for a header", 2) end
+    vars[var] = value
+  end
+  return setmetatable({
+    location = o.location,
+    vars = vars,
+    max_response_size = o.max_response_size,
+    capture = ngx.location.capture,
+    methods = { GET = ngx.HTTP_GET, POST = ngx.HTTP_POST, PATCH = ngx.HTTP_PATCH,
+                PUT = ngx.HTTP_PUT, DELETE = ngx.HTTP_DELETE },
+    closed = false,
+  }, Transport)
+end
+
+return nginx_transport

@@ -1,0 +1,252 @@
+-- Inside nginx (Debian's nginx with libnginx-mod-http-lua, LuaJIT): the
+-- same es.new{...} and registry calls go through nginx subrequests, so a
+-- call waiting on the API never holds up the worker's other requests, and
+-- retries wait with ngx.sleep. One worker on loopback, the emulator behind.
+local socket = require("socket")
+local cjson = require("cjson")
+local es = require("cloudflare.email_security")
+local emulator_process = require("spec.support.emulator_process")
+local nginx_process = require("spec.support.nginx_process")
+
+local ACCOUNT = "acct1"
+local ID = "8d5f2d52-6f3c-4c1e-9a59-3c1b2a7e0f11"
+local SEED = { { id = ID, name = "Alice", email = "alice@example.com", is_email_regex = false } }
+
+-- One raw HTTP/1.0 request; returns a connected socket whose answer has
+-- not been read, so that a slow call can be left waiting.
+local function send(port, target, body)
+  local c = assert(socket.connect("127.0.0.1", port))
+  c:settimeout(15)
+  local method = body and "POST" or "GET"
+  assert(c:send(("%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\nCookie: session=browser-secret\r\n"
+    .. "Content-Length: %d\r\n\r\n%s"):format(method, target, body and #body or 0, body or "")))
+  return c
+end
+
+local function receive(c)
+  local answer, why = c:receive("*a")
+  c:close()
+  assert(answer, why)
+  local status = tonumber(answer:match("^HTTP/%d%.%d (%d+)"))
+  return status, answer:match("\r\n\r\n(.*)$")
+end
+
+local function timed_get(port, target)
+  local t0 = socket.gettime()
+  local status, body = receive(send(port, target))
+  return socket.gettime() - t0, status, body
+end
+
+-- The module's outcome as nginx wrote it: { pid, result, err, new_error }.
+local function call(port, query, fields)
+  local status, body = receive(send(port, "/call?" .. query, fields and cjson.encode(fields)))
+  assert.are.equal(200, status, body)
+  return cjson.decode(body)
+end
+
+-- The same outcome from a plain Lua client, through the same JSON, so
+-- that the two compare field by field.
+local function plain(emu, op, id, fields)
+  local cf = es.new({ account_id = ACCOUNT, api_token = emu.token, base_url = emu.base_url,
+                      max_retry_wait = 2 })
+  local reg = cf.impersonation_registry
+  local result, err
+  if op == "update" then result, err = reg:update(id, fields)
+  elseif op == "delete" then result, err = reg:delete(id) end
+  cf:close()
+  local out = { result = result }
+  if err then
+    out.err = { kind = err.kind, status = err.status, code = err.code, message = err.message,
+                field = err.field, attempts = err.attempts, text = tostring(err) }
+  end
+  return cjson.decode(cjson.encode(out))
+end
+
+-- Times of day differ between two runs; everything else must not.
+local function clock_free(entry)
+  if type(entry) == "table" then
+    for _, k in ipairs({ "created_at", "modified_at", "last_modified" }) do
+      if entry[k] ~= nil then
+        assert.is_string(entry[k])
+        entry[k] = "<time>"
+      end
+    end
+  end
+  return entry
+end
+
+local function without_clock(outcome)
+  clock_free(outcome.result)
+  -- ray ids are random per answer
+  if outcome.err then outcome.err.text = outcome.err.text:gsub(", ray [^%]]+", ", ray <ray>") end
+  outcome.pid = nil
+  return outcome
+end
+
+local function wait_for_request(emu, method, seconds, server)
+  local deadline = socket.gettime() + seconds
+  repeat
+    for _, r in ipairs(emu.requests()) do
+      if r.method == method then return r end
+    end
+    socket.sleep(0.02)
+  until socket.gettime() > deadline
+  error("no " .. method .. " reached the emulator within " .. seconds .. " s"
+        .. (server and ("; nginx's log:\n" .. server.error_log()) or ""))
+end
+
+describe("inside nginx", function()
+  local emu, nginx
+
+  lazy_setup(function()
+    local missing = nginx_process.missing()
+    if missing then
+      if os.getenv("CI") then error(missing) end
+      return
+    end
+    emu = emulator_process.start()
+    nginx = nginx_process.start({ locations = ([[
+    location = /ping { content_by_lua_block { ngx.say(ngx.worker.pid()) } }
+    location = /call {
+      set $es_base_url "BASE_URL";
+      set $es_token "TOKEN";
+      content_by_lua_block { require("spec.support.nginx_app").call() }
+    }
+]]):gsub("BASE_URL", emu.base_url):gsub("TOKEN", emu.token) })
+  end)
+
+  lazy_teardown(function()
+    if nginx then nginx.stop() end
+    if emu then emu.stop() end
+  end)
+
+  before_each(function()
+    if not nginx then return pending(nginx_process.missing() or "nginx did not start") end
+    emu.reset()
+    emu.seed(ACCOUNT, SEED)
+  end)
+
+  it("answers another request within 200 ms while an update waits 2 s on the API", function()
+    if not nginx then return end
+    emu.fault({ method = "PATCH", path = ID, delay_ms = 2000 })
+    local started = socket.gettime()
+    local slow = send(nginx.port, "/call?op=update&id=" .. ID, cjson.encode({ name = "Alice Slow" }))
+    wait_for_request(emu, "PATCH", 5, nginx)
+
+    -- the update is now waiting in the emulator; the worker must not be
+    local ping_time, ping_status, ping_pid = timed_get(nginx.port, "/ping")
+    local other = call(nginx.port, "op=get&id=" .. ID)
+    local other_done = socket.gettime() - started
+
+    local status, body = receive(slow)
+    local elapsed = socket.gettime() - started
+    assert.are.equal(200, ping_status)
+    assert.is_true(ping_time < 0.2, ("the ping took %.3f s"):format(ping_time))
+    assert.are.equal("Alice", other.result and other.result.name, cjson.encode(other))
+    assert.is_true(other_done < 1.5, ("a module call beside it took until %.3f s"):format(other_done))
+
+    assert.are.equal(200, status)
+    local outcome = cjson.decode(body)
+    assert.are.equal("Alice Slow", outcome.result and outcome.result.name, body)
+    assert.is_true(elapsed >= 1.9, ("the update came back after %.3f s, before the delay"):format(elapsed))
+    -- one worker served all three
+    assert.are.equal(tonumber(ping_pid), outcome.pid)
+    assert.are.equal(outcome.pid, other.pid)
+  end)
+
+  it("gives update and delete results equal to plain Lua's", function()
+    if not nginx then return end
+    local steps = {
+      { "update", ID, { name = "Alice B", email = "ab@example.com", is_email_regex = false } },
+      { "update", ID, { name = ("x"):rep(10) .. " é \"quoted\"" } },
+      { "update", ID, { is_email_regex = "yes" } },             -- refused before sending
+      { "update", "00000000-0000-0000-0000-000000000000", { name = "Nobody" } },
+      { "delete", ID },
+      { "delete", ID },                                         -- 404 now
+      { "update", "../evil", { name = "x" } },                  -- refused: bad id
+    }
+    local function run(through_nginx)
+      emu.reset()
+      emu.seed(ACCOUNT, SEED)
+      local outcomes = {}
+      for i, s in ipairs(steps) do
+        local op, id, fields = s[1], s[2], s[3]
+        local o
+        if through_nginx then
+          o = call(nginx.port, ("op=%s&id=%s"):format(op, id:gsub("/", "%%2F")), fields)
+        else
+          o = plain(emu, op, id, fields)
+        end
+        outcomes[i] = without_clock(o)
+      end
+      local state = emu.state(ACCOUNT)
+      for _, entry in ipairs(state) do clock_free(entry) end
+      return outcomes, state
+    end
+    local in_nginx, state_nginx = run(true)
+    local in_lua, state_lua = run(false)
+    assert.are.same(in_lua, in_nginx)
+    assert.are.same(state_lua, state_nginx)
+    -- and they are the outcomes one expects, not two equal failures
+    assert.are.equal("Alice B", in_nginx[1].result.name)
+    assert.are.equal("invalid", in_nginx[3].err.kind)
+    assert.are.equal("is_email_regex", in_nginx[3].err.field)
+    assert.are.same({ "api", 404 }, { in_nginx[4].err.kind, in_nginx[4].err.status })
+    assert.are.equal(ID, in_nginx[5].result.id)
+    assert.are.same({ "api", 404 }, { in_nginx[6].err.kind, in_nginx[6].err.status })
+    assert.are.equal("invalid", in_nginx[7].err.kind)
+  end)
+
+  it("sends the credential and the body, never the browser's headers", function()
+    if not nginx then return end
+    local o = call(nginx.port, "op=update&id=" .. ID, { name = "Alice C" })
+    assert.are.equal("Alice C", o.result.name)
+    local seen = wait_for_request(emu, "PATCH", 2)
+    assert.are.equal("<redacted>", seen.headers.authorization)
+    assert.is_nil(seen.headers.cookie)
+    assert.are.equal("application/json", seen.headers["content-type"])
+    assert.matches("cloudflare%-email%-security%-lua/[%d.]+ %(.-; nginx/%d+%.%d+%.%d+%)", seen.headers["user-agent"])
+  end)
+
+  it("waits between retries with ngx.sleep, serving other requests meanwhile", function()
+    if not nginx then return end
+    emu.fault({ method = "PATCH", path = ID, times = 1, status = 503, body = "busy",
+                headers = { ["Retry-After"] = "1" } })
+    local started = socket.gettime()
+    local slow = send(nginx.port, "/call?op=update&id=" .. ID, cjson.encode({ name = "Alice Later" }))
+    wait_for_request(emu, "PATCH", 5, nginx)
+    local ping_time = timed_get(nginx.port, "/ping")
+    local status, body = receive(slow)
+    local elapsed = socket.gettime() - started
+    assert.are.equal(200, status)
+    local o = cjson.decode(body)
+    assert.are.equal("Alice Later", o.result and o.result.name, body)
+    assert.is_true(ping_time < 0.2, ("the ping took %.3f s during the retry wait"):format(ping_time))
+    assert.is_true(elapsed >= 0.9, ("Retry-After: 1 was not honoured (%.3f s)"):format(elapsed))
+    local patches = 0
+    for _, r in ipairs(emu.requests()) do
+      if r.method == "PATCH" then patches = patches + 1 end
+    end
+    assert.are.equal(2, patches)
+  end)
+
+  it("reports an unreachable API as a transport error, retried for an update", function()
+    if not nginx then return end
+    local closed = require("spec.support.process").free_port()
+    local o = call(nginx.port, ("op=update&id=%s&max_retries=1&base_url=%s"):format(
+      ID, "http://127.0.0.1:" .. closed .. "/client/v4"), { name = "Nobody" })
+    assert.is_nil(o.result)
+    assert.are.equal("transport", o.err.kind)
+    assert.is_true(o.err.broken)
+    assert.are.equal(502, o.err.nginx_status)
+    assert.are.equal(2, o.err.attempts)
+    assert.matches("no answer from the API through nginx", o.err.text, 1, true)
+    assert.matches("connect() failed", nginx.error_log(), 1, true)
+  end)
+
+  it("refuses libcurl-only options inside nginx, naming them", function()
+    if not nginx then return end
+    local o = call(nginx.port, "op=get&id=" .. ID .. "&timeout=5")
+    assert.matches("timeout has no effect inside nginx", o.new_error, 1, true)
+  end)
+end)

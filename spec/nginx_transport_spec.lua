@@ -1,0 +1,183 @@
+-- The nginx transport without nginx: a stand-in `ngx` whose
+-- location.capture records each subrequest and answers as nginx would.
+-- spec/nginx_spec.lua runs the same code in a real nginx.
+local es = require("cloudflare.email_security")
+
+local ACCOUNT = "acct1"
+local ID = "8d5f2d52-6f3c-4c1e-9a59-3c1b2a7e0f11"
+local OK_BODY = '{"success":true,"errors":[],"messages":[],"result":{"id":"' .. ID .. '","name":"A"}}'
+
+local function fake_ngx(answer)
+  local fake = { calls = {}, slept = {},
+                 HTTP_GET = 2, HTTP_POST = 8, HTTP_PUT = 16, HTTP_DELETE = 32, HTTP_PATCH = 16384,
+                 config = { subsystem = "http", nginx_version = 1022001 } }
+  fake.location = {
+    capture = function(uri, options)
+      local vars = {}
+      for k, v in pairs(options.vars) do vars[k] = v end   -- nginx copies them at once
+      fake.calls[#fake.calls + 1] = { uri = uri, method = options.method, body = options.body, vars = vars }
+      if type(answer) == "function" then return answer(#fake.calls) end
+      return answer
+    end,
+  }
+  fake.sleep = function(s) fake.slept[#fake.slept + 1] = s end
+  return fake
+end
+
+describe("the nginx transport", function()
+  local saved
+
+  before_each(function() saved = rawget(_G, "ngx") end)
+  after_each(function() rawset(_G, "ngx", saved) end)
+
+  local function client(answer, opts)
+    local fake = fake_ngx(answer)
+    rawset(_G, "ngx", fake)
+    local o = { account_id = ACCOUNT, api_token = "secret-token", base_url = "https://api.example.test/client/v4" }
+    for k, v in pairs(opts or {}) do
+      if v == false then o[k] = nil else o[k] = v end
+    end
+    return es.new(o), fake
+  end
+
+  it("is chosen inside nginx, and libcurl's outside", function()
+    local cf = client({ status = 200, header = {}, body = OK_BODY })
+    assert.are.equal("nginx", cf._state.config.transport)
+    rawset(_G, "ngx", nil)
+    local plain = es.new({ account_id = ACCOUNT, api_token = "t" })
+    assert.are.equal("curl", plain._state.config.transport)
+    plain:close()
+  end)
+
+  it("sends one subrequest with the URL, the credential and the body as variables", function()
+    local cf, fake = client({ status = 200, header = { ["Content-Type"] = "application/json" }, body = OK_BODY })
+    local result, err = cf.impersonation_registry:update(ID, { name = "A" })
+    assert.is_nil(err)
+    assert.are.equal("A", result.name)
+    assert.are.equal(1, #fake.calls)
+    local c = fake.calls[1]
+    assert.are.equal("/_cloudflare_email_security", c.uri)
+    assert.are.equal(fake.HTTP_PATCH, c.method)
+    assert.are.equal('{"name":"A"}', c.body)
+    local path = "/client/v4/accounts/acct1/email-security/settings/impersonation_registry/" .. ID
+    assert.are.equal("https://api.example.test" .. path, c.vars.cf_es_url)
+    assert.are.equal(path, c.vars.cf_es_uri)
+    assert.are.equal("Bearer secret-token", c.vars.cf_es_authorization)
+    assert.are.equal("", c.vars.cf_es_auth_email)
+    assert.are.equal("application/json", c.vars.cf_es_content_type)
+    assert.matches("; nginx/1%.22%.1%)$", c.vars.cf_es_user_agent)
+  end)
+
+  it("sends no Content-Type without a body, and the key credential as its two headers", function()
+    local cf, fake = client({ status = 200, header = {}, body = OK_BODY },
+                            { api_token = false, api_email = "me@example.com", api_key = "k3y" })
+    assert(cf.impersonation_registry:delete(ID))
+    local c = fake.calls[1]
+    assert.are.equal(fake.HTTP_DELETE, c.method)
+    assert.is_nil(c.body)
+    assert.are.equal("", c.vars.cf_es_content_type)
+    assert.are.equal("", c.vars.cf_es_authorization)
+    assert.are.equal("me@example.com", c.vars.cf_es_auth_email)
+    assert.are.equal("k3y", c.vars.cf_es_auth_key)
+  end)
+
+  it("uses the location given by nginx_location", function()
+    local cf, fake = client({ status = 200, header = {}, body = OK_BODY }, { nginx_location = "/internal/cf" })
+    assert(cf.impersonation_registry:get(ID))
+    assert.are.equal("/internal/cf", fake.calls[1].uri)
+  end)
+
+  it("turns nginx's own bodiless 502 into a transport error, retried with ngx.sleep", function()
+    local cf, fake = client({ status = 502, header = { ["Content-Type"] = "text/plain" }, body = "", truncated = true },
+                            { max_retries = 2 })
+    local result, err = cf.impersonation_registry:update(ID, { name = "A" })
+    assert.is_nil(result)
+    assert.are.same({ "transport", true, 502, 3 }, { err.kind, err.broken, err.nginx_status, err.attempts })
+    assert.is_nil(err.status)
+    assert.matches("no answer from the API through nginx", tostring(err), 1, true)
+    assert.are.equal(2, #fake.slept, "two waits between three tries, through ngx.sleep")
+  end)
+
+  it("turns nginx's own 504 into a timeout; a create is not sent twice", function()
+    local cf, fake = client({ status = 504, header = {}, body = "" })
+    local _, err = cf.impersonation_registry:create({ name = "A", email = "a@example.com", is_email_regex = false })
+    assert.are.equal("timeout", err.kind)
+    assert.are.equal(1, #fake.calls)
+  end)
+
+  it("reads the API's own 502 (a body, a cf-ray) as an http error", function()
+    local cf = client({ status = 502, header = { ["CF-RAY"] = "abc-LHR", ["Content-Type"] = "text/html" },
+                        body = "<html>bad gateway</html>" }, { max_retries = 0 })
+    local _, err = cf.impersonation_registry:get(ID)
+    assert.are.same({ "http", 502, "abc-LHR" }, { err.kind, err.status, err.ray_id })
+  end)
+
+  it("passes retry headers to the policy: Retry-After is honoured", function()
+    local cf, fake = client(function(n)
+      if n == 1 then
+        return { status = 429, header = { ["Retry-After"] = { "3", "9" }, ["Content-Type"] = "application/json" },
+                 body = '{"success":false,"errors":[{"code":971,"message":"slow down"}],"messages":[],"result":null}' }
+      end
+      return { status = 200, header = {}, body = OK_BODY }
+    end)
+    assert(cf.impersonation_registry:get(ID))
+    assert.are.same({ 3 }, fake.slept)
+  end)
+
+  it("refuses an answer larger than max_response_size", function()
+    local cf = client({ status = 200, header = {}, body = OK_BODY }, { max_response_size = 10 })
+    local _, err = cf.impersonation_registry:get(ID)
+    assert.are.equal("http", err.kind)
+    assert.matches("larger than max_response_size (10 bytes)", err.message, 1, true)
+  end)
+
+  it("reports a cut-short answer as a transport error", function()
+    local cf = client({ status = 200, header = {}, body = '{"success":tr', truncated = true }, { max_retries = 0 })
+    local _, err = cf.impersonation_registry:get(ID)
+    assert.are.equal("transport", err.kind)
+    assert.matches("cut short", err.message)
+  end)
+
+  it("explains a subrequest nginx refuses, naming the location", function()
+    local cf = client(function() error("variable \"cf_es_url\" not found for writing") end)
+    local ok, why = pcall(cf.impersonation_registry.get, cf.impersonation_registry, ID)
+    assert.is_false(ok)
+    assert.matches("subrequest to /_cloudflare_email_security failed", why, 1, true)
+    assert.matches("cf_es_url", why, 1, true)
+    assert.matches("Inside nginx", why, 1, true)
+  end)
+
+  it("stops after close()", function()
+    local cf = client({ status = 200, header = {}, body = OK_BODY })
+    cf:close()
+    assert.is_true(cf:is_closed())
+    assert.has_error(function() cf.impersonation_registry:get(ID) end,
+                     "attempt to use a closed cloudflare.email_security client")
+  end)
+
+  it("refuses options that only libcurl reads, and bad transport choices", function()
+    rawset(_G, "ngx", fake_ngx({}))
+    for _, name in ipairs({ "timeout", "connect_timeout" }) do
+      local ok, why = pcall(es.new, { account_id = ACCOUNT, api_token = "t", [name] = 5 })
+      assert.is_false(ok)
+      assert.matches(name .. " has no effect inside nginx", why, 1, true)
+    end
+    local ok, why = pcall(es.new, { account_id = ACCOUNT, api_token = "t", nginx_location = "no-slash" })
+    assert.is_false(ok)
+    assert.matches("nginx_location must be", why, 1, true)
+    ok, why = pcall(es.new, { account_id = ACCOUNT, api_token = "t", transport = "carrier pigeon" })
+    assert.is_false(ok)
+    assert.matches('transport must be "curl" or "nginx"', why, 1, true)
+    -- libcurl stays available inside nginx when asked for by name
+    local cf = es.new({ account_id = ACCOUNT, api_token = "t", transport = "curl", timeout = 5 })
+    assert.are.equal("curl", cf._state.config.transport)
+    cf:close()
+    rawset(_G, "ngx", nil)
+    ok, why = pcall(es.new, { account_id = ACCOUNT, api_token = "t", transport = "nginx" })
+    assert.is_false(ok)
+    assert.matches("only inside nginx", why, 1, true)
+    ok, why = pcall(es.new, { account_id = ACCOUNT, api_token = "t", nginx_location = "/x" })
+    assert.is_false(ok)
+    assert.matches("nginx_location is for transport", why, 1, true)
+  end)
+end)

@@ -1,0 +1,119 @@
+-- Starts a real nginx with the Lua module (Debian's nginx and
+-- libnginx-mod-http-lua) for a spec: one worker on a loopback port, the
+-- repository's Lua modules and its LuaJIT build of the C core on the
+-- package paths, the proxy locations of README.md's "Inside nginx" section,
+-- and the spec's own locations. It stops with stop(), and by itself
+-- after `lifetime` seconds if a run dies before that.
+
+local process = require("spec.support.process")
+
+local nginx_process = {}
+
+local MODULES = {
+  "/usr/lib/nginx/modules/ndk_http_module.so",
+  "/usr/lib/nginx/modules/ngx_http_lua_module.so",
+}
+nginx_process.CORE = "build/luajit/cloudflare/email_security/core.so"
+
+local function readable(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+local function read_command(cmd)
+  local p = io.popen(cmd)
+  local out = p:read("*a")
+  p:close()
+  return (out:gsub("%s+$", ""))
+end
+
+--- nil when nginx, its Lua module and the LuaJIT core are all there, else
+--- what is missing.
+function nginx_process.missing()
+  if read_command("command -v nginx") == "" then return "nginx is not installed" end
+  for _, m in ipairs(MODULES) do
+    if not readable(m) then return m .. " is missing (libnginx-mod-http-lua)" end
+  end
+  if not readable(nginx_process.CORE) then
+    return nginx_process.CORE .. " is not built (make test builds it)"
+  end
+end
+
+-- The proxy locations exactly as README.md's "Inside nginx" shows them, so
+-- that the configuration users copy is the one the spec runs.
+local function readme_locations()
+  local f = assert(io.open("README.md", "rb"))
+  local text = f:read("*a")
+  f:close()
+  return assert(text:match("\n```nginx\n(.-)\n```\n"), "README.md has no ```nginx block")
+end
+
+--- opts: locations (nginx text inside the server block, beside README's),
+--- lifetime (seconds, default 120). Returns { port, url, dir,
+--- error_log(), stop() }.
+function nginx_process.start(opts)
+  local root = read_command("pwd")
+  local dir = read_command("mktemp -d")
+  -- a worker started by root runs as nobody: it must reach these files
+  os.execute(("chmod 755 %s && mkdir -p %s/tmp"):format(dir, dir))
+  local port = process.free_port()
+  local conf = ([[
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+worker_processes 1;
+daemon off;
+error_log DIR/error.log info;
+pid DIR/nginx.pid;
+events { worker_connections 64; }
+http {
+  access_log off;
+  default_type application/json;
+  client_body_temp_path DIR/tmp/body;
+  proxy_temp_path DIR/tmp/proxy;
+  fastcgi_temp_path DIR/tmp/fastcgi;
+  uwsgi_temp_path DIR/tmp/uwsgi;
+  scgi_temp_path DIR/tmp/scgi;
+  lua_package_path "ROOT/lua/?.lua;;";
+  lua_package_cpath "ROOT/build/luajit/?.so;;";
+  server {
+    listen 127.0.0.1:PORT;
+PROXY
+LOCATIONS
+  }
+}
+]]):gsub("PROXY", (readme_locations():gsub("%%", "%%%%")))
+    :gsub("LOCATIONS", (opts.locations:gsub("%%", "%%%%")))
+    :gsub("DIR", dir):gsub("ROOT", root):gsub("PORT", tostring(port))
+  local f = assert(io.open(dir .. "/nginx.conf", "wb"))
+  f:write(conf)
+  f:close()
+
+  os.execute(("timeout %d nginx -p %s -c %s/nginx.conf >%s/stderr.log 2>&1 &")
+    :format(opts.lifetime or 120, dir, dir, dir))
+  local function error_log()
+    local e = io.open(dir .. "/error.log", "rb")
+    local s = e and e:read("*a") or ""
+    if e then e:close() end
+    local so = io.open(dir .. "/stderr.log", "rb")
+    s = s .. (so and so:read("*a") or "")
+    if so then so:close() end
+    return s
+  end
+  local server = { port = port, url = "http://127.0.0.1:" .. port, dir = dir, error_log = error_log }
+  function server.stop()
+    local pidf = io.open(dir .. "/nginx.pid", "rb")
+    local pid = pidf and tonumber(pidf:read("*a"))
+    if pidf then pidf:close() end
+    process.stop(pid)
+    os.execute("rm -rf " .. dir)
+  end
+  if not process.wait_for_port(port, 10) then
+    local log = error_log()
+    server.stop()
+    error("nginx did not start:\n" .. log, 2)
+  end
+  return server
+end
+
+return nginx_process
