@@ -36,7 +36,7 @@ C_HOST       = build/c_host/two_states
 LUA_DIR      = $(DESTDIR)$(PREFIX)/share/lua/$(LUA_VERSION)
 LIB_DIR      = $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_VERSION)
 
-.PHONY: all deps test install uninstall clean lint demo emulator check-memory check-asan fuzz soak bench repl
+.PHONY: all deps test install uninstall clean lint demo emulator check-memory check-asan check-threads fuzz soak bench repl
 
 all: $(MODULE)
 
@@ -97,6 +97,12 @@ fuzz: $(FUZZER)
 # 1 MiB or more.
 soak: all
 	LUA_CPATH='./$(BUILD)/?.so;;' LUA_PATH='./lua/?.lua;./?.lua;;' $(LUA) bench/soak.lua $(SOAK_CALLS)
+
+# The two-thread C host under helgrind (spec/c_host/helgrind.supp says
+# what it lets pass, and why).
+check-threads: $(C_HOST)
+	@$(MAKE) --no-print-directory -s all LUA_VERSION=5.4 LUA=lua5.4 LUA_PC=lua5.4 BUILD=build/lua5.4
+	lua5.4 spec/c_host/check_threads.lua 10
 
 # A C program embedding Lua 5.4 that runs the module in two states on two
 # threads (spec/c_host_spec.lua runs it).

@@ -310,9 +310,9 @@ static int escape_segment(lua_State *L)
 }
 
 /* A private lua-cjson instance, so that our decoder settings never change
- * those of the host's cjson module. Leaves its decode function on the stack
- * and cjson.null below it. */
-static void push_decoder(lua_State *L)
+ * those of the host's cjson module. Returns cjson.null, the instance's
+ * decode and its encode (json_body.lua escapes strings with it). */
+static int load_json(lua_State *L)
 {
     lua_getglobal(L, "require");
     lua_pushliteral(L, "cjson");
@@ -335,7 +335,24 @@ static void push_decoder(lua_State *L)
     lua_pushboolean(L, 0);
     lua_call(L, 1, 0);
     lua_getfield(L, -1, "decode");
-    lua_remove(L, -2);
+    lua_getfield(L, -2, "encode");
+    lua_remove(L, -3);
+    return 3;
+}
+
+/* Loading lua-cjson (and cjson.new) writes a process-wide static of its own
+ * (fpconv_init), so two lua_States loading it on two threads at once would
+ * race: that happens under the module's global lock. lua_pcall, so that an
+ * error never leaves the lock held. */
+static void push_json(lua_State *L)
+{
+    int rc;
+    lua_pushcfunction(L, load_json);
+    es_http_global_lock();
+    rc = lua_pcall(L, 0, 3, 0);
+    es_http_global_unlock();
+    if (rc != 0)
+        lua_error(L);
 }
 
 ES_EXPORT int luaopen_cloudflare_email_security_core(lua_State *L)
@@ -360,13 +377,14 @@ ES_EXPORT int luaopen_cloudflare_email_security_core(lua_State *L)
         { "monotonic", monotonic },
         { NULL, NULL }
     };
-    int null_index, decode_index;
+    int null_index, decode_index, encode_index;
 
     if (!es_http_global_init())
         return luaL_error(L, "libcurl could not be initialised");
-    push_decoder(L);
-    decode_index = lua_gettop(L);
-    null_index = decode_index - 1;
+    push_json(L);
+    encode_index = lua_gettop(L);
+    decode_index = encode_index - 1;
+    null_index = encode_index - 2;
 
     luaL_newmetatable(L, CLIENT_MT);
     lua_pushvalue(L, decode_index);
@@ -384,7 +402,9 @@ ES_EXPORT int luaopen_cloudflare_email_security_core(lua_State *L)
     luaL_setfuncs(L, module_functions, 1);
     lua_pushvalue(L, null_index);
     lua_setfield(L, -2, "null");
-    lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
+    lua_pushvalue(L, encode_index);
+    lua_setfield(L, -2, "json_encode");
+    lua_pushstring(L, es_http_libcurl_version());
     lua_setfield(L, -2, "libcurl_version");
     return 1;
 }

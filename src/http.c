@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 const char *const es_http_header_names[ES_HDR_COUNT] = {
@@ -14,18 +15,47 @@ const char *const es_http_header_names[ES_HDR_COUNT] = {
 /* What a response body may keep between calls before it is given back. */
 #define ES_KEEP_BUFFER (1024 * 1024)
 
-static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+/* The module's only global state: libcurl's one-time initialisation and
+ * its version string, filled once under a mutex. A mutex rather than
+ * pthread_once, so that race detectors (helgrind, TSan) see the order; the
+ * same lock serialises what libcurl and lua-cjson do lazily on first use
+ * (see es_http_global_lock). */
+static pthread_mutex_t global_lock = PTHREAD_MUTEX_INITIALIZER;
+static int global_done;
 static CURLcode global_status = CURLE_FAILED_INIT;
+static char global_version[64];
 
-static void global_init_once(void)
+void es_http_global_lock(void)
 {
-    global_status = curl_global_init(CURL_GLOBAL_DEFAULT);
+    pthread_mutex_lock(&global_lock);
+}
+
+void es_http_global_unlock(void)
+{
+    pthread_mutex_unlock(&global_lock);
 }
 
 int es_http_global_init(void)
 {
-    pthread_once(&global_once, global_init_once);
-    return global_status == CURLE_OK;
+    int ok;
+    pthread_mutex_lock(&global_lock);
+    if (!global_done) {
+        global_status = curl_global_init(CURL_GLOBAL_DEFAULT);
+        if (global_status == CURLE_OK) {
+            const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+            snprintf(global_version, sizeof global_version, "%s", v->version);
+        }
+        global_done = 1;
+    }
+    ok = global_status == CURLE_OK;
+    pthread_mutex_unlock(&global_lock);
+    return ok;
+}
+
+const char *es_http_libcurl_version(void)
+{
+    /* written once before any es_http_global_init() returns true */
+    return global_version;
 }
 
 static size_t on_body(char *bytes, size_t size, size_t count, void *userdata)
@@ -103,7 +133,11 @@ const char *es_http_open(es_http *h, const es_http_options *o)
 
     if (!es_http_global_init())
         return "libcurl could not be initialised";
+    /* curl_easy_init checks libcurl's own init flag without a lock that
+     * race detectors understand */
+    pthread_mutex_lock(&global_lock);
     h->easy = curl_easy_init();
+    pthread_mutex_unlock(&global_lock);
     if (h->easy == NULL)
         return "libcurl could not create a handle";
     h->max_body = o->max_body;

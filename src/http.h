@@ -49,6 +49,12 @@ typedef struct es_http {
 
 /* Once per process, whatever the number of Lua states: 0 on failure. */
 int es_http_global_init(void);
+/* libcurl's version, once es_http_global_init() has succeeded. */
+const char *es_http_libcurl_version(void);
+/* Held while a first use might touch a library's lazily filled statics
+ * (the first `require "cjson"` of a lua_State). */
+void es_http_global_lock(void);
+void es_http_global_unlock(void);
 
 /* Returns NULL, or a static message saying what failed. On failure the
  * handle is left for es_http_close to clean. */

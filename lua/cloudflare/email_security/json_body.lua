@@ -6,9 +6,11 @@
 -- This runs on every create and update, so the keys are encoded once per
 -- schema and plain ASCII strings skip lua-cjson (and its buffer) entirely.
 
-local cjson = require("cjson")
-local encode_string = cjson.new().encode
-local null = cjson.null
+-- lua-cjson through the C core, which loads it once per Lua state under
+-- its lock (lua-cjson sets a process-wide static as it loads)
+local core = require("cloudflare.email_security.core")
+local encode_string = core.json_encode
+local null = core.null
 
 local format, find, concat = string.format, string.find, table.concat
 local math_type = math.type

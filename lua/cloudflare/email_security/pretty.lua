@@ -3,7 +3,7 @@
 -- errors as their one line. The REPL setup prints every result with it.
 
 local errors = require("cloudflare.email_security.errors")
-local null = require("cjson").null
+local null = require("cloudflare.email_security.core").null
 
 local MAX_ITEMS = 20     -- a page of 1000 entries is not read at a prompt
 local MAX_DEPTH = 8

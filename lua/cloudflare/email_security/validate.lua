@@ -2,7 +2,7 @@
 -- facts before anything is sent. Each check returns nothing when the value is
 -- good, else `field, rule, message` for errors.invalid.
 
-local null = require("cjson").null
+local null = require("cloudflare.email_security.core").null
 
 local byte, floor, huge = string.byte, math.floor, math.huge
 local validate = {}
