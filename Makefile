@@ -36,7 +36,7 @@ C_HOST       = build/c_host/two_states
 LUA_DIR      = $(DESTDIR)$(PREFIX)/share/lua/$(LUA_VERSION)
 LIB_DIR      = $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_VERSION)
 
-.PHONY: all deps test install uninstall clean lint demo emulator check-memory check-asan check-threads fuzz soak bench repl
+.PHONY: all deps test install uninstall clean lint demo emulator check-memory check-asan check-threads spec-hosts fuzz soak bench repl
 
 all: $(MODULE)
 
@@ -56,16 +56,19 @@ deps:
 # The README's test command. Prints `N passed, N failed` last.
 test:
 	@bash .ci/deps --prism --hosts
-	@$(MAKE) --no-print-directory all $(C_HOST)
-	@# the C host and the REPL specs are Lua 5.4 hosts, and nginx runs
-	@# LuaJIT, whatever Lua runs the specs
-	@$(MAKE) --no-print-directory -s all LUA_VERSION=5.4 LUA=lua5.4 LUA_PC=lua5.4 BUILD=build/lua5.4
-	@$(MAKE) --no-print-directory -s all LUA_VERSION=5.1 LUA=luajit LUA_PC=luajit BUILD=build/luajit
+	@$(MAKE) --no-print-directory all spec-hosts
 	LUA=$(LUA) $(LUA) $(BUSTED) --cpath='./$(BUILD)/?.so' $(BUSTED_ARGS)
 
 # The whole suite under valgrind memcheck: any error, or a definite leak,
 # fails it.
-check-memory: all $(C_HOST)
+# What the specs run besides the module under test: the C host and the
+# REPL specs are Lua 5.4 hosts, and nginx runs LuaJIT, whatever Lua runs
+# the specs.
+spec-hosts: $(C_HOST)
+	@$(MAKE) --no-print-directory -s all LUA_VERSION=5.4 LUA=lua5.4 LUA_PC=lua5.4 BUILD=build/lua5.4
+	@$(MAKE) --no-print-directory -s all LUA_VERSION=5.1 LUA=luajit LUA_PC=luajit BUILD=build/luajit
+
+check-memory: all spec-hosts
 	valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
 		--errors-for-leak-kinds=definite $(LUA) $(BUSTED) --cpath='./$(BUILD)/?.so' $(BUSTED_ARGS)
 
@@ -74,7 +77,7 @@ check-memory: all $(C_HOST)
 # leaks are valgrind's job (check-memory).
 ASAN_BUILD = build/asan-$(LUA)
 SANITIZE   = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-check-asan: $(C_HOST)
+check-asan: spec-hosts
 	@$(MAKE) --no-print-directory all BUILD=$(ASAN_BUILD) CFLAGS="-O1 -g $(SANITIZE)" LDFLAGS="$(SANITIZE)"
 	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
@@ -100,8 +103,7 @@ soak: all
 
 # The two-thread C host under helgrind (spec/c_host/helgrind.supp says
 # what it lets pass, and why).
-check-threads: $(C_HOST)
-	@$(MAKE) --no-print-directory -s all LUA_VERSION=5.4 LUA=lua5.4 LUA_PC=lua5.4 BUILD=build/lua5.4
+check-threads: spec-hosts
 	lua5.4 spec/c_host/check_threads.lua 10
 
 # A C program embedding Lua 5.4 that runs the module in two states on two
