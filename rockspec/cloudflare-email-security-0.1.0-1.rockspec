@@ -36,6 +36,7 @@ build = {
     ["cloudflare.email_security.paging"] = "lua/cloudflare/email_security/paging.lua",
     ["cloudflare.email_security.policy"] = "lua/cloudflare/email_security/policy.lua",
     ["cloudflare.email_security.pretty"] = "lua/cloudflare/email_security/pretty.lua",
+    ["cloudflare.email_security.nginx_transport"] = "lua/cloudflare/email_security/nginx_transport.lua",
     ["cloudflare.email_security.log"] = "lua/cloudflare/email_security/log.lua",
     ["cloudflare.email_security.pacer"] = "lua/cloudflare/email_security/pacer.lua",
     ["cloudflare.email_security.retry"] = "lua/cloudflare/email_security/retry.lua",
