@@ -244,6 +244,16 @@ describe("inside nginx", function()
     assert.matches("connect() failed", nginx.error_log(), 1, true)
   end)
 
+  it("answers a call from a timer with an error value, sending nothing", function()
+    if not nginx then return end
+    local o = call(nginx.port, "op=get_in_timer&id=" .. ID)
+    assert.is_nil(o.result)
+    assert.are.equal("invalid", o.err.kind)
+    assert.are.equal("transport", o.err.field)
+    assert.matches("in the timer phase", o.err.text, 1, true)
+    assert.are.equal(0, #emu.requests())
+  end)
+
   it("refuses libcurl-only options inside nginx, naming them", function()
     if not nginx then return end
     local o = call(nginx.port, "op=get&id=" .. ID .. "&timeout=5")

@@ -138,13 +138,70 @@ describe("the nginx transport", function()
     assert.matches("cut short", err.message)
   end)
 
-  it("explains a subrequest nginx refuses, naming the location", function()
-    local cf = client(function() error("variable \"cf_es_url\" not found for writing") end)
-    local ok, why = pcall(cf.impersonation_registry.get, cf.impersonation_registry, ID)
-    assert.is_false(ok)
-    assert.matches("subrequest to /_cloudflare_email_security failed", why, 1, true)
-    assert.matches("cf_es_url", why, 1, true)
-    assert.matches("Inside nginx", why, 1, true)
+  it("explains a subrequest nginx refuses, naming the location, as an error value", function()
+    local cf, fake = client(function() error("variable \"cf_es_url\" not found for writing") end)
+    local result, err = cf.impersonation_registry:get(ID)
+    assert.is_nil(result)
+    assert.are.equal("invalid", err.kind)
+    assert.are.equal("transport", err.field)
+    assert.matches("subrequest to /_cloudflare_email_security failed", err.message, 1, true)
+    assert.matches("cf_es_url", err.message, 1, true)
+    assert.matches("Inside nginx", tostring(err), 1, true)
+    assert.are.equal(1, #fake.calls)                  -- not retried: trying again cannot mend it
+  end)
+
+  it("answers with an error value, without a subrequest, in phases that cannot make one", function()
+    for _, phase in ipairs({ "timer", "init_worker", "log", "header_filter" }) do
+      local _, fake = client({ status = 200, header = {}, body = OK_BODY })
+      fake.get_phase = function() return phase end
+      local cf = es.new({ account_id = ACCOUNT, api_token = "secret-token" })   -- reads get_phase
+      local result, err = cf.impersonation_registry:update(ID, { name = "A" })
+      assert.is_nil(result)
+      assert.are.equal("invalid", err.kind)
+      assert.matches("in the " .. phase .. " phase", err.message, 1, true)
+      assert.matches('transport = "curl"', err.message, 1, true)
+      assert.are.equal(0, #fake.calls)
+    end
+    for _, phase in ipairs({ "rewrite", "access", "content" }) do
+      local _, fake = client({ status = 200, header = {}, body = OK_BODY })
+      fake.get_phase = function() return phase end
+      local cf = es.new({ account_id = ACCOUNT, api_token = "secret-token" })
+      assert.are.equal("A", assert(cf.impersonation_registry:get(ID)).name)
+      assert.are.equal(1, #fake.calls)
+    end
+  end)
+
+  it("keeps the credential out of the client's fields, and forgets it on close()", function()
+    local cf, fake = client({ status = 200, header = {}, body = OK_BODY })
+    assert(cf.impersonation_registry:get(ID))
+    local seen = {}
+    local function search(value, depth)
+      if type(value) == "string" then
+        assert.is_nil(value:find("secret-token", 1, true))
+      elseif type(value) == "table" and not seen[value] and depth < 8 then
+        seen[value] = true
+        for k, v in pairs(value) do search(k, depth + 1); search(v, depth + 1) end
+      end
+    end
+    search(cf._state.transport, 0)
+    -- the very table each subrequest reads its variables from
+    local live = cf._state.transport
+    local real_capture, vars_table = live.capture, nil
+    live.capture = function(uri, options) vars_table = options.vars; return real_capture(uri, options) end
+    assert(cf.impersonation_registry:get(ID))
+    assert.are.equal("Bearer secret-token", vars_table.cf_es_authorization)
+    cf:close()
+    assert.are.equal("", vars_table.cf_es_authorization)
+    assert.are.equal(2, #fake.calls)
+  end)
+
+  it("works with an ngx that has no config table", function()
+    local fake = fake_ngx({ status = 200, header = {}, body = OK_BODY })
+    fake.config = nil
+    rawset(_G, "ngx", fake)
+    local cf = es.new({ account_id = ACCOUNT, api_token = "t" })
+    assert.are.equal("nginx", cf._state.config.transport)
+    assert.are.equal("A", assert(cf.impersonation_registry:get(ID)).name)
   end)
 
   it("stops after close()", function()

@@ -52,6 +52,11 @@ static void *run(void *arg)
     job *j = arg;
     lua_State *L = luaL_newstate();
     int rc;
+    if (L == NULL) {
+        snprintf(j->error, sizeof j->error, "luaL_newstate: out of memory");
+        pthread_barrier_wait(&loaded);      /* the other thread waits for us */
+        return NULL;
+    }
     luaL_openlibs(L);
     rc = luaL_dostring(L, "require('cloudflare.email_security')");
     pthread_barrier_wait(&loaded);
@@ -89,7 +94,12 @@ int main(int argc, char **argv)
         jobs[i].token = argv[2];
         jobs[i].rounds = atoi(argv[3]);
         jobs[i].name = i == 0 ? "a" : "b";
-        pthread_create(&threads[i], NULL, run, &jobs[i]);
+        if (pthread_create(&threads[i], NULL, run, &jobs[i]) != 0) {
+            /* a first thread would wait at the barrier for ever: end the
+             * process, which ends it too */
+            fprintf(stderr, "two_states: could not start thread %s\n", jobs[i].name);
+            exit(1);
+        }
     }
     for (i = 0; i < 2; i++) {
         pthread_join(threads[i], NULL);

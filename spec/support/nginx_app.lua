@@ -31,7 +31,18 @@ function app.call()
   end
   local reg = cf.impersonation_registry
   local result, err
-  if op == "update" then
+  if op == "get_in_timer" then
+    -- a background job: the call runs in a timer, where subrequests cannot
+    local done = false
+    ngx.timer.at(0, function()
+      result, err = reg:get(id)
+      done = true
+    end)
+    for _ = 1, 100 do
+      if done then break end
+      ngx.sleep(0.01)
+    end
+  elseif op == "update" then
     result, err = reg:update(id, fields)
   elseif op == "delete" then
     result, err = reg:delete(id)

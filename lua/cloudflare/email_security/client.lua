@@ -50,7 +50,8 @@ local function user_agent(suffix, transport)
   local http = "libcurl/" .. core.libcurl_version
   if transport == "nginx" then
     -- ngx.config.nginx_version is a number: 1022001 for 1.22.1
-    local n = tonumber(rawget(_G, "ngx").config.nginx_version) or 0
+    local ngx_config = rawget(_G, "ngx").config
+    local n = type(ngx_config) == "table" and tonumber(ngx_config.nginx_version) or 0
     http = ("nginx/%d.%d.%d"):format(math.floor(n / 1e6), math.floor(n / 1e3) % 1e3, n % 1e3)
   end
   local ua = ("cloudflare-email-security-lua/%s (%s; %s)"):format(VERSION, lua, http)

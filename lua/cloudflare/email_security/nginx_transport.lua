@@ -64,13 +64,34 @@ end
 local Transport = {}
 Transport.__index = Transport
 
+-- The credential's variables, kept out of the transport's fields so that
+-- code holding a client cannot read them there, and emptied by close().
+local secret_vars = setmetatable({}, { __mode = "k" })
+
+-- Where ngx.location.capture works (lua-nginx-module's documentation).
+-- Elsewhere (timers, init_worker, log, header and body filters) it raises;
+-- a call there gets an error value that says what to use instead.
+local CAPTURE_PHASES = { rewrite = true, access = true, content = true }
+
+local function refused(message)
+  local err = new_error("invalid", nil, message)
+  err.field = "transport"
+  return err
+end
+
 --- request(method, url, body) -> result, err, envelope [, headers], as the
 --- C transport's client:request.
 function Transport:request(method, url, body)
   if self.closed then
     error("attempt to use a closed cloudflare.email_security client", 2)
   end
-  local vars = self.vars
+  local phase = self.get_phase and self.get_phase()
+  if phase and not CAPTURE_PHASES[phase] then
+    return nil, refused(("transport: nginx subrequests cannot be made in the %s phase (only in"
+      .. " rewrite, access and content handlers); from a timer or init_worker, make this client"
+      .. " with transport = \"curl\", which blocks the worker while it waits"):format(phase)), nil
+  end
+  local vars = secret_vars[self]
   -- capture copies the values into the subrequest before it yields, so one
   -- table serves every call, even from several light threads at once.
   vars.cf_es_url = url
@@ -81,9 +102,8 @@ function Transport:request(method, url, body)
   local ok, res = pcall(self.capture, self.location,
                         { method = self.methods[method], body = body, vars = vars })
   if not ok then
-    error(("cloudflare.email_security: the nginx subrequest to %s failed (%s); it needs the"
-           .. " locations of README.md's \"Inside nginx\", and works where ngx.location.capture"
-           .. " does: rewrite, access and content handlers"):format(self.location, tostring(res)), 2)
+    return nil, refused(("transport: the nginx subrequest to %s failed (%s); it needs the"
+      .. " locations of README.md's \"Inside nginx\""):format(self.location, tostring(res))), nil
   end
   local status, text = res.status, res.body or ""
   local headers = wanted_headers(res.header or {})
@@ -120,6 +140,8 @@ function Transport:request(method, url, body)
 end
 
 function Transport:close()
+  local vars = secret_vars[self]
+  vars.cf_es_authorization, vars.cf_es_auth_email, vars.cf_es_auth_key = "", "", ""
   self.closed = true
 end
 
@@ -141,15 +163,17 @@ function nginx_transport.new(o)
     if not var then error("cloudflare.email_security: no nginx variable for a header", 2) end
     vars[var] = value
   end
-  return setmetatable({
+  local transport = setmetatable({
     location = o.location,
-    vars = vars,
     max_response_size = o.max_response_size,
     capture = ngx.location.capture,
     methods = { GET = ngx.HTTP_GET, POST = ngx.HTTP_POST, PATCH = ngx.HTTP_PATCH,
                 PUT = ngx.HTTP_PUT, DELETE = ngx.HTTP_DELETE },
+    get_phase = ngx.get_phase,
     closed = false,
   }, Transport)
+  secret_vars[transport] = vars
+  return transport
 end
 
 return nginx_transport
