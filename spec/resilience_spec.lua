@@ -22,14 +22,6 @@ describe("resilience against the emulator's faults", function()
     return assert(reg:create({ name = "A", email = "a@example.com", is_email_regex = false }))
   end
 
-  local function count(method)
-    local n = 0
-    for _, r in ipairs(emu.requests()) do
-      if r.method == method then n = n + 1 end
-    end
-    return n
-  end
-
   lazy_setup(function() emu = emulator_process.start() end)
   lazy_teardown(function() if emu then emu.stop() end end)
   before_each(function()
@@ -58,7 +50,7 @@ describe("resilience against the emulator's faults", function()
     cf:close()
     assert.is_nil(err)
     assert.are.equal(made.id, got.id)
-    assert.are.equal(2, count("GET"))
+    assert.are.equal(2, emu.count("GET"))
   end)
 
   it("reports the reset as a transport error when retries are off", function()
@@ -101,7 +93,7 @@ describe("resilience against the emulator's faults", function()
     assert.is_nil(err)
     assert.is_table(page)
     assert.is_true(waited >= 1, "waited " .. waited .. " s")
-    assert.are.equal(2, count("GET"))
+    assert.are.equal(2, emu.count("GET"))
   end)
 
   it("retries a 503 twice with backoff, then succeeds", function()
@@ -113,7 +105,7 @@ describe("resilience against the emulator's faults", function()
     cf:close()
     assert.is_nil(err)
     assert.are.equal("B", updated.name)
-    assert.are.equal(3, count("PATCH"))
+    assert.are.equal(3, emu.count("PATCH"))
     assert.are.equal(2, #sleeps)
     assert.is_true(sleeps[1] >= 0.375 and sleeps[1] <= 0.5, tostring(sleeps[1]))
     assert.is_true(sleeps[2] >= 0.75 and sleeps[2] <= 1, tostring(sleeps[2]))
@@ -126,7 +118,7 @@ describe("resilience against the emulator's faults", function()
     cf:close()
     assert.is_nil(gone)
     assert.are.same({ "http", 503, 3 }, { err.kind, err.status, err.attempts })
-    assert.are.equal(3, count("DELETE"))
+    assert.are.equal(3, emu.count("DELETE"))
   end)
 
   it("never retries a create that got a 500: exactly one entry exists", function()
@@ -138,7 +130,7 @@ describe("resilience against the emulator's faults", function()
     cf:close()
     assert.is_nil(made)
     assert.are.same({ "http", 500, 1 }, { err.kind, err.status, err.attempts })
-    assert.are.equal(1, count("POST"))
+    assert.are.equal(1, emu.count("POST"))
     assert.are.equal(1, #emu.state(ACCOUNT), "the create happened once")
     assert.are.same({}, sleeps)
   end)
@@ -150,7 +142,7 @@ describe("resilience against the emulator's faults", function()
     cf:close()
     assert.is_nil(made)
     assert.are.same({ "timeout", 1 }, { err.kind, err.attempts })
-    assert.are.equal(1, count("POST"))
+    assert.are.equal(1, emu.count("POST"))
   end)
 
   it("retries a create on 429, which did not act", function()

@@ -31,33 +31,19 @@ if not here:find("^/") then
 end
 local SCRIPT = here .. "emulator.lua"
 
--- process.lua (stopping a pid and waiting for it) is the suite's one place
--- for that; loaded by path when the spec tree is not on package.path.
-local process
-do
-  local ok, loaded = pcall(require, "spec.support.process")
-  process = ok and loaded or dofile(here .. "process.lua")
+-- process.lua (pids) and files.lua are the suite's one place for those;
+-- loaded by path when the spec tree is not on package.path.
+local function sibling(name)
+  local ok, loaded = pcall(require, "spec.support." .. name)
+  return ok and loaded or dofile(here .. name .. ".lua")
 end
+local process, files = sibling("process"), sibling("files")
 
 local CONTROL_TIMEOUT = 5     -- seconds; control calls are local and never delayed
 local START_TIMEOUT = 10
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
-
 local function shell_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function alive(pid)
-  if not pid then return false end
-  local r = os.execute("kill -0 " .. pid .. " 2>/dev/null")
-  return r == true or r == 0
 end
 
 local function url_encode(s)
@@ -116,7 +102,7 @@ function emulator_process.start(opts)
     :format(shell_quote(SCRIPT), shell_quote(port_file), shell_quote(idle_exit), shell_quote(token),
             shell_quote(email), shell_quote(key), verbose, stderr, shell_quote(pid_file))
   os.execute(cmd)
-  local pid = tonumber(read_file(pid_file) or "")
+  local pid = tonumber(files.read(pid_file) or "")
   os.remove(pid_file)
 
   -- The emulator writes the port file whole (tmp + rename), so a number
@@ -125,11 +111,11 @@ function emulator_process.start(opts)
   local deadline = socket.gettime() + START_TIMEOUT
   local next_check = socket.gettime() + 0.2
   repeat
-    port = tonumber(read_file(port_file) or "")
+    port = tonumber(files.read(port_file) or "")
     if not port then
       socket.sleep(0.02)
       if socket.gettime() > next_check then
-        if not alive(pid) then break end
+        if not process.alive(pid) then break end
         next_check = socket.gettime() + 0.2
       end
     end
@@ -172,6 +158,15 @@ function emulator_process.start(opts)
   --- Every API request so far, oldest first, credentials redacted.
   function emu.requests() return call(root, "GET", "requests").requests end
 
+  --- How many of those used `method`.
+  function emu.count(method)
+    local n = 0
+    for _, r in ipairs(emu.requests()) do
+      if r.method == method then n = n + 1 end
+    end
+    return n
+  end
+
   --- Appends faults; each is consumed by the next request it matches.
   function emu.faults(list)
     local body = #list == 0 and '{"faults":[]}' or cjson.encode({ faults = list })
@@ -185,9 +180,9 @@ function emulator_process.start(opts)
     stopped = true
     if pcall(call, root, "POST", "shutdown", "{}") then
       local until_t = socket.gettime() + 2
-      while alive(pid) and socket.gettime() < until_t do socket.sleep(0.02) end
+      while process.alive(pid) and socket.gettime() < until_t do socket.sleep(0.02) end
     end
-    if alive(pid) then process.stop(pid) end
+    if process.alive(pid) then process.stop(pid) end
     os.remove(port_file)
   end
 

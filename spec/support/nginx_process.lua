@@ -5,6 +5,7 @@
 -- and the spec's own locations. It stops with stop(), and by itself
 -- after `lifetime` seconds if a run dies before that.
 
+local files = require("spec.support.files")
 local process = require("spec.support.process")
 
 local nginx_process = {}
@@ -15,27 +16,15 @@ local MODULES = {
 }
 nginx_process.CORE = "build/luajit/cloudflare/email_security/core.so"
 
-local function readable(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
-
-local function read_command(cmd)
-  local p = io.popen(cmd)
-  local out = p:read("*a")
-  p:close()
-  return (out:gsub("%s+$", ""))
-end
 
 --- nil when nginx, its Lua module and the LuaJIT core are all there, else
 --- what is missing.
 function nginx_process.missing()
-  if read_command("command -v nginx") == "" then return "nginx is not installed" end
+  if files.command_output("command -v nginx") == "" then return "nginx is not installed" end
   for _, m in ipairs(MODULES) do
-    if not readable(m) then return m .. " is missing (libnginx-mod-http-lua)" end
+    if not files.exists(m) then return m .. " is missing (libnginx-mod-http-lua)" end
   end
-  if not readable(nginx_process.CORE) then
+  if not files.exists(nginx_process.CORE) then
     return nginx_process.CORE .. " is not built (make test builds it)"
   end
 end
@@ -43,9 +32,7 @@ end
 -- The proxy locations exactly as README.md's "Inside nginx" shows them, so
 -- that the configuration users copy is the one the spec runs.
 local function readme_locations()
-  local f = assert(io.open("README.md", "rb"))
-  local text = f:read("*a")
-  f:close()
+  local text = assert(files.read("README.md"), "README.md is missing")
   return assert(text:match("\n```nginx\n(.-)\n```\n"), "README.md has no ```nginx block")
 end
 
@@ -53,8 +40,8 @@ end
 --- lifetime (seconds, default 120). Returns { port, url, dir,
 --- error_log(), stop() }.
 function nginx_process.start(opts)
-  local root = read_command("pwd")
-  local dir = read_command("mktemp -d")
+  local root = files.command_output("pwd")
+  local dir = files.command_output("mktemp -d")
   -- a worker started by root runs as nobody: it must reach these files
   os.execute(("chmod 755 %s && mkdir -p %s/tmp"):format(dir, dir))
   local port = process.free_port()
@@ -92,20 +79,11 @@ LOCATIONS
   os.execute(("timeout %d nginx -p %s -c %s/nginx.conf >%s/stderr.log 2>&1 &")
     :format(opts.lifetime or 120, dir, dir, dir))
   local function error_log()
-    local e = io.open(dir .. "/error.log", "rb")
-    local s = e and e:read("*a") or ""
-    if e then e:close() end
-    local so = io.open(dir .. "/stderr.log", "rb")
-    s = s .. (so and so:read("*a") or "")
-    if so then so:close() end
-    return s
+    return (files.read(dir .. "/error.log") or "") .. (files.read(dir .. "/stderr.log") or "")
   end
   local server = { port = port, url = "http://127.0.0.1:" .. port, dir = dir, error_log = error_log }
   function server.stop()
-    local pidf = io.open(dir .. "/nginx.pid", "rb")
-    local pid = pidf and tonumber(pidf:read("*a"))
-    if pidf then pidf:close() end
-    process.stop(pid)
+    process.stop(tonumber(files.read(dir .. "/nginx.pid") or ""))
     os.execute("rm -rf " .. dir)
   end
   if not process.wait_for_port(port, 10) then

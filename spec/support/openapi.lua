@@ -2,6 +2,7 @@
 -- it. It lives outside the repository (../shared): where it is absent, those
 -- specs are skipped with a reason, except in CI, where that is a failure.
 local cjson = require("cjson")
+local files = require("spec.support.files")
 
 local openapi = {}
 
@@ -9,10 +10,8 @@ openapi.PATH = os.getenv("EMAIL_SECURITY_OPENAPI") or "../shared/openapi/email-s
 
 --- The decoded document, or nil and why it is not there.
 function openapi.load()
-  local f = io.open(openapi.PATH, "rb")
-  if not f then return nil, openapi.PATH .. " is absent" end
-  local text = f:read("*a")
-  f:close()
+  local text = files.read(openapi.PATH)
+  if not text then return nil, openapi.PATH .. " is absent" end
   return cjson.decode(text)
 end
 

@@ -3,6 +3,7 @@
 -- breaks it is answered 422 and logged as a "Violation". Prism runs under
 -- `timeout`, so it stops by itself even if a spec dies.
 local socket = require("socket")
+local files = require("spec.support.files")
 local process = require("spec.support.process")
 
 local prism = {}
@@ -10,28 +11,14 @@ local prism = {}
 local here = debug.getinfo(1, "S").source:match("^@(.*[/\\])") or "./"
 local ROOT = here .. "../../"
 
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
-
 --- opts.spec: the OpenAPI file; opts.bin: the prism binary. Returns the
 --- server, or nil and the reason it cannot run here.
 function prism.start(opts)
   opts = opts or {}
   local spec = opts.spec or require("spec.support.openapi").PATH
-  if not exists(spec) then return nil, spec .. " is absent" end
+  if not files.exists(spec) then return nil, spec .. " is absent" end
   local bin = opts.bin or os.getenv("PRISM_BIN") or (ROOT .. ".ci/node/node_modules/.bin/prism")
-  if not exists(bin) then
+  if not files.exists(bin) then
     return nil, "Prism is not installed (" .. bin .. "): run spec/support/prism_install.sh"
   end
 
@@ -39,12 +26,12 @@ function prism.start(opts)
   local log_file, pid_file = os.tmpname(), os.tmpname()
   os.execute(("timeout 600 %q mock --errors -h 127.0.0.1 -p %d %q > %q 2>&1 & echo $! > %q")
     :format(bin, port, spec, log_file, pid_file))
-  local pid = tonumber(read_file(pid_file))
+  local pid = tonumber(files.read(pid_file) or "")
   os.remove(pid_file)
 
   local server = { base_url = "http://127.0.0.1:" .. port }
   local stopped = false
-  function server.log() return read_file(log_file) end
+  function server.log() return files.read(log_file) or "" end
   function server.stop()
     if stopped then return end
     stopped = true

@@ -6,10 +6,13 @@ local socket = require("socket")
 
 local process = {}
 
-local function alive(pid)
+--- Is there a process with this pid? (false for nil)
+function process.alive(pid)
+  if not pid then return false end
   local r = os.execute("kill -0 " .. pid .. " 2>/dev/null")
   return r == true or r == 0
 end
+local alive = process.alive
 
 --- TERM, up to `grace` seconds (default 5) to exit, then KILL.
 function process.stop(pid, grace)
