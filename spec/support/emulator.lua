@@ -479,6 +479,19 @@ end
 
 local running = true
 
+-- The listening socket, closed for a while by the refuse_ms fault; the
+-- scheduler below opens it again on the same port.
+local server
+local listen_again_at
+
+local function pause_listening(ms)
+  if server then
+    server:close()
+    server = nil
+  end
+  listen_again_at = socket.gettime() + ms / 1000
+end
+
 local function sleep_ms(ms)
   if ms and ms > 0 then coroutine.yield("sleep", socket.gettime() + ms / 1000) end
 end
@@ -501,14 +514,19 @@ local function custom_answer(f)
   return { status = f.status, body = f.body or "", json = false }
 end
 
--- Fields that pick the requests a fault applies to.
-local MATCH_FIELDS = { method = "string", path = "string", times = "number" }
+-- Fields that pick the requests a fault applies to. `reused = true`: only a
+-- request that arrives on a connection which already served one (where
+-- libcurl would send it again by itself if the connection died unanswered).
+local MATCH_FIELDS = { method = "string", path = "string", times = "number", reused = "boolean" }
 
 -- `type` is what the field must hold; `with` names the fields that only
 -- modify this kind.
 local FAULT_KINDS = {
   { field = "delay_ms", type = "number", stage = "before", run = function(f) sleep_ms(f.delay_ms) end },
   { field = "close", type = "boolean", stage = "before", run = function(_, ctx) ctx.drop = true end },
+  -- stop listening for that long once this request is done with: new
+  -- connections are refused (a client's reconnect meets a closed port)
+  { field = "refuse_ms", type = "number", stage = "before", run = function(f, ctx) ctx.refuse_ms = f.refuse_ms end },
   { field = "status", type = "number", with = { body = "string" }, stage = "before", run = function(f, ctx)
       if not f.after then ctx.answer = custom_answer(f) end
     end },
@@ -568,10 +586,15 @@ local function check_fault(f)
   if f.chunk_size and f.chunk_size < 1 then return "fault field chunk_size must be at least 1" end
   for k, v in pairs(f.headers or {}) do
     if type(k) ~= "string" or not k:find("^[%w%-_]+$") then return "fault header names must be tokens" end
-    if v ~= null and type(v) ~= "string" and type(v) ~= "number" then
-      return "fault header " .. k .. " must be a string, a number or null"
+    -- a list sends the header once per item, in order (a duplicated header)
+    local items = type(v) == "table" and v or { v }
+    if type(v) == "table" and #v == 0 then return "fault header " .. k .. " must not be an empty list" end
+    for _, item in ipairs(items) do
+      if item ~= null and type(item) ~= "string" and type(item) ~= "number" then
+        return "fault header " .. k .. " must be a string, a number, null or a list of strings"
+      end
+      if type(item) == "string" and item:find("[\r\n]") then return "fault header " .. k .. " must be one line" end
     end
-    if type(v) == "string" and v:find("[\r\n]") then return "fault header " .. k .. " must be one line" end
   end
 end
 
@@ -582,10 +605,12 @@ local function run_faults(stage, f, target)
   end
 end
 
--- The first fault that matches this request, used up once.
-local function take_fault(method, path)
+-- The first fault that matches this request, used up once. reused: the
+-- request is not the first one on its connection.
+local function take_fault(method, path, reused)
   for i, f in ipairs(faults) do
-    if (f.method == nil or f.method == method) and (f.path == nil or path:find(f.path, 1, true)) then
+    if (f.method == nil or f.method == method) and (f.path == nil or path:find(f.path, 1, true))
+       and (not f.reused or reused) then
       f.times = (f.times or 1) - 1
       if f.times <= 0 then table.remove(faults, i) end
       return f
@@ -783,7 +808,11 @@ local function write_reply(sock, reply)
   local head = { ("HTTP/1.1 %d %s\r\n"):format(reply.status, REASONS[reply.status] or "Status") }
   for _, name in ipairs(reply.names) do
     local value = reply.values[name:lower()]
-    if value then head[#head + 1] = name .. ": " .. value .. "\r\n" end
+    if type(value) == "table" then
+      for _, item in ipairs(value) do head[#head + 1] = name .. ": " .. tostring(item) .. "\r\n" end
+    elseif value then
+      head[#head + 1] = name .. ": " .. value .. "\r\n"
+    end
   end
   head[#head + 1] = "\r\n"
   head = table.concat(head)
@@ -823,7 +852,8 @@ local function remember(entry)
 end
 
 -- One request, start to end; false when the connection must close.
-local function serve_request(sock, conn_id, req)
+-- served: how many requests this connection answered before this one.
+local function serve_request(sock, conn_id, req, served)
   local path, query = req.target:match("^([^?#]*)%??([^#]*)")
   local control_name = path:match("^/__emulator/([%w_]+)$")
   if control_name then
@@ -838,9 +868,10 @@ local function serve_request(sock, conn_id, req)
   -- logged before any fault acts, so a spec sees every request that arrived
   remember({ method = req.method, path = path, query = query, headers = redact(req.headers),
              auth = (authenticate(req.headers)), body = req.body, connection = conn_id })
-  local fault = take_fault(req.method, path)
+  local fault = take_fault(req.method, path, served > 0)
   local ctx = {}
   run_faults("before", fault, ctx)
+  if ctx.refuse_ms then pause_listening(ctx.refuse_ms) end
   if ctx.drop then
     if fault.reset then sock:setoption("linger", { on = true, timeout = 0 }) end
     return false
@@ -932,11 +963,13 @@ end
 
 local function serve_connection(sock, conn_id)
   local reader = new_reader(sock)
+  local served = 0
   while running do
     local req, status, message = read_request(reader)
     if req == false then return end
     if not req then return refuse(sock, status, message) end
-    if not serve_request(sock, conn_id, req) then return end
+    if not serve_request(sock, conn_id, req, served) then return end
+    served = served + 1
   end
 end
 
@@ -944,7 +977,8 @@ end
 -- The scheduler
 ---------------------------------------------------------------------------
 
-local server, bind_err = socket.bind(opts.host, opts.port, 128)
+local bind_err
+server, bind_err = socket.bind(opts.host, opts.port, 128)
 if not server then die(("cannot listen on %s:%d: %s"):format(opts.host, opts.port, tostring(bind_err))) end
 server:settimeout(0)
 local _, port = server:getsockname()
@@ -975,7 +1009,8 @@ local function step(task)
 end
 
 local function accept_all()
-  while true do
+  -- a request served below may close the listener (refuse_ms)
+  while server do
     local client = server:accept()
     if not client then return end
     client:settimeout(0)
@@ -995,9 +1030,13 @@ local function accept_all()
 end
 
 while running do
-  local readers, writers = { server }, {}
   local now = socket.gettime()
-  local timeout = 1
+  if not server and now >= listen_again_at then
+    server = socket.bind(opts.host, port, 128)
+    if server then server:settimeout(0) else listen_again_at = now + 0.05 end
+  end
+  local readers, writers = { server }, {}
+  local timeout = server and 1 or math.max(0, math.min(1, listen_again_at - now))
   for _, t in ipairs(tasks) do
     if t.wait == "read" then readers[#readers + 1] = t.sock
     elseif t.wait == "write" then writers[#writers + 1] = t.sock
@@ -1007,7 +1046,7 @@ while running do
   now = socket.gettime()
   if #readable > 0 or #writable > 0 then last_activity = now end
 
-  if readable[server] then accept_all() end
+  if server and readable[server] then accept_all() end
   for _, t in ipairs(tasks) do
     if not t.done and ((t.wait == "read" and readable[t.sock]) or (t.wait == "write" and writable[t.sock])
                        or (t.wait == "sleep" and now >= t.wake)) then
@@ -1027,5 +1066,5 @@ while running do
 end
 
 for _, t in ipairs(tasks) do t.sock:close() end
-server:close()
+if server then server:close() end
 log("stopped")
