@@ -40,6 +40,7 @@ build = {
     ["cloudflare.email_security.log"] = "lua/cloudflare/email_security/log.lua",
     ["cloudflare.email_security.pacer"] = "lua/cloudflare/email_security/pacer.lua",
     ["cloudflare.email_security.retry"] = "lua/cloudflare/email_security/retry.lua",
+    ["cloudflare.email_security.snapshot"] = "lua/cloudflare/email_security/snapshot.lua",
     ["cloudflare.email_security.resource"] = "lua/cloudflare/email_security/resource.lua",
     ["cloudflare.email_security.validate"] = "lua/cloudflare/email_security/validate.lua",
     ["cloudflare.email_security.version"] = "lua/cloudflare/email_security/version.lua",

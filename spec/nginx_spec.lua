@@ -105,8 +105,22 @@ describe("inside nginx", function()
       return
     end
     emu = emulator_process.start()
-    nginx = nginx_process.start({ locations = ([[
+    nginx = nginx_process.start({ http = ([[
+  upstream emulator_pool { server 127.0.0.1:EMU_PORT; keepalive 4; }
+]]):gsub("EMU_PORT", emu.port), locations = ([[
     location = /ping { content_by_lua_block { ngx.say(ngx.worker.pid()) } }
+    # README's proxy location, with kept-alive connections to an upstream
+    location /_es_keepalive {
+      internal;
+      proxy_pass http://emulator_pool$cf_es_uri;
+      proxy_pass_request_headers off;
+      proxy_set_header Authorization $cf_es_authorization;
+      proxy_set_header User-Agent $cf_es_user_agent;
+      proxy_set_header Content-Type $cf_es_content_type;
+      proxy_set_header Connection "";
+      proxy_http_version 1.1;
+      proxy_next_upstream off;
+    }
     location = /call {
       set $es_base_url "BASE_URL";
       set $es_token "TOKEN";
@@ -238,6 +252,19 @@ describe("inside nginx", function()
     assert.are.equal(2, o.err.attempts)
     assert.matches("no answer from the API through nginx", o.err.text, 1, true)
     assert.matches("connect() failed", nginx.error_log(), 1, true)
+  end)
+
+  it("sends a create once when its kept-alive upstream connection dies unanswered", function()
+    if not nginx then return end
+    emu.reset()
+    emu.fault({ method = "POST", reused = true, close = true })
+    local o = call(nginx.port, "op=list_then_create&location=/_es_keepalive",
+                   { name = "Once", email = "once@example.com", is_email_regex = false })
+    assert.is_nil(o.result)
+    assert.are.same({ "transport", true, 1 }, { o.err.kind, o.err.broken, o.err.attempts })
+    assert.are.equal(1, emu.count("POST"), "POSTs that reached the API")
+    local reqs = emu.requests()
+    assert.are.equal(reqs[1].connection, reqs[2].connection, "the list and the create shared a connection")
   end)
 
   it("answers a call from a timer with an error value, sending nothing", function()

@@ -7,6 +7,8 @@ local function fake_list(n, opts)
   local function list(query)
     calls[#calls + 1] = query.page
     if opts.fail_on == query.page then return nil, { kind = "http", message = "boom" } end
+    -- a test server that pages forever must still end the spec
+    if #calls > 50 then return nil, { kind = "http", message = "the walk never ended" } end
     local per_page = query.per_page or 20
     local page = opts.stuck_page or query.page
     local items = {}
@@ -14,7 +16,9 @@ local function fake_list(n, opts)
       items[#items + 1] = { id = "e" .. i }
     end
     local info = { page = page, per_page = per_page, count = #items,
-                   total_count = opts.no_total and nil or n }
+                   total_count = not opts.no_total and n or nil }
+    if opts.says_per_page == "absent" then info.per_page = nil
+    elseif opts.says_per_page then info.per_page = opts.says_per_page end
     return items, nil, { success = true, result = items, result_info = info }
   end
   return list, calls
@@ -77,6 +81,30 @@ describe("paging", function()
     assert.are.equal(1, #errs)
     assert.are.equal("boom", errs[1].message)
     assert.are.same({ 1, 2 }, calls)
+  end)
+
+  for _, says in ipairs({ 0, -5, "absent" }) do
+    it(("ends, with the per_page it asked for, when the answer's per_page is %s"):format(says), function()
+      local list, calls = fake_list(25, { no_total = true, says_per_page = says })
+      local got, errs = collect(list, { per_page = 10 })
+      assert.are.same({}, errs)
+      assert.are.equal(25, #got)
+      assert.are.same({ 1, 2, 3 }, calls, "three pages given, three requests")
+    end)
+  end
+
+  it("ends on an empty page even when the answer's per_page is 0", function()
+    local list, calls = fake_list(20, { no_total = true, says_per_page = 0 })
+    local got, errs = collect(list, { per_page = 10 })
+    assert.are.same({}, errs)
+    assert.are.equal(20, #got)
+    assert.are.same({ 1, 2, 3 }, calls)
+  end)
+
+  it("uses the per_page it asked for when the answer claims a larger one", function()
+    local list, calls = fake_list(25, { no_total = true, says_per_page = 1000 })
+    assert.are.equal(25, #collect(list, { per_page = 10 }))
+    assert.are.same({ 1, 2, 3 }, calls)
   end)
 
   it("returns nothing more after the end", function()

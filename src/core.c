@@ -23,10 +23,15 @@
 #define ES_EXPORT
 #endif
 
+/* in_call: a request is under way, from its start until its answer is
+ * decoded. Lua code can run meanwhile (a finalizer, during an allocation),
+ * and a close it asks for then waits for the call's end (close_pending),
+ * so that nothing the call still reads is freed under it. */
 typedef struct es_client {
     es_http http;
     int open;
-    int busy;
+    int in_call;
+    int close_pending;
 } es_client;
 
 static es_client *check_client(lua_State *L)
@@ -37,20 +42,31 @@ static es_client *check_client(lua_State *L)
 static es_client *check_open_client(lua_State *L)
 {
     es_client *c = check_client(L);
-    if (!c->open)
+    if (!c->open || c->close_pending)
         luaL_error(L, "attempt to use a closed cloudflare.email_security client");
     return c;
 }
 
-/* An option that must be a positive integer, or its default when absent. */
-static lua_Integer opt_positive(lua_State *L, const char *name, lua_Integer dflt)
+/* Options are read raw (no __index can run and make, or free, what we
+ * read) and each value stays on the stack, which keeps a string alive for
+ * as long as libcurl may read it: the caller drops them all at the end. */
+static void push_option(lua_State *L, const char *name)
+{
+    lua_pushstring(L, name);
+    lua_rawget(L, 1);
+}
+
+/* A positive whole number up to max, or dflt when absent. */
+static lua_Integer opt_positive(lua_State *L, const char *name, lua_Integer dflt, lua_Number max)
 {
     lua_Integer v = dflt;
-    lua_getfield(L, 1, name);
+    push_option(L, name);
     if (!lua_isnil(L, -1)) {
         lua_Number n = lua_tonumber(L, -1);
-        if (lua_type(L, -1) != LUA_TNUMBER || n < 1 || n != (lua_Number)(lua_Integer)n)
-            luaL_error(L, "option '%s' must be a positive integer", name);
+        /* compared as numbers first: a cast of an out-of-range float is
+         * undefined behaviour */
+        if (lua_type(L, -1) != LUA_TNUMBER || !(n >= 1 && n <= max) || n != (lua_Number)(lua_Integer)n)
+            luaL_error(L, "option '%s' must be a whole number from 1 to %.0f", name, (double)max);
         v = (lua_Integer)n;
     }
     lua_pop(L, 1);
@@ -61,7 +77,7 @@ static const char *opt_string(lua_State *L, const char *name, int required)
 {
     const char *s = NULL;
     size_t len;
-    lua_getfield(L, 1, name);
+    push_option(L, name);
     if (lua_type(L, -1) == LUA_TSTRING) {
         s = lua_tolstring(L, -1, &len);
         if (strlen(s) != len)
@@ -69,15 +85,13 @@ static const char *opt_string(lua_State *L, const char *name, int required)
     } else if (!lua_isnil(L, -1) || required) {
         luaL_error(L, "option '%s' must be a string", name);
     }
-    /* The options table keeps the string alive while we use it. */
-    lua_pop(L, 1);
-    return s;
+    return s;                   /* left on the stack: see push_option */
 }
 
 static void add_headers(lua_State *L, es_client *c)
 {
     int i, n;
-    lua_getfield(L, 1, "headers");
+    push_option(L, "headers");
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         return;
@@ -113,9 +127,11 @@ static int client_new(lua_State *L)
     memset(&o, 0, sizeof o);
     o.user_agent = opt_string(L, "user_agent", 1);
     o.ca_bundle = opt_string(L, "ca_bundle", 0);
-    o.timeout_ms = (long)opt_positive(L, "timeout_ms", 60000);
-    o.connect_timeout_ms = (long)opt_positive(L, "connect_timeout_ms", 10000);
-    o.max_body = (size_t)opt_positive(L, "max_response_size", 8 * 1024 * 1024);
+    /* libcurl takes these as long; 2^31 - 1 fits a long everywhere */
+    o.timeout_ms = (long)opt_positive(L, "timeout_ms", 60000, 2147483647.0);
+    o.connect_timeout_ms = (long)opt_positive(L, "connect_timeout_ms", 10000, 2147483647.0);
+    o.max_body = (size_t)opt_positive(L, "max_response_size", 8 * 1024 * 1024,
+                                      sizeof(size_t) >= 8 ? 9007199254740992.0 : 2147483647.0);
 
     /* Userdata first, zeroed and with its metatable, so that __gc frees
      * whatever was acquired if anything below fails. */
@@ -130,26 +146,40 @@ static int client_new(lua_State *L)
     return 1;
 }
 
-static int client_close(lua_State *L)
+static void close_now(es_client *c)
 {
-    es_client *c = check_client(L);
-    if (c->open && !c->busy) {
+    if (c->open) {
         c->open = 0;
         es_http_close(&c->http);
     }
+    c->close_pending = 0;
+}
+
+/* close, __close and __gc. During a call (from a finalizer that runs inside
+ * it) the close waits for the call's end. __gc itself can never meet a
+ * call in flight: the call holds the client on its stack. */
+static int client_close(lua_State *L)
+{
+    es_client *c = check_client(L);
+    if (c->in_call)
+        c->close_pending = c->open;
+    else
+        close_now(c);
     return 0;
 }
 
 static int client_is_closed(lua_State *L)
 {
-    lua_pushboolean(L, !check_client(L)->open);
+    es_client *c = check_client(L);
+    lua_pushboolean(L, !c->open || c->close_pending);
     return 1;
 }
 
 static int client_tostring(lua_State *L)
 {
     es_client *c = check_client(L);
-    lua_pushfstring(L, "%s (%s): %p", CLIENT_MT, c->open ? "open" : "closed", (void *)c);
+    lua_pushfstring(L, "%s (%s): %p", CLIENT_MT, c->open && !c->close_pending ? "open" : "closed",
+                    (void *)c);
     return 1;
 }
 
@@ -192,21 +222,76 @@ static int push_transport_error(lua_State *L, es_client *c, CURLcode rc, long st
         es_push_error(L, "http", status, message, ray);
     } else if (h->out_of_memory) {
         es_push_error(L, "transport", status, "out of memory while reading the response", ray);
+    } else if (rc == CURLE_SEND_FAIL_REWIND) {
+        /* only an at_most_once body cannot be rewound: libcurl wanted to
+         * send it again after the connection died unanswered */
+        es_push_error(L, "transport", status,
+                      "the connection closed after the request was sent, before any answer;"
+                      " it was not sent again, since it may have acted", ray);
     } else if (rc == CURLE_OPERATION_TIMEDOUT) {
         es_push_error(L, "timeout", status, detail, ray);
+    } else if (h->request_sent && (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+                                   rc == CURLE_COULDNT_RESOLVE_PROXY || rc == CURLE_SSL_CONNECT_ERROR)) {
+        /* the connect that failed was libcurl's second: the request had
+         * gone out on a kept-alive connection that died unanswered */
+        char message[CURL_ERROR_SIZE + 128];
+        snprintf(message, sizeof message, "the request was sent, then its connection closed unanswered,"
+                 " and a new one failed: %s", detail);
+        es_push_error(L, "transport", status, message, ray);
     } else {
         es_push_error(L, "transport", status, detail, ray);
     }
     lua_pushinteger(L, (lua_Integer)rc);
     lua_setfield(L, -2, "curl_code");
+    /* a request went out before the failure (see es_http_perform) */
+    if (h->request_sent) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "sent");
+    }
     push_headers(L, h);
     lua_setfield(L, -2, "headers");
     lua_pushnil(L);
     return 3;
 }
 
-/* client:request(method, url [, body]) -> result, err, envelope [, headers]
- * (headers: the retry and rate-limit ones, when the answer had any) */
+/* What one answer becomes, run protected by client_request: the body is
+ * first copied into a Lua string, and everything after works from that
+ * copy, so that a client closed meanwhile cannot pull memory from under
+ * the decoder. Arguments: the client (light userdata), libcurl's code, the
+ * status, the decode function. */
+static int answer(lua_State *L)
+{
+    es_client *c = lua_touserdata(L, 1);
+    CURLcode rc = (CURLcode)lua_tointeger(L, 2);
+    long status = (long)lua_tointeger(L, 3);
+    const es_http *h = &c->http;
+    es_response r;
+    int n;
+
+    if (rc != CURLE_OK)
+        return push_transport_error(L, c, rc, status);
+    lua_pushlstring(L, h->body.data != NULL ? h->body.data : "", h->body.len);
+    r.status = status;
+    r.body = lua_tolstring(L, 5, &r.body_len);
+    r.content_type = es_http_header(h, ES_HDR_CONTENT_TYPE);
+    r.ray_id = es_http_header(h, ES_HDR_CF_RAY);
+    n = es_push_decoded(L, 4, 5, &r);
+    if (lua_istable(L, -2)) {
+        push_headers(L, h);
+        lua_setfield(L, -3, "headers");
+    }
+    /* A success carries its headers only when the policy has a use for
+     * them, so that the common answer costs no extra table. */
+    if (has_policy_headers(h)) {
+        push_headers(L, h);
+        return n + 1;
+    }
+    return n;
+}
+
+/* client:request(method, url [, body [, at_most_once]]) -> result, err,
+ * envelope [, headers] (headers: the retry and rate-limit ones, when the
+ * answer had any). at_most_once: see es_http_perform. */
 static int client_request(lua_State *L)
 {
     static const char *const methods[] = { "GET", "POST", "PATCH", "PUT", "DELETE", NULL };
@@ -215,37 +300,32 @@ static int client_request(lua_State *L)
     size_t url_len, body_len = 0;
     const char *url = luaL_checklstring(L, 3, &url_len);
     const char *body = luaL_optlstring(L, 4, NULL, &body_len);
-    es_response r;
+    int at_most_once = lua_toboolean(L, 5);
     CURLcode rc;
     long status;
-    int n;
+    int top, failed;
 
     luaL_argcheck(L, strlen(url) == url_len, 3, "URL contains a NUL byte");
-    if (c->busy)
+    if (c->in_call)
         return luaL_error(L, "this client is already performing a request");
-    c->busy = 1;
-    rc = es_http_perform(&c->http, methods[m], url, body, body_len, &status);
-    c->busy = 0;
-    if (rc != CURLE_OK)
-        return push_transport_error(L, c, rc, status);
-
-    r.status = status;
-    r.body = c->http.body.data != NULL ? c->http.body.data : "";
-    r.body_len = c->http.body.len;
-    r.content_type = es_http_header(&c->http, ES_HDR_CONTENT_TYPE);
-    r.ray_id = es_http_header(&c->http, ES_HDR_CF_RAY);
-    n = es_push_decoded(L, DECODE_UPVALUE, &r);
-    if (lua_istable(L, -2)) {
-        push_headers(L, &c->http);
-        lua_setfield(L, -3, "headers");
-    }
-    /* A success carries its headers only when the policy has a use for
-     * them, so that the common answer costs no extra table. */
-    if (has_policy_headers(&c->http)) {
-        push_headers(L, &c->http);
-        return n + 1;
-    }
-    return n;
+    lua_settop(L, 5);
+    top = lua_gettop(L);
+    /* pushed before the call is marked in flight: these may allocate, and
+     * an error now leaves nothing to undo */
+    lua_pushcfunction(L, answer);
+    lua_pushlightuserdata(L, c);
+    c->in_call = 1;
+    rc = es_http_perform(&c->http, methods[m], url, body, body_len, at_most_once, &status);
+    lua_pushinteger(L, (lua_Integer)rc);
+    lua_pushinteger(L, (lua_Integer)status);
+    lua_pushvalue(L, DECODE_UPVALUE);
+    failed = lua_pcall(L, 4, LUA_MULTRET, 0);
+    c->in_call = 0;
+    if (c->close_pending)
+        close_now(c);
+    if (failed)
+        return lua_error(L);
+    return lua_gettop(L) - top;
 }
 
 /* core.sleep(seconds): the default sleep between retries. */
@@ -269,6 +349,7 @@ static int decode(lua_State *L)
     es_response r;
     lua_Integer status = luaL_checkinteger(L, 1);
     r.body = luaL_checklstring(L, 2, &r.body_len);
+    lua_settop(L, 3);
     r.status = (long)status;
     r.content_type = "";
     r.ray_id = "";
@@ -281,7 +362,7 @@ static int decode(lua_State *L)
         if (lua_type(L, -1) == LUA_TSTRING)
             r.ray_id = lua_tostring(L, -1);
     }
-    return es_push_decoded(L, DECODE_UPVALUE, &r);
+    return es_push_decoded(L, DECODE_UPVALUE, 2, &r);
 }
 
 /* Percent-encodes one path segment: only RFC 3986's unreserved characters

@@ -179,16 +179,40 @@ static int push_api_error(lua_State *L, const es_response *r, int env)
     return 3;
 }
 
+/* What the scan of an answer saw of its numbers. */
+typedef struct es_numbers {
+    size_t integers;            /* tokens with no fraction and no exponent */
+    size_t floats;              /* every other number token */
+} es_numbers;
+
+#define NOT_UTF8 "response is not valid UTF-8"
+#define BEYOND_2_53 "response holds an integer beyond 2^53, which cannot be kept exact"
+#define BAD_NUMBER "response holds a number outside JSON's grammar"
+
+/* A string value that stands for an integer token, in the copy made for
+ * lua-cjson when an answer mixes integers and floats: the byte 0xFF, then
+ * the token's text. 0xFF never occurs in UTF-8, and the scan has refused
+ * every answer that is not UTF-8, so no real string can look like one. */
+#define MARK '\xff'
+
+static int is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
 /*
- * Checks what lua-cjson lets through: a body must be UTF-8 (cjson copies
- * string bytes as they come), and no integer may be past 2^53, where a
- * double (all cjson has) stops being exact: an id would silently change.
- * Returns NULL, or what is wrong. One pass, no allocation.
+ * One pass over the answer, checking what lua-cjson lets through: a body
+ * must be UTF-8 (cjson copies string bytes as they come), every number must
+ * follow JSON's grammar (cjson takes "1." and "-.5"), and no integer token
+ * may be past 2^53, where a double (all cjson has) stops being exact: an id
+ * would silently change. Counts the integer and float tokens into *seen.
+ * With marked != NULL, also writes the answer there with every integer
+ * token as a MARK string (see restore). Returns NULL, or what is wrong.
  */
-static const char *check_text(const unsigned char *p, size_t n)
+static const char *scan(const unsigned char *p, size_t n, es_numbers *seen, luaL_Buffer *marked)
 {
     static const char limit[] = "9007199254740992";    /* 2^53 */
-    size_t i = 0;
+    size_t i = 0, copied = 0;
     int in_string = 0;
 
     while (i < n) {
@@ -206,12 +230,12 @@ static const char *check_text(const unsigned char *p, size_t n)
                 if (c == 0xF0) lo = 0x90;
                 if (c == 0xF4) hi = 0x8F;      /* nothing past U+10FFFF */
             } else
-                return "response is not valid UTF-8";
+                return NOT_UTF8;
             if (i + len > n || p[i + 1] < lo || p[i + 1] > hi)
-                return "response is not valid UTF-8";
+                return NOT_UTF8;
             for (k = 2; k < len; k++) {
                 if (p[i + k] < 0x80 || p[i + k] > 0xBF)
-                    return "response is not valid UTF-8";
+                    return NOT_UTF8;
             }
             i += len;
             continue;
@@ -227,67 +251,131 @@ static const char *check_text(const unsigned char *p, size_t n)
         if (c == '"') {
             in_string = 1;
             i++;
-        } else if (c == '-' || (c >= '0' && c <= '9')) {
-            size_t start = i + (c == '-'), end = start, digits;
-            while (end < n && p[end] >= '0' && p[end] <= '9')
-                end++;
-            digits = end - start;
-            /* a fraction or exponent makes it a float, inexact by nature */
-            if (!(end < n && (p[end] == '.' || p[end] == 'e' || p[end] == 'E'))) {
-                while (digits > 1 && p[start] == '0') {
-                    start++;
-                    digits--;
-                }
-                if (digits > 16 || (digits == 16 && memcmp(p + start, limit, 16) > 0))
-                    return "response holds an integer beyond 2^53, which cannot be kept exact";
+        } else if (c == '-' || is_digit(c)) {
+            /* -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)? */
+            size_t start = i + (c == '-'), j = start, digits;
+            int is_float = 0;
+            if (j >= n || !is_digit(p[j]))
+                return BAD_NUMBER;
+            if (p[j] == '0') {
+                j++;
+            } else {
+                while (j < n && is_digit(p[j]))
+                    j++;
             }
-            i = end > i ? end : i + 1;
+            digits = j - start;
+            if (j < n && p[j] == '.') {
+                if (++j >= n || !is_digit(p[j]))
+                    return BAD_NUMBER;
+                while (j < n && is_digit(p[j]))
+                    j++;
+                is_float = 1;
+            }
+            if (j < n && (p[j] == 'e' || p[j] == 'E')) {
+                j++;
+                if (j < n && (p[j] == '+' || p[j] == '-'))
+                    j++;
+                if (j >= n || !is_digit(p[j]))
+                    return BAD_NUMBER;
+                while (j < n && is_digit(p[j]))
+                    j++;
+                is_float = 1;
+            }
+            /* what follows a number is white space or punctuation */
+            if (j < n && (is_digit(p[j]) || p[j] == '.' || p[j] == 'e' || p[j] == 'E' ||
+                          p[j] == '+' || p[j] == '-'))
+                return BAD_NUMBER;
+            if (is_float) {
+                seen->floats++;
+            } else {
+                if (digits > 16 || (digits == 16 && memcmp(p + start, limit, 16) > 0))
+                    return BEYOND_2_53;
+                seen->integers++;
+                if (marked != NULL) {
+                    luaL_addlstring(marked, (const char *)p + copied, i - copied);
+                    luaL_addchar(marked, '"');
+                    luaL_addchar(marked, MARK);
+                    luaL_addlstring(marked, (const char *)p + i, j - i);
+                    luaL_addchar(marked, '"');
+                    copied = j;
+                }
+            }
+            i = j;
         } else {
             i++;
         }
     }
+    if (marked != NULL)
+        luaL_addlstring(marked, (const char *)p + copied, n - copied);
     return NULL;
 }
 
 #if LUA_VERSION_NUM >= 503
+/* The integer a MARK string stands for: digits the scan has checked. */
+static lua_Integer marked_integer(const char *s, size_t len)
+{
+    lua_Integer v = 0;
+    size_t i = 1;
+    int negative = len > 1 && s[1] == '-';
+    for (i += (size_t)negative; i < len; i++)
+        v = v * 10 + (s[i] - '0');
+    return negative ? -v : v;
+}
+
 /*
  * lua-cjson gives every JSON number as a float, so an id of 42 would read
- * as 42.0. Every number in these answers is an integer in the schema: make
- * those that are exactly integral Lua integers again. Beyond 2^53 a double
- * is no longer exact, and such a value is left as it came.
+ * as 42.0: make the values of integer tokens Lua integers again, and leave
+ * every float token as cjson gave it. When the answer had no float token
+ * (all_integers), every number is an integer token, exact since the scan
+ * refused any beyond 2^53. Otherwise lua-cjson was given the MARK copy,
+ * and only the MARK strings become integers. Returns 0 when the walk could
+ * not finish (no stack left), so that no MARK string is left behind.
  */
-static void restore_integers(lua_State *L, int t, int depth)
+static int restore(lua_State *L, int t, int depth, int all_integers)
 {
-    const lua_Number limit = 9007199254740992.0;
     /* Each level holds a key and a value on the stack; a C function is only
      * promised LUA_MINSTACK slots, and writing past them corrupts the heap
      * (the fuzzer found this with nesting near cjson's depth limit). */
     if (depth > 64 || !lua_checkstack(L, 4))
-        return;
+        return 0;
     lua_pushnil(L);
     while (lua_next(L, t) != 0) {
-        if (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1)) {
-            lua_Number n = lua_tonumber(L, -1);
-            if (n >= -limit && n <= limit && n == (lua_Number)(lua_Integer)n) {
+        int type = lua_type(L, -1);
+        if (all_integers && type == LUA_TNUMBER && !lua_isinteger(L, -1)) {
+            /* integral and within 2^53 by the scan; checked anyway, since
+             * casting any other float would be undefined behaviour */
+            lua_Number v = lua_tonumber(L, -1);
+            if (v >= -9007199254740992.0 && v <= 9007199254740992.0) {
                 lua_pushvalue(L, -2);
-                lua_pushinteger(L, (lua_Integer)n);
+                lua_pushinteger(L, (lua_Integer)v);
                 lua_rawset(L, t);
             }
-        } else if (lua_istable(L, -1)) {
-            restore_integers(L, lua_gettop(L), depth + 1);
+        } else if (!all_integers && type == LUA_TSTRING) {
+            size_t len;
+            const char *v = lua_tolstring(L, -1, &len);
+            if (len > 1 && v[0] == MARK) {
+                lua_pushvalue(L, -2);
+                lua_pushinteger(L, marked_integer(v, len));
+                lua_rawset(L, t);
+            }
+        } else if (type == LUA_TTABLE) {
+            if (!restore(L, lua_gettop(L), depth + 1, all_integers)) {
+                lua_pop(L, 2);
+                return 0;
+            }
         }
         lua_pop(L, 1);
     }
+    return 1;
 }
 #endif
 
-int es_push_decoded(lua_State *L, int decode_index, const es_response *r)
+int es_push_decoded(lua_State *L, int decode_index, int body_index, const es_response *r)
 {
     const char *p = r->body, *end = r->body + r->body_len;
-    int env, ok;
+    int env, ok, mixed = 0;
+    es_numbers seen = { 0, 0 };
 
-    decode_index = decode_index < 0 && decode_index > LUA_REGISTRYINDEX
-                   ? lua_gettop(L) + decode_index + 1 : decode_index;
     while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
         p++;
     if (p == end)
@@ -296,12 +384,23 @@ int es_push_decoded(lua_State *L, int decode_index, const es_response *r)
         return push_http_error(L, r, "response is not a JSON object", 1);
 
     {
-        const char *problem = check_text((const unsigned char *)r->body, r->body_len);
+        const char *problem = scan((const unsigned char *)r->body, r->body_len, &seen, NULL);
         if (problem != NULL)
             return push_http_error(L, r, problem, 0);
     }
     lua_pushvalue(L, decode_index);
-    lua_pushlstring(L, r->body, r->body_len);
+#if LUA_VERSION_NUM >= 503
+    mixed = seen.integers > 0 && seen.floats > 0;
+#endif
+    if (mixed) {
+        luaL_Buffer b;
+        es_numbers again = { 0, 0 };
+        luaL_buffinit(L, &b);
+        scan((const unsigned char *)r->body, r->body_len, &again, &b);
+        luaL_pushresult(&b);
+    } else {
+        lua_pushvalue(L, body_index);
+    }
     if (lua_pcall(L, 1, 1, 0) != 0) {
         const char *why = lua_tostring(L, -1);
         lua_pushfstring(L, "response is not valid JSON: %s",
@@ -317,10 +416,12 @@ int es_push_decoded(lua_State *L, int decode_index, const es_response *r)
     if (!lua_istable(L, env))
         return push_http_error(L, r, "response is not a Cloudflare envelope", 1);
 #if LUA_VERSION_NUM >= 503
-    restore_integers(L, env, 0);
+    if (seen.integers > 0 && !restore(L, env, 0, !mixed)) {
+        lua_pop(L, 1);
+        return push_http_error(L, r, "response is nested too deeply to read", 0);
+    }
 #endif
-    lua_getfield(L, env, "success");
-    if (lua_type(L, -1) != LUA_TBOOLEAN) {
+    lua_getfield(L, env, "success");    if (lua_type(L, -1) != LUA_TBOOLEAN) {
         lua_pop(L, 1);
         return push_http_error(L, r, "response is not a Cloudflare envelope", 1);
     }

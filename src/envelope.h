@@ -18,8 +18,10 @@ typedef struct es_response {
 } es_response;
 
 /* Pushes result, err, envelope (nil where absent) and returns 3.
- * decode_index is the stack index of a cjson decode function. */
-int es_push_decoded(lua_State *L, int decode_index, const es_response *r);
+ * decode_index: the absolute stack index of a cjson decode function;
+ * body_index: that of the body as a Lua string, whose bytes r->body are
+ * (the decoder reads nothing the caller could free meanwhile). */
+int es_push_decoded(lua_State *L, int decode_index, int body_index, const es_response *r);
 
 /* Pushes a new error table: kind, message, and status and ray_id when
  * known, with empty errors and messages lists. */

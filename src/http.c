@@ -2,7 +2,6 @@
 
 #include "http.h"
 
-#include <ctype.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -73,11 +72,37 @@ static size_t on_body(char *bytes, size_t size, size_t count, void *userdata)
     return n;
 }
 
+/* ASCII only, whatever C locale the host process has set (in a Turkish
+ * one, tolower('I') is not 'i'). */
+static int ascii_lower(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
+}
+
+static int is_blank(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* The body of an at_most_once request. No seek callback goes with it, so
+ * libcurl can never rewind it to send it again. */
+static size_t on_read(char *buffer, size_t size, size_t count, void *userdata)
+{
+    es_http *h = userdata;
+    size_t n = size * count;
+    if (n > h->upload_left)
+        n = h->upload_left;
+    memcpy(buffer, h->upload, n);
+    h->upload += n;
+    h->upload_left -= n;
+    return n;
+}
+
 static int names_equal(const char *a, size_t alen, const char *b)
 {
     size_t i;
     for (i = 0; i < alen; i++) {
-        if (b[i] == '\0' || tolower((unsigned char)a[i]) != b[i])
+        if (b[i] == '\0' || ascii_lower((unsigned char)a[i]) != b[i])
             return 0;
     }
     return b[alen] == '\0';
@@ -94,6 +119,7 @@ static size_t on_header(char *line, size_t size, size_t count, void *userdata)
      * headers of the previous one. */
     if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) {
         memset(h->header_values, 0, sizeof h->header_values);
+        h->header_seen = 0;
         return n;
     }
     colon = memchr(line, ':', n);
@@ -103,15 +129,24 @@ static size_t on_header(char *line, size_t size, size_t count, void *userdata)
     value = colon + 1;
     while (value < end && (*value == ' ' || *value == '\t'))
         value++;
-    while (end > value && isspace((unsigned char)end[-1]))
+    while (end > value && is_blank((unsigned char)end[-1]))
         end--;
     value_len = (size_t)(end - value);
     for (i = 0; i < ES_HDR_COUNT; i++) {
         if (names_equal(line, name_len, es_http_header_names[i])) {
+            size_t k;
+            char *out = h->header_values[i];
+            if (h->header_seen & (1u << i))
+                break;
+            h->header_seen |= 1u << i;
             if (value_len >= ES_HDR_VALUE_MAX)
                 value_len = ES_HDR_VALUE_MAX - 1;
-            memcpy(h->header_values[i], value, value_len);
-            h->header_values[i][value_len] = '\0';
+            /* these reach logs and error lines: nothing a terminal obeys */
+            for (k = 0; k < value_len; k++) {
+                unsigned char c = (unsigned char)value[k];
+                out[k] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+            }
+            out[value_len] = '\0';
             break;
         }
     }
@@ -156,6 +191,8 @@ const char *es_http_open(es_http *h, const es_http_options *o)
     SET(CURLOPT_WRITEDATA, h);
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_HEADERDATA, h);
+    SET(CURLOPT_READFUNCTION, on_read);
+    SET(CURLOPT_READDATA, h);
     SET(CURLOPT_USERAGENT, o->user_agent);
     SET(CURLOPT_FOLLOWLOCATION, 0L);    /* a redirect could carry the token away */
     SET(CURLOPT_SSL_VERIFYPEER, 1L);
@@ -190,7 +227,8 @@ int es_http_add_header(es_http *h, const char *line)
 }
 
 CURLcode es_http_perform(es_http *h, const char *method, const char *url,
-                         const char *body, size_t body_len, long *status)
+                         const char *body, size_t body_len, int at_most_once,
+                         long *status)
 {
     CURLcode rc;
     int with_body = body != NULL;
@@ -200,13 +238,17 @@ CURLcode es_http_perform(es_http *h, const char *method, const char *url,
     h->out_of_memory = 0;
     h->errbuf[0] = '\0';
     memset(h->header_values, 0, sizeof h->header_values);
+    h->header_seen = 0;
     *status = 0;
 
     /* The handle is reused, so every call states its whole method setup. */
     if (with_body) {
         curl_easy_setopt(h->easy, CURLOPT_POST, 1L);
         curl_easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-        curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, body);
+        /* without POSTFIELDS, libcurl reads the body through on_read */
+        curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, at_most_once ? NULL : body);
+        h->upload = body;
+        h->upload_left = body_len;
     } else {
         curl_easy_setopt(h->easy, CURLOPT_HTTPGET, 1L);
     }
@@ -220,9 +262,19 @@ CURLcode es_http_perform(es_http *h, const char *method, const char *url,
 
     rc = curl_easy_perform(h->easy);
     curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, status);
+    /* Did any request go out? A refused connect says "nothing was sent"
+     * only when none did: libcurl may have sent the request on a reused
+     * connection that died, and then have been refused a new one. */
+    {
+        long request_size = 0;
+        curl_easy_getinfo(h->easy, CURLINFO_REQUEST_SIZE, &request_size);
+        h->request_sent = request_size > 0;
+    }
     /* The body belongs to the caller's stack: keep no pointer to it. */
     if (with_body)
         curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, NULL);
+    h->upload = NULL;
+    h->upload_left = 0;
     return rc;
 }
 

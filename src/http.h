@@ -44,6 +44,10 @@ typedef struct es_http {
     int body_too_large;
     int out_of_memory;
     char header_values[ES_HDR_COUNT][ES_HDR_VALUE_MAX];
+    unsigned header_seen;               /* bit i: header i already came */
+    const char *upload;                 /* an at_most_once body, while sent */
+    size_t upload_left;
+    int request_sent;                   /* the last perform issued request bytes */
     char errbuf[CURL_ERROR_SIZE];
 } es_http;
 
@@ -63,10 +67,20 @@ const char *es_http_open(es_http *h, const es_http_options *o);
 /* A header line sent with every request; 0 when memory runs out. */
 int es_http_add_header(es_http *h, const char *line);
 
+/* at_most_once: the request must not reach the server twice (a create).
+ * When a reused keep-alive connection dies before any byte of the answer,
+ * libcurl sends the request again by itself, body included; it can only
+ * do that by rewinding the body, so such a body is handed to libcurl
+ * through a read callback that cannot rewind: the transfer then fails
+ * (CURLE_SEND_FAIL_REWIND) instead of sending it twice, and the
+ * connection is still reused as any other. */
 CURLcode es_http_perform(es_http *h, const char *method, const char *url,
-                         const char *body, size_t body_len, long *status);
+                         const char *body, size_t body_len, int at_most_once,
+                         long *status);
 
-/* "" when the last response did not carry that header. */
+/* "" when the last response did not carry that header. Of a header sent
+ * twice, the first value counts (the nginx transport reads them the same
+ * way). Bytes outside printable ASCII are kept as '?'. */
 const char *es_http_header(const es_http *h, int which);
 
 /* Names of the headers above, lower case, in enum order. */

@@ -24,6 +24,7 @@ function app.call()
                  base_url = args.base_url or ngx.var.es_base_url,
                  max_retries = tonumber(args.max_retries), max_retry_wait = 2 }
   if args.timeout then opts.timeout = tonumber(args.timeout) end
+  if args.location then opts.nginx_location = args.location end
   local ok, cf = pcall(es.new, opts)
   if not ok then
     ngx.say(cjson.encode({ pid = ngx.worker.pid(), new_error = cf }))
@@ -46,6 +47,10 @@ function app.call()
     result, err = reg:update(id, fields)
   elseif op == "delete" then
     result, err = reg:delete(id)
+  elseif op == "list_then_create" then
+    -- the list leaves a kept-alive upstream connection for the create
+    result, err = reg:list()
+    if result then result, err = reg:create(fields) end
   elseif op == "get" then
     result, err = reg:get(id)
   elseif op == "list" then

@@ -37,7 +37,8 @@ local function readme_locations()
 end
 
 --- opts: locations (nginx text inside the server block, beside README's),
---- lifetime (seconds, default 120). Returns { port, url, dir,
+--- http (nginx text for the http block: upstreams), lifetime (seconds,
+--- default 120). Returns { port, url, dir,
 --- error_log(), stop() }.
 function nginx_process.start(opts)
   local root = files.command_output("pwd")
@@ -63,6 +64,7 @@ http {
   scgi_temp_path DIR/tmp/scgi;
   lua_package_path "ROOT/lua/?.lua;;";
   lua_package_cpath "ROOT/build/luajit/?.so;;";
+HTTP_BLOCK
   server {
     listen 127.0.0.1:PORT;
 PROXY
@@ -71,6 +73,7 @@ LOCATIONS
 }
 ]]):gsub("PROXY", (readme_locations():gsub("%%", "%%%%")))
     :gsub("LOCATIONS", (opts.locations:gsub("%%", "%%%%")))
+    :gsub("HTTP_BLOCK", ((opts.http or ""):gsub("%%", "%%%%")))
     :gsub("DIR", dir):gsub("ROOT", root):gsub("PORT", tostring(port))
   local f = assert(io.open(dir .. "/nginx.conf", "wb"))
   f:write(conf)

@@ -106,7 +106,7 @@ function client.new(opts)
       base_url = c.base_url,
       transport = transport,
       config = c,
-      pacer = pacer.new(c.rate_limit, core.monotonic),
+      pacer = pacer.new(c.rate_limit, core.monotonic, c.max_retry_wait),
       sleep = c.sleep or default_sleep(c),
       log = log.writer(c.log),
     },

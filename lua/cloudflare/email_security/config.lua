@@ -3,6 +3,7 @@
 -- public constructor raises that message at the caller.
 
 local nginx_transport = require("cloudflare.email_security.nginx_transport")
+local snapshot = require("cloudflare.email_security.snapshot")
 
 local config = {}
 local in_nginx = nginx_transport.available
@@ -39,7 +40,8 @@ local function check_secret(value, label)
     return label .. " must be a string, got " .. type(value)
   end
   if value == "" then return label .. " is empty" end
-  if value:find("[%c\128-\255]") then
+  -- explicit byte ranges: Lua's %c and %w follow the C locale
+  if value:find("[%z\1-\31\127-\255]") then
     return label .. " contains a control character, line break or non-ASCII byte"
   end
 end
@@ -88,7 +90,7 @@ local function check_account_id(id, source)
   if type(id) ~= "string" then
     return source .. " must be a string, got " .. type(id)
   end
-  if #id < 1 or #id > 32 or id:find("[^%w_%-]") then
+  if #id < 1 or #id > 32 or id:find("[^A-Za-z0-9_%-]") then
     return source .. " must be 1 to 32 letters, digits, '-' or '_'"
       .. " (a Cloudflare account id is 32 hex digits)"
   end
@@ -99,18 +101,21 @@ local function check_base_url(url, source)
     return nil, source .. " must be a string, got " .. type(url)
   end
   url = url:gsub("/+$", "")
-  if not (url:find("^https://[^/?#%s]+") or url:find("^http://[^/?#%s]+")) then
+  if not (url:find("^https://[^/?#%z\1-\32\127]+") or url:find("^http://[^/?#%z\1-\32\127]+")) then
     return nil, source .. " must be an http:// or https:// URL"
   end
-  if url:find("[%s%c?#]") or url:find("^https?://[^/]*@") then
+  if url:find("[%z\1-\32\127?#]") or url:find("^https?://[^/]*@") then
     return nil, source .. " must not contain spaces, a query, a fragment or user info"
   end
   return url
 end
 
+-- libcurl takes milliseconds as a C long: 2^31 - 1 of them fit everywhere.
+local MAX_SECONDS = 2147483
+
 local function seconds_to_ms(value, name)
-  if type(value) ~= "number" or value ~= value or value <= 0 or value == math.huge then
-    return nil, name .. " must be a positive number of seconds"
+  if type(value) ~= "number" or not (value > 0 and value <= MAX_SECONDS) then
+    return nil, name .. (" must be a positive number of seconds, at most %d (24 days)"):format(MAX_SECONDS)
   end
   return math.ceil(value * 1000)
 end
@@ -118,6 +123,8 @@ end
 --- opts: the table given to new(); getenv: os.getenv or a stand-in.
 function config.resolve(opts, getenv)
   getenv = getenv or os.getenv
+  -- one raw read, as for fields: what is checked is what is used
+  opts = snapshot(opts)
   for name in pairs(opts) do
     if not KNOWN[name] then
       return nil, "unknown option '" .. tostring(name) .. "'"
@@ -158,8 +165,8 @@ function config.resolve(opts, getenv)
   if not c.connect_timeout_ms then return nil, why end
 
   local size = opts.max_response_size or config.DEFAULT_MAX_RESPONSE_SIZE
-  if type(size) ~= "number" or size < 1 or size ~= math.floor(size) or size == math.huge then
-    return nil, "max_response_size must be a positive whole number of bytes"
+  if type(size) ~= "number" or not (size >= 1 and size <= 2 ^ 31 - 1) or size ~= math.floor(size) then
+    return nil, "max_response_size must be a whole number of bytes from 1 to 2^31 - 1"
   end
   c.max_response_size = size
 
@@ -174,7 +181,7 @@ function config.resolve(opts, getenv)
   end
 
   if opts.user_agent ~= nil and (type(opts.user_agent) ~= "string"
-                                 or opts.user_agent:find("%c")) then
+                                 or opts.user_agent:find("[%z\1-\31\127]")) then
     return nil, "user_agent must be a string without control characters"
   end
   c.user_agent_suffix = opts.user_agent
@@ -226,7 +233,7 @@ function config.resolve(opts, getenv)
       end
     end
     local location = opts.nginx_location or nginx_transport.DEFAULT_LOCATION
-    if type(location) ~= "string" or not location:find("^/[%w%-%._~/]*$") then
+    if type(location) ~= "string" or not location:find("^/[A-Za-z0-9%-%._~/]*$") then
       return nil, "nginx_location must be a location path such as "
         .. nginx_transport.DEFAULT_LOCATION
     end

@@ -8,9 +8,17 @@ local Error = {}
 Error.__index = Error
 Error.__name = "cloudflare.email_security.error"
 
-local function one_line(s)
-  return (tostring(s):gsub("[%c]+", " "))
+local function hex_escape(c)
+  return ("\\x%02x"):format(c:byte())
 end
+
+--- s as one line a terminal shows as it is: runs of line breaks and tabs
+--- become one space, and every other control character (an escape
+--- sequence the server sent, say) is written as \xNN.
+function errors.printable(s)
+  return (tostring(s):gsub("[\t\n\r]+", " "):gsub("[%z\1-\31\127]", hex_escape))
+end
+local one_line = errors.printable
 
 function Error.__tostring(err)
   local parts = { err.kind or "unknown", " error" }
@@ -21,6 +29,10 @@ function Error.__tostring(err)
   parts[#parts + 1] = ": " .. one_line(err.message or "no message")
   local extra = type(err.errors) == "table" and #err.errors - 1 or 0
   if extra > 0 then parts[#parts + 1] = (" (+%d more)"):format(extra) end
+  if err.retry_after then
+    parts[#parts + 1] = (" (the API asks to retry after %.0f s, longer than max_retry_wait: not retried)")
+      :format(math.min(err.retry_after, 1e15))
+  end
   if err.method and err.path then
     parts[#parts + 1] = " [" .. err.method .. " " .. one_line(err.path)
     if err.ray_id then parts[#parts + 1] = ", ray " .. one_line(err.ray_id) end

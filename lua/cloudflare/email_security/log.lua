@@ -1,6 +1,9 @@
 -- Debug logging: one line per request and one per response. Lines name the
 -- method, path, attempt, status, time and ray id; never a header or a body,
--- so never a credential.
+-- so never a credential. What came from the network is escaped: a log line
+-- can hold no control character for the terminal to obey.
+
+local printable = require("cloudflare.email_security.errors").printable
 
 local log = {}
 
@@ -26,10 +29,11 @@ function log.response(write, method, path, seconds, err)
   local outcome = "ok"
   if err then
     outcome = err.kind .. (err.status and (" " .. err.status) or "")
-      .. (err.code and (" code " .. err.code) or "")
+      .. (err.code and (" code " .. printable(err.code)) or "")
   end
   write(("cloudflare.email_security: < %s %s %s in %.1f ms%s")
-    :format(method, path, outcome, seconds * 1000, err and err.ray_id and (" ray " .. err.ray_id) or ""))
+    :format(method, path, outcome, seconds * 1000,
+            err and err.ray_id and (" ray " .. printable(err.ray_id)) or ""))
 end
 
 return log

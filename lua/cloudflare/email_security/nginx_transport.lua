@@ -46,8 +46,9 @@ local function new_error(kind, status, message, ray_id)
            errors = {}, messages = {} }
 end
 
--- Lower-cased names; a header sent twice keeps its first value, as the
--- libcurl transport does.
+-- Lower-cased names; a header sent twice keeps its first value, and bytes
+-- outside printable ASCII become '?': both as in the libcurl transport
+-- (src/http.c).
 local function wanted_headers(raw)
   local out
   for name, value in pairs(raw) do
@@ -55,7 +56,7 @@ local function wanted_headers(raw)
     if WANTED[lower] then
       if type(value) == "table" then value = value[1] end
       out = out or {}
-      out[lower] = value
+      out[lower] = tostring(value):sub(1, 127):gsub("[^\32-\126]", "?")
     end
   end
   return out
@@ -80,7 +81,10 @@ local function refused(message)
 end
 
 --- request(method, url, body) -> result, err, envelope [, headers], as the
---- C transport's client:request.
+--- C transport's client:request. A create (the C transport's at_most_once)
+--- needs nothing here: nginx never sends a POST twice by itself (with
+--- `proxy_next_upstream off`, as README's location has it, it sends no
+--- request twice), even on a kept-alive upstream connection that dies.
 function Transport:request(method, url, body)
   if self.closed then
     error("attempt to use a closed cloudflare.email_security client", 2)

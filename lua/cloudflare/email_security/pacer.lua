@@ -1,15 +1,20 @@
 -- Paces requests so that a bulk script does not meet a 429: at most
 -- `requests` starts in any `per` seconds (a ring of the last start times),
--- and a pause when the API's RateLimit header says the budget is nearly spent.
+-- and a pause when the API's RateLimit header says the budget is nearly
+-- spent, never longer than max_wait (the client's max_retry_wait): a server
+-- that says its budget comes back in a year gets asked again after that, and
+-- its 429 then decides.
 
 local Pacer = {}
 Pacer.__index = Pacer
 
 local pacer = {}
 
---- limit: { requests = N, per = seconds } or nil; clock: monotonic seconds.
-function pacer.new(limit, clock)
+--- limit: { requests = N, per = seconds } or nil; clock: monotonic seconds;
+--- max_wait: the longest hold a RateLimit header may cause (default 60).
+function pacer.new(limit, clock, max_wait)
   return setmetatable({
+    max_wait = max_wait or 60,
     size = limit and limit.requests,
     per = limit and limit.per,
     starts = {},
@@ -48,11 +53,13 @@ function Pacer:observe(headers)
   if not remaining or not reset then return end
   local quota = tonumber((headers["ratelimit-policy"] or ""):match("q=(%d+)"))
   local now = self.clock()
+  local hold
   if remaining <= 0 then
-    self.hold_until = now + reset
+    hold = reset
   elseif quota and remaining < quota / 10 then
-    self.hold_until = now + reset / (remaining + 1)
+    hold = reset / (remaining + 1)
   end
+  if hold then self.hold_until = now + math.min(hold, self.max_wait) end
 end
 
 return pacer

@@ -11,10 +11,18 @@ local log = require("cloudflare.email_security.log")
 local monotonic = core.monotonic
 local policy = {}
 
+-- The client was closed while this call was under way (by a finalizer
+-- that ran during it, say): the call ends with an error value.
+local function closed_during_call()
+  return { kind = "transport", message = "the client was closed during the call; nothing more was sent",
+           errors = {}, messages = {} }
+end
+
 --- state: the client's internals (base_url, transport, config, pacer,
 --- sleep, log); path without the base URL; query: "" or "?a=b"; body: a
---- JSON string or nil.
-function policy.call(state, method, path, query, body)
+--- JSON string or nil; once: the request must never reach the server twice
+--- (a create), so it is retried only when no try can have acted.
+function policy.call(state, method, path, query, body, once)
   local transport = state.transport
   if transport:is_closed() then
     -- level 3: the caller of the resource method
@@ -22,25 +30,39 @@ function policy.call(state, method, path, query, body)
   end
   local url = state.base_url .. path .. query
   local cfg, pacer, write = state.config, state.pacer, state.log
-  local attempt = 0
+  local attempt, acted = 0, false
   while true do
     attempt = attempt + 1
     local wait = pacer:delay()
     if wait > 0 then state.sleep(wait) end
+    if transport:is_closed() then
+      local err = closed_during_call()
+      err.attempts = attempt - 1
+      return nil, errors.wrap(err, method, path)
+    end
     pacer:started()
     if write then log.request(write, method, path .. query, attempt, body) end
     local started = write and monotonic()
 
-    local result, err, envelope, headers = transport:request(method, url, body)
+    local result, err, envelope, headers = transport:request(method, url, body, once)
 
     if write then log.response(write, method, path .. query, monotonic() - started, err) end
     pacer:observe(headers or (err and err.headers))
     if not err then return result, nil, envelope end
-    if attempt > cfg.max_retries or not retry.retryable(method, err) then
+    local again = attempt <= cfg.max_retries and retry.retryable(method, err, acted)
+    local delay, asked
+    if again then
+      delay, asked = retry.delay(err, attempt, cfg.max_retry_wait, os.time(), math.random)
+    end
+    if not delay then
       err.attempts = attempt
+      -- the API asked for a longer wait than max_retry_wait: not retried,
+      -- and the error says when it may be
+      err.retry_after = asked
       return nil, errors.wrap(err, method, path), envelope
     end
-    state.sleep(retry.delay(err, attempt, cfg.max_retry_wait, os.time(), math.random))
+    acted = acted or retry.may_have_acted(err)
+    state.sleep(delay)
   end
 end
 

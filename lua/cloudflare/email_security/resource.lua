@@ -9,6 +9,7 @@ local validate = require("cloudflare.email_security.validate")
 local json_body = require("cloudflare.email_security.json_body")
 local policy = require("cloudflare.email_security.policy")
 local paging = require("cloudflare.email_security.paging")
+local snapshot = require("cloudflare.email_security.snapshot")
 
 local escape = core.escape_segment
 local concat = table.concat
@@ -54,6 +55,7 @@ function Resource:_entry_path(method, id)
   return self._collection .. "/" .. (self._schema.id_format == "uuid" and id or escape(id))
 end
 
+-- fields: the module's own copy (snapshot), which is both checked and sent.
 function Resource:_body(method, path, fields, mode)
   local field, rule, message = validate.body(self._schema, fields, mode)
   if field then return nil, errors.invalid(field, rule, message, method, path) end
@@ -64,9 +66,9 @@ end
 function Resource:create(fields)
   check_self(self, "create")
   check_arg("create", 1, fields, "table")
-  local body, err = self:_body("POST", self._collection, fields, "create")
+  local body, err = self:_body("POST", self._collection, snapshot(fields), "create")
   if not body then return nil, err end
-  return policy.call(self._state, "POST", self._collection, "", body)
+  return policy.call(self._state, "POST", self._collection, "", body, true)
 end
 
 function Resource:get(id)
@@ -85,7 +87,7 @@ function Resource:update(id, fields)
   local path, err = self:_entry_path("PATCH", id)
   if not path then return nil, err end
   local body
-  body, err = self:_body("PATCH", path, fields, "update")
+  body, err = self:_body("PATCH", path, snapshot(fields), "update")
   if not body then return nil, err end
   return policy.call(self._state, "PATCH", path, "", body)
 end
@@ -100,6 +102,8 @@ function Resource:delete(id)
 end
 
 -- "?a=1&b=2" in the schema's parameter order, "" when there are none.
+-- params: validated, so numbers are integers within 2^53, which %.0f
+-- writes exactly.
 local function query_string(schema, params)
   local parts = {}
   for _, spec in ipairs(schema.list_params) do
@@ -116,7 +120,7 @@ end
 function Resource:list(params)
   check_self(self, "list")
   check_arg("list", 1, params, "table", true)
-  params = params or {}
+  params = params and snapshot(params) or {}
   local path = self._collection
   local field, rule, message = validate.params(self._schema, params)
   if field then return nil, errors.invalid(field, rule, message, "GET", path) end

@@ -22,15 +22,29 @@ local NOT_SENT = { [5] = true, [6] = true, [7] = true, [35] = true }
 local BROKEN = { [5] = true, [6] = true, [7] = true, [16] = true, [18] = true, [35] = true,
                  [52] = true, [55] = true, [56] = true, [92] = true }
 
-function retry.retryable(method, err)
+-- The request certainly did nothing: it never reached the server, or the
+-- API refused it before acting (429). err.sent: libcurl had sent the
+-- request before the failure (on a reused connection that died, before a
+-- refused reconnect), so a refused connect then proves nothing.
+local function did_not_act(err)
+  return err.status == 429
+    or (err.kind == "transport" and NOT_SENT[err.curl_code] == true and not err.status and not err.sent)
+end
+
+--- Whether this failed try may have acted on the server (the next try of a
+--- create then is no longer safe, even after a refused connect).
+function retry.may_have_acted(err)
+  return err.kind ~= "invalid" and not did_not_act(err)
+end
+
+--- acted: an earlier try of the same call may have acted.
+function retry.retryable(method, err, acted)
   if err.kind == "invalid" then return false end
   local flag = err.headers and err.headers["x-should-retry"]
   if flag == "false" then return false end
   if flag == "true" then return true end
   local status = err.status
-  if method == "POST" then
-    return status == 429 or (err.kind == "transport" and NOT_SENT[err.curl_code] == true and not status)
-  end
+  if method == "POST" then return not acted and did_not_act(err) end
   if err.kind == "timeout" then return true end
   -- err.broken: the nginx transport's "no answer" (it has no curl code)
   if err.kind == "transport" then return BROKEN[err.curl_code] == true or err.broken == true end
@@ -62,8 +76,10 @@ end
 
 --- Seconds to wait before attempt `attempt + 1`: what the API asks for
 --- (retry-after-ms, then Retry-After in seconds or as a date), else
---- exponential backoff from 0.5 s to 8 s with up to 25% jitter; never more
---- than max_wait. now: seconds since the epoch; random: math.random.
+--- exponential backoff from 0.5 s to 8 s with up to 25% jitter, at most
+--- max_wait. When the API asks for more than max_wait: nil and the seconds
+--- it asked for (the call then fails, saying so, rather than wait that long
+--- or try again early). now: seconds since the epoch; random: math.random.
 function retry.delay(err, attempt, max_wait, now, random)
   local h = err.headers or {}
   local asked = tonumber(h["retry-after-ms"])
@@ -76,7 +92,10 @@ function retry.delay(err, attempt, max_wait, now, random)
       asked = at and math.max(0, at - now)
     end
   end
-  if asked and asked >= 0 and asked == asked then return math.min(asked, max_wait) end
+  if asked and asked >= 0 and asked == asked then
+    if asked > max_wait then return nil, asked end
+    return asked
+  end
   local backoff = math.min(0.5 * 2 ^ (attempt - 1), 8)
   return math.min(backoff * (1 - 0.25 * random()), max_wait)
 end

@@ -43,13 +43,12 @@ function validate.utf8_length(s)
 end
 
 local function is_integer(v)
-  if type(v) ~= "number" or v ~= v or v == huge or v == -huge or floor(v) ~= v then
-    return false
-  end
-  -- a float past 2^53 may already have lost digits
-  if math.type and math.type(v) == "integer" then return true end
-  return v >= -2^53 and v <= 2^53
+  return type(v) == "number" and v == v and v ~= huge and v ~= -huge and floor(v) == v
 end
+
+-- Past 2^53 a double (all lua-cjson has) is no longer exact: the API's
+-- answer holding such a value could never be read back, so it is never sent.
+local EXACT = 2 ^ 53
 
 local function one_of(list, v)
   for i = 1, #list do
@@ -85,6 +84,12 @@ local function check_value(spec, v)
   elseif t == "integer" then
     if not is_integer(v) then
       return "type", "must be an integer, got " .. (type(v) == "number" and tostring(v) or type(v))
+    end
+    if v > EXACT then
+      return "maximum", "must be at most 2^53 (9007199254740992): a larger integer cannot be read back exactly"
+    end
+    if v < -EXACT then
+      return "minimum", "must be at least -2^53 (-9007199254740992): a larger integer cannot be read back exactly"
     end
     if spec.minimum and v < spec.minimum then
       return "minimum", ("must be at least %d"):format(spec.minimum)

@@ -1,0 +1,108 @@
+-- No Lua code can make the C core use memory it has freed: a client closed
+-- by a finalizer in the middle of a call, an options table whose fields are
+-- made on the fly. Under `make check-asan` and `make check-memory` these
+-- runs are watched byte by byte; in a plain run a use after free of the
+-- large answer buffer ends the process.
+local es = require("cloudflare.email_security")
+local core = require("cloudflare.email_security.core")
+local emulator_process = require("spec.support.emulator_process")
+local files = require("spec.support.files")
+
+local ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"
+
+-- The collector steps on nearly every allocation, so that what is not
+-- anchored is swept at once.
+local function aggressive_collector()
+  if not pcall(collectgarbage, "incremental", 10, 400) then      -- 5.1 to 5.3, LuaJIT
+    collectgarbage("setpause", 10)
+    collectgarbage("setstepmul", 400)
+  end
+end
+
+local function default_collector()
+  if not pcall(collectgarbage, "incremental", 200, 100) then
+    collectgarbage("setpause", 200)
+    collectgarbage("setstepmul", 200)
+  end
+end
+
+describe("a client closed by a finalizer during a call", function()
+  local emu
+
+  lazy_setup(function() emu = emulator_process.start() end)
+  lazy_teardown(function() if emu then emu.stop() end end)
+  before_each(function() emu.reset() end)
+  after_each(default_collector)
+
+  it("finishes the call and closes after it, for a large answer that is no envelope", function()
+    -- valid JSON of 200 KB without `success`: decoded by lua-cjson, then
+    -- summarised from the body's bytes
+    local body = '{"items":[' .. ('"' .. ("x"):rep(90) .. '",'):rep(2200) .. '"end"]}'
+    emu.fault({ method = "GET", times = 50, status = 200, body = body,
+                headers = { ["Content-Type"] = "application/json" } })
+    local out = files.command_output(("LUA_PATH='./lua/?.lua;;' LUA_CPATH=%q %s spec/support/close_in_finalizer.lua"
+      .. " %s %s 2>&1; echo \" exit=$?\""):format(package.cpath, os.getenv("LUA") or "lua5.4", emu.base_url, emu.token))
+    local counts = {}
+    for k, v in out:gmatch("(%a+)=(%d+)") do counts[k] = tonumber(v) end
+    assert.are.equal(0, counts.exit, out)
+    assert.are.same({ 0, 0 }, { counts.open, counts.other }, out)
+    assert.are.equal(50, counts.raised + counts.value + counts.decoded, out)
+    assert.is_true(counts.deferred > 0, "no finalizer closed a client while its answer was decoded: " .. out)
+  end)
+
+  it("returns an error value when the client is closed between two tries", function()
+    local cf
+    local sleeps = 0
+    cf = es.new({ account_id = ACCOUNT, api_token = emu.token, base_url = emu.base_url,
+                  sleep = function()
+                    sleeps = sleeps + 1
+                    cf:close()        -- as a finalizer run during the wait would
+                  end })
+    emu.fault({ method = "GET", status = 503, body = "busy" })
+    local page, err = cf.impersonation_registry:list()
+    assert.is_nil(page)
+    assert.are.equal(1, sleeps)
+    assert.are.equal("transport", err.kind)
+    assert.matches("closed", err.message, 1, true)
+    assert.are.equal(1, emu.count("GET"), "nothing was sent on the closed client")
+  end)
+end)
+
+describe("core.new", function()
+  local UA = "lifetimes-spec/1"
+
+  it("reads its options raw: an __index that makes strings is never consulted", function()
+    local calls = 0
+    local opts = setmetatable({}, { __index = function(_, k)
+      calls = calls + 1
+      collectgarbage()
+      if k == "user_agent" then return UA .. (" "):rep(200) .. tostring(calls) end
+    end })
+    local ok, msg = pcall(core.new, opts)
+    assert.is_false(ok)
+    assert.matches("user_agent", msg, 1, true)
+    assert.are.equal(0, calls)
+  end)
+
+  it("keeps every string it gives libcurl alive while libcurl copies it", function()
+    local emu = emulator_process.start()
+    local ok, err = pcall(function()
+      -- strings made here and held only by the table, which the collector
+      -- is pushed to sweep while the options are read
+      local opts = { user_agent = UA .. "/" .. ("u"):rep(300), headers = { "Authorization: Bearer " .. emu.token } }
+      aggressive_collector()
+      local c = core.new(opts)
+      opts = nil  -- luacheck: ignore
+      collectgarbage()
+      local result = c:request("GET", emu.base_url .. "/accounts/" .. ACCOUNT
+                               .. "/email-security/settings/impersonation_registry")
+      c:close()
+      default_collector()
+      assert.is_table(result)
+      assert.are.equal(UA .. "/" .. ("u"):rep(300), emu.requests()[1].headers["user-agent"])
+    end)
+    emu.stop()
+    default_collector()
+    assert(ok, err)
+  end)
+end)
