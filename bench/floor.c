@@ -64,6 +64,21 @@ static long peak_kib(void)
     return ru.ru_maxrss;
 }
 
+typedef struct upload {
+    const char *p;
+    size_t left;
+} upload;
+
+static size_t read_upload(char *buffer, size_t size, size_t count, void *userdata)
+{
+    upload *u = userdata;
+    size_t n = size * count < u->left ? size * count : u->left;
+    memcpy(buffer, u->p, n);
+    u->p += n;
+    u->left -= n;
+    return n;
+}
+
 static int perform(CURL *h, const char *url)
 {
     long status = 0;
@@ -71,7 +86,7 @@ static int perform(CURL *h, const char *url)
     curl_easy_setopt(h, CURLOPT_URL, url);
     rc = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    if (rc != CURLE_OK || status != 200) {
+    if (rc != CURLE_OK || status < 200 || status > 299) {
         fprintf(stderr, "floor: %s: %s (HTTP %ld)\n", url, curl_easy_strerror(rc), status);
         return 0;
     }
@@ -105,6 +120,10 @@ int main(int argc, char **argv)
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     if (ca != NULL)
         curl_easy_setopt(h, CURLOPT_CAINFO, ca);
+    /* FLOOR_FRESH: a new connection for every request (TLS sessions are
+     * still reused), the other way to keep libcurl from sending a POST twice */
+    if (getenv("FLOOR_FRESH") != NULL)
+        curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
 
     if (decode) {
         L = luaL_newstate();
@@ -134,7 +153,16 @@ int main(int argc, char **argv)
     } else {
         const char *method = argv[2];
         n = atol(argv[3]);
-        if (argc > 4) {
+        /* FLOOR_ONCE: the body through a read callback that cannot rewind,
+         * as the module sends a create (libcurl cannot send it twice) */
+        int once = getenv("FLOOR_ONCE") != NULL;
+        upload up;
+        if (argc > 4 && once) {
+            curl_easy_setopt(h, CURLOPT_POST, 1L);
+            curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(argv[4]));
+            curl_easy_setopt(h, CURLOPT_READFUNCTION, read_upload);
+            curl_easy_setopt(h, CURLOPT_READDATA, &up);
+        } else if (argc > 4) {
             curl_easy_setopt(h, CURLOPT_POSTFIELDS, argv[4]);
             curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(argv[4]));
         }
@@ -144,6 +172,10 @@ int main(int argc, char **argv)
         cpu = cpu_seconds();
         for (i = 0; i < n; i++) {
             body.len = 0;
+            if (once && argc > 4) {
+                up.p = argv[4];
+                up.left = strlen(argv[4]);
+            }
             if (!perform(h, argv[1]))
                 return 1;
             if (decode) {

@@ -86,7 +86,10 @@ http {
     listen 127.0.0.1:HTTPS_PORT ssl http2;
     ssl_certificate DIR/cert.pem;
     ssl_certificate_key DIR/key.pem;
-    location = LIST_PATH { rewrite ^ /pages/page$arg_page.json last; }
+    location = LIST_PATH {
+      if ($request_method = POST) { return 201 'CREATED'; }
+      rewrite ^ /pages/page$arg_page.json last;
+    }
     location /pages/ { internal; root DIR; }
     location LIST_PATH/ {
       if ($request_method = DELETE) { return 200 'DELETED'; }
@@ -95,7 +98,7 @@ http {
   }
 }
 ]]):gsub("DIR", dir):gsub("HTTPS_PORT", https_port):gsub("HTTP_PORT", http_port)
-   :gsub("LIST_PATH", PATH):gsub("DELETED", deleted):gsub("UPDATED", updated))
+   :gsub("LIST_PATH", PATH):gsub("DELETED", deleted):gsub("UPDATED", updated):gsub("CREATED", updated))
 sh(("timeout 1800 nginx -p %s -c %s/nginx.conf >/dev/null 2>&1 & echo $! > %s/launcher.pid"):format(dir, dir, dir))
 assert(process.wait_for_port(http_port, 10), "nginx did not start")
 
@@ -120,13 +123,26 @@ local function module(args) return parse(read(ENV .. " " .. LUA .. " bench/modul
 local function floor(args) return parse(read(ENV .. " " .. FLOOR .. " " .. args)) end
 
 local body = '{"name":"John Doe","comments":null}'
-local rows = {}
+local create_body = '{"name":"Jane Roe","email":"jane@example.com","is_email_regex":false}'
+local rows, creates = {}, {}
 for _, scheme in ipairs({ { "http", "http://127.0.0.1:" .. http_port, "HTTP/1.1" },
                           { "https", "https://127.0.0.1:" .. https_port, "HTTPS, HTTP/2" } }) do
   local base = scheme[2] .. "/client/v4"
   local item = scheme[2] .. PATH .. "/" .. ID
   local list = scheme[2] .. PATH .. "?per_page=1000"
+  -- A create must never be sent twice: the module hands its body to
+  -- libcurl through a read callback that cannot rewind, so libcurl cannot
+  -- resend it by itself. The floor with decode, three ways: the body as
+  -- POSTFIELDS (which libcurl may resend), as the module sends it, and on
+  -- a new connection per call (the other way to the same guarantee).
+  local floor_create = ("%s POST %d '%s'"):format(scheme[2] .. PATH, N, create_body)
+  local function floor_with(env)
+    return parse(read(ENV .. " FLOOR_DECODE=1 " .. env .. FLOOR .. " " .. floor_create))
+  end
+  creates[#creates + 1] = { scheme[3], postfields = floor_with(""), once = floor_with("FLOOR_ONCE=1 "),
+                            fresh = floor_with("FLOOR_FRESH=1 ") }
   for _, case in ipairs({
+    { "create (POST)", "create " .. base .. " " .. N, floor_create, true },
     { "update (PATCH)", "update " .. base .. " " .. N, ("%s PATCH %d '%s'"):format(item, N, body), true },
     { "delete (DELETE)", "delete " .. base .. " " .. N, ("%s DELETE %d"):format(item, N), true },
     { "list 10 x 1000 (each)", ("list %s 10 %d"):format(base, LIST_ROUNDS),
@@ -171,6 +187,13 @@ for _, r in ipairs(rows) do
   print(("| %s | %s | %.0f | %.0f | %.3f | %.1f | %.1f | %.3f | %.1f MiB | %.1f MiB | %s |"):format(
     r[1], r[2], mrps, frps, mrps / frps, m.cpu_us, f.cpu_us, m.cpu_us / f.cpu_us,
     m.peak_kib / 1024, f.peak_kib / 1024, fd and ("%.1f"):format(fd.cpu_us) or "(in floor)"))
+end
+print("\nWhat sending a create at most once costs (floor + decode, one libcurl handle, CPU us per create, req/s):")
+for _, c in ipairs(creates) do
+  local function fig(t) return ("%.1f us, %.0f req/s"):format(t.cpu_us, t.calls / t.wall) end
+  print(("%s: body as POSTFIELDS (libcurl may resend it) %s; through a read callback that cannot rewind"
+    .. " (the module's way) %s; a new connection per create %s"):format(c[1], fig(c.postfields), fig(c.once),
+    fig(c.fresh)))
 end
 local fl = parse(flat)
 print(("\nmemory across %d updates (after 1,000 warm-up calls): RSS %d KiB -> %d KiB (%+d KiB)")
