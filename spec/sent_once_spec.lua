@@ -73,6 +73,20 @@ describe("a create on a connection that dies unanswered", function()
     assert.are.equal(1, emu.count("POST"))
   end)
 
+  it("goes out on a new connection, and succeeds, when the server closed the old one between calls", function()
+    local cf = client({ max_retries = 0 })
+    local reg = cf.impersonation_registry
+    emu.fault({ method = "GET", close_after = true })
+    assert(reg:list())
+    local made, err = reg:create(FIELDS)
+    cf:close()
+    assert.is_nil(err)
+    assert.are.equal("Once", made.name)
+    local reqs = emu.requests()
+    assert.are_not.equal(reqs[1].connection, reqs[2].connection)
+    assert.are.equal(1, emu.count("POST"))
+  end)
+
   it("still reuses the kept-alive connection, as every other call does", function()
     local cf = client()
     local reg = cf.impersonation_registry
