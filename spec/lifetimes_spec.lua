@@ -50,6 +50,18 @@ describe("a client closed by a finalizer during a call", function()
     assert.is_true(counts.deferred > 0, "no finalizer closed a client while its answer was decoded: " .. out)
   end)
 
+  it("ends a call as closed during it when a finalizer closes the client before its request", function()
+    local closed = require("spec.support.process").free_port()
+    local out = files.command_output(("LUA_PATH='./lua/?.lua;;' LUA_CPATH=%q %s spec/support/close_before_request.lua"
+      .. " http://127.0.0.1:%d/ 3000 2>&1; echo \"exit=$?\""):format(package.cpath, os.getenv("LUA") or "lua5.4", closed))
+    assert.matches("exit=0$", out)
+    for n, outcome in out:gmatch("(%d+)\t([^\n]+)") do
+      -- refused: the port is closed; the other: a finalizer closed the client first
+      assert.is_truthy(outcome == "transport 7" or outcome == "closed during the call",
+                       n .. " calls ended as: " .. outcome .. "\n" .. out)
+    end
+  end)
+
   it("returns an error value when the client is closed between two tries", function()
     local cf
     local sleeps = 0

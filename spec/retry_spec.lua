@@ -49,6 +49,15 @@ describe("retry.retryable", function()
     assert.is_true(retry.retryable("PATCH", refused, true), "an update may be sent again anyway")
   end)
 
+  it("takes x-should-retry: true for a create only on a refusal, and only before any try acted", function()
+    local flagged = { ["x-should-retry"] = "true" }
+    assert.is_true(retry.retryable("POST", err({ kind = "api", status = 500, headers = flagged }), false))
+    assert.is_false(retry.retryable("POST", err({ kind = "api", status = 500, headers = flagged }), true))
+    assert.is_false(retry.retryable("POST", err({ kind = "transport", curl_code = 18, status = 201,
+                                                  headers = flagged }), false), "a 201 cut short has acted")
+    assert.is_false(retry.retryable("POST", err({ kind = "http", status = 200, headers = flagged }), false))
+  end)
+
   it("obeys x-should-retry either way", function()
     assert.is_false(retry.retryable("GET", err({ kind = "api", status = 503, headers = { ["x-should-retry"] = "false" } })))
     assert.is_true(retry.retryable("POST", err({ kind = "api", status = 500, headers = { ["x-should-retry"] = "true" } })))

@@ -63,6 +63,30 @@ describe("a create on a connection that dies unanswered", function()
     assert.are.equal(1, emu.count("POST"))
   end)
 
+  it("is not sent again after a 201 whose body was cut, whatever x-should-retry says", function()
+    local cf = client()
+    emu.fault({ method = "POST", truncate_to = 10, headers = { ["x-should-retry"] = "true" } })
+    local made, err = cf.impersonation_registry:create(FIELDS)
+    cf:close()
+    assert.is_nil(made)
+    assert.are.same({ "transport", 201, 1 }, { err.kind, err.status, err.attempts })
+    assert.are.equal(1, emu.count("POST"))
+    assert.are.equal(1, #emu.state(ACCOUNT), "the create happened, once")
+  end)
+
+  it("says nothing was sent when libcurl refuses the request before sending it", function()
+    local cf = client()
+    local reg = cf.impersonation_registry
+    assert(reg:list())                  -- a call that sent its request
+    local page, err = reg:list({ search = ("x"):rep(8 * 1000 * 1000) })    -- a URL too long for libcurl
+    cf:close()
+    assert.is_nil(page)
+    assert.are.same({ "transport", 43 }, { err.kind, err.curl_code })
+    assert.is_nil(err.sent, "no request went out")
+    assert.is_nil(err.status, "no status of an earlier call")
+    assert.are.equal(1, emu.count("GET"))
+  end)
+
   it("fails as ambiguous, sent once, when a new connection dies unanswered", function()
     local cf = client()
     emu.fault({ method = "POST", close = true })

@@ -314,6 +314,15 @@ static int client_request(lua_State *L)
      * an error now leaves nothing to undo */
     lua_pushcfunction(L, answer);
     lua_pushlightuserdata(L, c);
+    /* On 5.1 and LuaJIT that push allocates, and a finalizer run there may
+     * have closed the client: the call then ends as closed during it. */
+    if (!c->open) {
+        lua_settop(L, top);
+        lua_pushnil(L);
+        es_push_error(L, "transport", 0, "the client was closed during the call; nothing more was sent", NULL);
+        lua_pushnil(L);
+        return 3;
+    }
     c->in_call = 1;
     rc = es_http_perform(&c->http, methods[m], url, body, body_len, at_most_once, &status);
     lua_pushinteger(L, (lua_Integer)rc);

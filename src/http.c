@@ -239,6 +239,7 @@ CURLcode es_http_perform(es_http *h, const char *method, const char *url,
     h->errbuf[0] = '\0';
     memset(h->header_values, 0, sizeof h->header_values);
     h->header_seen = 0;
+    h->request_sent = 0;
     *status = 0;
 
     /* The handle is reused, so every call states its whole method setup. */
@@ -256,17 +257,16 @@ CURLcode es_http_perform(es_http *h, const char *method, const char *url,
                      strcmp(method, with_body ? "POST" : "GET") == 0 ? NULL : method);
     curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER,
                      with_body ? h->json_headers : h->plain_headers);
+    /* A URL libcurl refuses (too long) ends the call here: what the
+     * handle would report is the last transfer's. */
     rc = curl_easy_setopt(h->easy, CURLOPT_URL, url);
-    if (rc != CURLE_OK)
-        return rc;
-
-    rc = curl_easy_perform(h->easy);
-    curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, status);
-    /* Did any request go out? A refused connect says "nothing was sent"
-     * only when none did: libcurl may have sent the request on a reused
-     * connection that died, and then have been refused a new one. */
-    {
+    if (rc == CURLE_OK) {
         long request_size = 0;
+        rc = curl_easy_perform(h->easy);
+        curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, status);
+        /* Did any request go out? A refused connect says "nothing was
+         * sent" only when none did: libcurl may have sent the request on a
+         * reused connection that died, and then have been refused a new one. */
         curl_easy_getinfo(h->easy, CURLINFO_REQUEST_SIZE, &request_size);
         h->request_sent = request_size > 0;
     }

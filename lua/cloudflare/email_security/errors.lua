@@ -12,11 +12,17 @@ local function hex_escape(c)
   return ("\\x%02x"):format(c:byte())
 end
 
+local function c1_escape(c)
+  return ("\\u%04x"):format(c:byte(2))
+end
+
 --- s as one line a terminal shows as it is: runs of line breaks and tabs
 --- become one space, and every other control character (an escape
---- sequence the server sent, say) is written as \xNN.
+--- sequence the server sent, say) is written as \xNN, and a C1 control
+--- (U+0080 to U+009F, which some terminals obey too) as \uNNNN.
 function errors.printable(s)
-  return (tostring(s):gsub("[\t\n\r]+", " "):gsub("[%z\1-\31\127]", hex_escape))
+  return (tostring(s):gsub("[\t\n\r]+", " "):gsub("[%z\1-\31\127]", hex_escape)
+    :gsub("\194[\128-\159]", c1_escape))
 end
 local one_line = errors.printable
 

@@ -42,9 +42,15 @@ function retry.retryable(method, err, acted)
   if err.kind == "invalid" then return false end
   local flag = err.headers and err.headers["x-should-retry"]
   if flag == "false" then return false end
-  if flag == "true" then return true end
   local status = err.status
-  if method == "POST" then return not acted and did_not_act(err) end
+  if method == "POST" then
+    -- the API's word counts for a create only on an answer that refused
+    -- it (4xx, 5xx), and only while no earlier try can have acted: a 201
+    -- whose body was cut has created the entry, whatever its headers say
+    if acted then return false end
+    return did_not_act(err) or (flag == "true" and status ~= nil and status >= 400)
+  end
+  if flag == "true" then return true end
   if err.kind == "timeout" then return true end
   -- err.broken: the nginx transport's "no answer" (it has no curl code)
   if err.kind == "transport" then return BROKEN[err.curl_code] == true or err.broken == true end
