@@ -36,7 +36,7 @@ C_HOST       = build/c_host/two_states
 LUA_DIR      = $(DESTDIR)$(PREFIX)/share/lua/$(LUA_VERSION)
 LIB_DIR      = $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_VERSION)
 
-.PHONY: all deps test install uninstall clean lint demo emulator check-memory check-asan check-threads spec-hosts fuzz soak bench repl
+.PHONY: all deps test install uninstall clean lint demo emulator check-memory check-asan check-threads spec-hosts fuzz soak bench repl resources
 
 all: $(MODULE)
 
@@ -125,7 +125,14 @@ bench:
 	LUA=$(LUA) LUA_CPATH='./$(BUILD)/?.so;;' bash bench/instructions.sh
 
 lint:
-	luacheck lua spec examples bench
+	luacheck lua spec examples bench tools
+
+# The resource descriptions, written again from Cloudflare's OpenAPI file
+# (OPENAPI=..., default ../shared/openapi/email-security.openapi.json);
+# commit what changes. spec/resources_spec.lua fails while they differ.
+OPENAPI ?= ../shared/openapi/email-security.openapi.json
+resources:
+	lua5.4 tools/gen_resources.lua $(OPENAPI) lua/cloudflare/email_security/resources
 
 # The main job: an update and a delete, against the real API when
 # credentials are set, else against the local emulator.

@@ -370,7 +370,7 @@ describe("impersonation registry against the emulator", function()
   describe("misuse of a call raises", function()
     it("a dot instead of a colon", function()
       assert.has_error(function() reg.update(UNKNOWN_ID, { name = "x" }) end,
-        "bad self to 'update' (call it as reg:update(...), not reg.update(...))")
+        "bad self to 'update' (call it as r:update(...), not r.update(...))")
     end)
     it("an id that is not a string", function()
       assert.has_error(function() reg:get(42) end, "bad argument #1 to 'get' (string expected, got number)")

@@ -6,62 +6,64 @@ local function err(t)
   return t
 end
 
+-- retry.retryable(once, err, acted): once is true for a request that must
+-- never reach the server twice (a create, a batch with posts), false for
+-- reads, updates, replaces, deletes and other batches.
 describe("retry.retryable", function()
-  local idempotent = { "GET", "PATCH", "DELETE" }
-
-  it("retries reads, updates and deletes on broken connections, timeouts, 408, 409, 429, 5xx", function()
-    for _, m in ipairs(idempotent) do
-      assert.is_true(retry.retryable(m, err({ kind = "transport", curl_code = 7 })), m)
-      assert.is_true(retry.retryable(m, err({ kind = "transport", curl_code = 56 })), m)
-      assert.is_true(retry.retryable(m, err({ kind = "transport", curl_code = 52 })), m)
-      assert.is_true(retry.retryable(m, err({ kind = "timeout", curl_code = 28 })), m)
+  it("retries what sets state on broken connections, timeouts, 408, 409, 429, 5xx", function()
+    for _, acted in ipairs({ false, true }) do
+      local m = acted and "after a try that acted" or "first try"
+      assert.is_true(retry.retryable(false, err({ kind = "transport", curl_code = 7 }), acted), m)
+      assert.is_true(retry.retryable(false, err({ kind = "transport", curl_code = 56 }), acted), m)
+      assert.is_true(retry.retryable(false, err({ kind = "transport", curl_code = 52 }), acted), m)
+      assert.is_true(retry.retryable(false, err({ kind = "timeout", curl_code = 28 }), acted), m)
       for _, status in ipairs({ 408, 409, 429, 500, 502, 503, 520, 524 }) do
-        assert.is_true(retry.retryable(m, err({ kind = "api", status = status })), m .. " " .. status)
+        assert.is_true(retry.retryable(false, err({ kind = "api", status = status }), acted), m .. " " .. status)
       end
-      assert.is_true(retry.retryable(m, err({ kind = "http", status = 502 })), m)
+      assert.is_true(retry.retryable(false, err({ kind = "http", status = 502 }), acted), m)
     end
   end)
 
   it("does not retry client errors, invalid input or certificate failures", function()
     for _, status in ipairs({ 400, 401, 403, 404, 422 }) do
-      assert.is_false(retry.retryable("GET", err({ kind = "api", status = status })), status)
+      assert.is_false(retry.retryable(false, err({ kind = "api", status = status })), status)
     end
-    assert.is_false(retry.retryable("GET", err({ kind = "invalid" })))
-    assert.is_false(retry.retryable("GET", err({ kind = "transport", curl_code = 60 })))
-    assert.is_false(retry.retryable("GET", err({ kind = "http", status = 200 })))
+    assert.is_false(retry.retryable(false, err({ kind = "invalid" })))
+    assert.is_false(retry.retryable(false, err({ kind = "transport", curl_code = 60 })))
+    assert.is_false(retry.retryable(false, err({ kind = "http", status = 200 })))
   end)
 
   it("retries a create only when it certainly did not act", function()
-    assert.is_true(retry.retryable("POST", err({ kind = "transport", curl_code = 7 })), "refused")
-    assert.is_true(retry.retryable("POST", err({ kind = "transport", curl_code = 6 })), "no DNS")
-    assert.is_true(retry.retryable("POST", err({ kind = "api", status = 429 })), "429")
-    assert.is_false(retry.retryable("POST", err({ kind = "timeout", curl_code = 28 })), "timeout")
-    assert.is_false(retry.retryable("POST", err({ kind = "transport", curl_code = 56 })), "reset after sending")
-    assert.is_false(retry.retryable("POST", err({ kind = "transport", curl_code = 52 })), "empty reply")
-    assert.is_false(retry.retryable("POST", err({ kind = "api", status = 500 })), "500")
-    assert.is_false(retry.retryable("POST", err({ kind = "http", status = 502 })), "502")
+    assert.is_true(retry.retryable(true, err({ kind = "transport", curl_code = 7 })), "refused")
+    assert.is_true(retry.retryable(true, err({ kind = "transport", curl_code = 6 })), "no DNS")
+    assert.is_true(retry.retryable(true, err({ kind = "api", status = 429 })), "429")
+    assert.is_false(retry.retryable(true, err({ kind = "timeout", curl_code = 28 })), "timeout")
+    assert.is_false(retry.retryable(true, err({ kind = "transport", curl_code = 56 })), "reset after sending")
+    assert.is_false(retry.retryable(true, err({ kind = "transport", curl_code = 52 })), "empty reply")
+    assert.is_false(retry.retryable(true, err({ kind = "api", status = 500 })), "500")
+    assert.is_false(retry.retryable(true, err({ kind = "http", status = 502 })), "502")
   end)
 
   it("takes a refused connect for 'nothing sent' only when no earlier try may have acted", function()
     local refused = err({ kind = "transport", curl_code = 7 })
-    assert.is_true(retry.retryable("POST", refused, false), "first try, or only tries that did not act")
-    assert.is_false(retry.retryable("POST", refused, true), "an earlier try may have created the entry")
-    assert.is_true(retry.retryable("PATCH", refused, true), "an update may be sent again anyway")
+    assert.is_true(retry.retryable(true, refused, false), "first try, or only tries that did not act")
+    assert.is_false(retry.retryable(true, refused, true), "an earlier try may have created the entry")
+    assert.is_true(retry.retryable(false, refused, true), "an update may be sent again anyway")
   end)
 
   it("takes x-should-retry: true for a create only on a refusal, and only before any try acted", function()
     local flagged = { ["x-should-retry"] = "true" }
-    assert.is_true(retry.retryable("POST", err({ kind = "api", status = 500, headers = flagged }), false))
-    assert.is_false(retry.retryable("POST", err({ kind = "api", status = 500, headers = flagged }), true))
-    assert.is_false(retry.retryable("POST", err({ kind = "transport", curl_code = 18, status = 201,
+    assert.is_true(retry.retryable(true, err({ kind = "api", status = 500, headers = flagged }), false))
+    assert.is_false(retry.retryable(true, err({ kind = "api", status = 500, headers = flagged }), true))
+    assert.is_false(retry.retryable(true, err({ kind = "transport", curl_code = 18, status = 201,
                                                   headers = flagged }), false), "a 201 cut short has acted")
-    assert.is_false(retry.retryable("POST", err({ kind = "http", status = 200, headers = flagged }), false))
+    assert.is_false(retry.retryable(true, err({ kind = "http", status = 200, headers = flagged }), false))
   end)
 
   it("obeys x-should-retry either way", function()
-    assert.is_false(retry.retryable("GET", err({ kind = "api", status = 503, headers = { ["x-should-retry"] = "false" } })))
-    assert.is_true(retry.retryable("POST", err({ kind = "api", status = 500, headers = { ["x-should-retry"] = "true" } })))
-    assert.is_true(retry.retryable("GET", err({ kind = "api", status = 400, headers = { ["x-should-retry"] = "true" } })))
+    assert.is_false(retry.retryable(false, err({ kind = "api", status = 503, headers = { ["x-should-retry"] = "false" } })))
+    assert.is_true(retry.retryable(true, err({ kind = "api", status = 500, headers = { ["x-should-retry"] = "true" } })))
+    assert.is_true(retry.retryable(false, err({ kind = "api", status = 400, headers = { ["x-should-retry"] = "true" } })))
   end)
 end)
 

@@ -1,22 +1,37 @@
-local validate = require("cloudflare.email_security.validate")
-local schema = require("cloudflare.email_security.schema.impersonation_registry")
+-- The checks made before sending, on the generated descriptions: the
+-- impersonation registry's flat fields, and the nested bodies (lists, uuids,
+-- ranges, retired fields) of the other resources.
+local validate = require("cloudflare.email_security.schema.validate")
+local compile = require("cloudflare.email_security.schema.compile")
 local null = require("cjson").null
 
+local function described(name)
+  return compile.resource(require("cloudflare.email_security.resources." .. name))
+end
+local schema = described("impersonation_registry")
+
 local function body(fields, mode)
-  return validate.body(schema, fields, mode or "update")
+  return validate.body(schema.bodies[mode or "update"], fields, "impersonation_registry")
+end
+
+-- field and rule of a refusal (the message is checked elsewhere)
+local function fr(field, rule) return { field, rule } end
+
+local function id(value)
+  return validate.value(schema.id_node, value, schema.id.param)
 end
 
 describe("validate", function()
   describe("id", function()
     it("accepts a uuid in either case", function()
-      assert.is_nil(validate.id(schema, "f174e90a-fafe-4643-bbbc-4a0ed4fc8415"))
-      assert.is_nil(validate.id(schema, "F174E90A-FAFE-4643-BBBC-4A0ED4FC8415"))
+      assert.is_nil(id("f174e90a-fafe-4643-bbbc-4a0ed4fc8415"))
+      assert.is_nil(id("F174E90A-FAFE-4643-BBBC-4A0ED4FC8415"))
     end)
     it("refuses anything else, naming the path parameter", function()
       for _, bad in ipairs({ "", "42", "f174e90a-fafe-4643-bbbc-4a0ed4fc841",
                              "f174e90a-fafe-4643-bbbc-4a0ed4fc8415/..", "../f174e90a",
                              "f174e90a fafe 4643 bbbc 4a0ed4fc8415" }) do
-        local field, rule = validate.id(schema, bad)
+        local field, rule = id(bad)
         assert.are.equal("impersonation_registry_id", field, bad)
         assert.are.equal("format", rule)
       end
@@ -75,6 +90,63 @@ describe("validate", function()
       assert.are.equal("email", (body({ name = "a", is_email_regex = true }, "create")))
       assert.are.equal("is_email_regex", (body({ name = "a", email = "a@b" }, "create")))
       assert.are.equal("name", (body({}, "create")))
+    end)
+
+    it("refuses integers beyond 2^53, which could never be read back", function()
+      assert.are.same({ "directory_id", "maximum" }, fr(body({ directory_id = 2 ^ 53 + 2 })))
+      assert.are.same({ "directory_id", "minimum" }, fr(body({ directory_id = -(2 ^ 53) - 2 })))
+      assert.is_nil(body({ directory_id = 2 ^ 53 }))
+    end)
+  end)
+
+  describe("nested bodies", function()
+    local domains, allow = described("domains"), described("allow_policies")
+    local ID = "f174e90a-fafe-4643-bbbc-4a0ed4fc8415"
+    local function domain(fields, mode) return validate.body(domains.bodies[mode or "update"], fields, "domains") end
+
+    it("checks list items against their enum, and list lengths", function()
+      assert.is_nil(domain({ regions = { "GLOBAL" } }))
+      assert.are.same({ "regions[2]", "enum" }, fr(domain({ regions = { "GLOBAL", "MARS" } })))
+      assert.are.same({ "regions", "type" }, fr(domain({ regions = "GLOBAL" })))
+      assert.are.same({ "regions", "type" }, fr(domain({ regions = { x = "GLOBAL" } })))
+      local many = {}
+      for i = 1, 101 do many[i] = "192.0.2." .. i end
+      assert.are.same({ "ip_restrictions", "max_items" },
+                      fr(domain({ domain = "example.com", allowed_delivery_modes = { "API" }, ip_restrictions = many,
+                                 drop_dispositions = {}, regions = { "GLOBAL" } }, "create")))
+      assert.are.same({ "allowed_delivery_modes", "min_items" },
+                      fr(domain({ domain = "example.com", allowed_delivery_modes = {}, ip_restrictions = {},
+                                 drop_dispositions = {}, regions = { "GLOBAL" } }, "create")))
+    end)
+
+    it("checks formats and integer ranges", function()
+      assert.is_nil(domain({ integration_id = ID, lookback_hops = 20 }))
+      assert.are.same({ "integration_id", "format" }, fr(domain({ integration_id = "not-a-uuid" })))
+      assert.are.same({ "lookback_hops", "maximum" }, fr(domain({ lookback_hops = 21 })))
+      assert.are.same({ "lookback_hops", "minimum" }, fr(domain({ lookback_hops = 0 })))
+      assert.are.same({ "lookback_hops", "type" }, fr(domain({ lookback_hops = 1.5 })))
+    end)
+
+    it("leaves out of replace the field that cannot change", function()
+      assert.are.same({ "domain", "unknown" }, fr(domain({ domain = "example.com" }, "replace")))
+    end)
+
+    it("refuses retired fields past their end of life, naming what replaces them", function()
+      local field, rule, message = validate.body(allow.bodies.update, { is_sender = true }, "allow_policies")
+      assert.are.same({ "is_sender", "deprecated" }, { field, rule })
+      assert.matches("use is_trusted_sender", message, 1, true)
+    end)
+
+    it("never requires a field the server makes, and lets a batch item name its id", function()
+      local b = allow.bodies.batch
+      assert.is_nil(validate.body(b, { posts = {}, puts = {}, deletes = { { id = ID } },
+                                       patches = { { id = ID, comments = "checked" } } }, "allow_policies"))
+      assert.are.same({ "patches[1].id", "required" },
+                      fr(validate.body(b, { posts = {}, puts = {}, deletes = {}, patches = { { comments = "x" } } })))
+      assert.are.same({ "deletes[1].id", "format" },
+                      fr(validate.body(b, { posts = {}, puts = {}, patches = {}, deletes = { { id = "x" } } })))
+      assert.are.same({ "posts[1].id", "read_only" },
+                      fr(validate.body(b, { puts = {}, patches = {}, deletes = {}, posts = { { id = ID } } })))
     end)
   end)
 

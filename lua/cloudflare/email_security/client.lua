@@ -12,18 +12,18 @@ local log = require("cloudflare.email_security.log")
 local nginx_transport = require("cloudflare.email_security.nginx_transport")
 local VERSION = require("cloudflare.email_security.version")
 
-local SCHEMAS = {
-  impersonation_registry = "cloudflare.email_security.schema.impersonation_registry",
-}
+-- The resources' names (resources/names.lua, generated with them), as a set.
+local RESOURCES = {}
+for _, name in ipairs(require("cloudflare.email_security.resources.names")) do RESOURCES[name] = true end
 
 local Client = {}
 
+-- cf.allow_policies and the others: made on first use.
 function Client.__index(self, key)
   local method = Client[key]
   if method ~= nil then return method end
-  local schema = SCHEMAS[key]
-  if schema then
-    local r = resource.new(rawget(self, "_state"), require(schema))
+  if RESOURCES[key] then
+    local r = resource.new(rawget(self, "_state"), require("cloudflare.email_security.resources." .. key))
     rawset(self, key, r)
     return r
   end

@@ -20,9 +20,12 @@ end
 
 --- state: the client's internals (base_url, transport, config, pacer,
 --- sleep, log); path without the base URL; query: "" or "?a=b"; body: a
---- JSON string or nil; once: the request must never reach the server twice
---- (a create), so it is retried only when no try can have acted.
-function policy.call(state, method, path, query, body, once)
+--- JSON string or nil; opts (or nil): once = true when the request must
+--- never reach the server twice (a create, a batch with posts), so that it
+--- is retried only when no try can have acted; gone_id = the id a DELETE
+--- removes, so that a 404 after a try that may have acted counts as done.
+function policy.call(state, method, path, query, body, opts)
+  local once = opts and opts.once or false
   local transport = state.transport
   if transport:is_closed() then
     -- level 3: the caller of the resource method
@@ -49,7 +52,15 @@ function policy.call(state, method, path, query, body, once)
     if write then log.response(write, method, path .. query, monotonic() - started, err) end
     pacer:observe(headers or (err and err.headers))
     if not err then return result, nil, envelope end
-    local again = attempt <= cfg.max_retries and retry.retryable(method, err, acted)
+    if acted and err.status == 404 and opts and opts.gone_id then
+      -- an earlier try may have deleted it: that try did the work
+      if write then
+        write(("cloudflare.email_security: %s %s: 404 after a try that may have acted: taken as done")
+          :format(method, path))
+      end
+      return { id = opts.gone_id }, nil, envelope
+    end
+    local again = attempt <= cfg.max_retries and retry.retryable(once, err, acted)
     local delay, asked
     if again then
       delay, asked = retry.delay(err, attempt, cfg.max_retry_wait, os.time(), math.random)

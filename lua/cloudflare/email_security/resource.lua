@@ -1,82 +1,94 @@
--- One generic resource (create, get, update, delete, list, each) driven by
--- a schema table, so that each settings resource is data, not code. Misuse
--- of a call raises; anything the schema refuses comes back as
--- `nil, err` with err.kind == "invalid", and then nothing is sent.
+-- One resource's calls, built from its description (resources/<name>.lua,
+-- generated from the OpenAPI file): each call the description's `ops`
+-- lists, and no other (the impersonation registry has no batch, so
+-- cf.impersonation_registry.batch is nil). Misuse of a call raises;
+-- anything the description refuses comes back as `nil, err` with
+-- err.kind == "invalid", and then nothing is sent.
 
 local core = require("cloudflare.email_security.core")
 local errors = require("cloudflare.email_security.errors")
-local validate = require("cloudflare.email_security.validate")
-local json_body = require("cloudflare.email_security.json_body")
+local compile = require("cloudflare.email_security.schema.compile")
+local validate = require("cloudflare.email_security.schema.validate")
+local write_body = require("cloudflare.email_security.schema.body")
 local policy = require("cloudflare.email_security.policy")
 local paging = require("cloudflare.email_security.paging")
 local snapshot = require("cloudflare.email_security.snapshot")
 
 local escape = core.escape_segment
-local concat = table.concat
-
-local Resource = {}
-Resource.__index = Resource
+local concat, format, next, type = table.concat, string.format, next, type
 
 local resource = {}
 
---- state: the client's internals; schema: a table from schema/.
-function resource.new(state, schema)
-  return setmetatable({
-    _state = state,
-    _schema = schema,
-    _collection = "/accounts/" .. escape(state.account_id) .. schema.path,
-  }, Resource)
-end
-
 -- Raises at the caller's call site, the way Lua's own libraries do.
 local function check_self(self, method)
-  if getmetatable(self) ~= Resource then
-    error(("bad self to '%s' (call it as reg:%s(...), not reg.%s(...))")
-      :format(method, method, method), 3)
+  local mt = getmetatable(self)
+  if type(mt) ~= "table" or not mt.__resource then
+    error(("bad self to '%s' (call it as r:%s(...), not r.%s(...))"):format(method, method, method), 3)
   end
 end
 
 local function check_arg(method, n, value, expected, optional)
   if type(value) ~= expected and not (optional and value == nil) then
-    error(("bad argument #%d to '%s' (%s expected, got %s)")
-      :format(n, method, expected, type(value)), 3)
+    error(("bad argument #%d to '%s' (%s expected, got %s)"):format(n, method, expected, type(value)), 3)
   end
 end
 
--- The entry's path, or an invalid error when the id is not what the
--- schema allows (the error then shows the path template, never the id).
-function Resource:_entry_path(method, id)
-  local field, rule, message = validate.id(self._schema, id)
+local Resource = {}
+
+-- The path of an op, or an invalid error when the id is not what the
+-- description allows (the error then shows the path template, never the id).
+function Resource:_path(op, method, id)
+  local c = self._c
+  if not op.suffix:find("{id}", 1, true) then return self._collection .. op.suffix end
+  local field, rule, message = validate.value(c.id_node, id, c.id.param)
   if field then
     return nil, errors.invalid(field, rule, message, method,
-                               self._collection .. "/{" .. self._schema.id_param .. "}")
+                               self._collection .. op.suffix:gsub("{id}", "{" .. c.id.param .. "}"))
   end
   -- a uuid has nothing to escape
-  return self._collection .. "/" .. (self._schema.id_format == "uuid" and id or escape(id))
+  local segment = c.id.format == "uuid" and id or escape(id)
+  return self._collection .. op.suffix:gsub("{id}", function() return segment end)
 end
 
--- fields: the module's own copy (snapshot), which is both checked and sent.
-function Resource:_body(method, path, fields, mode)
-  local field, rule, message = validate.body(self._schema, fields, mode)
-  if field then return nil, errors.invalid(field, rule, message, method, path) end
-  return json_body(self._schema, fields)
+-- The JSON body for an op from the caller's table, read once (snapshot),
+-- checked, and written from that same copy; or nil and an invalid error.
+function Resource:_body(op, path, value)
+  local node = self._c.bodies[op.body]
+  local field, rule, message = validate.body(node, value, self._c.name)
+  if field then
+    if rule == "min_properties" and op.body == "update" then
+      message = message .. " (to clear a nullable field, give it es.null: nil is no value at all)"
+    end
+    return nil, errors.invalid(field, rule, message, op.method, path)
+  end
+  return write_body(node, value)
 end
 
---- Creates an entry; answers the entry as stored (HTTP 201).
+local function call(self, name, id, value, opts)
+  local op = self._c.ops[name]
+  local path, err = self:_path(op, op.method, id)
+  if not path then return nil, err end
+  local body
+  if op.body then
+    body, err = self:_body(op, path, value)
+    if not body then return nil, err end
+  end
+  return policy.call(self._state, op.method, path, "", body, opts)
+end
+
+local ONCE = { once = true }
+
+--- Creates an entry; answers the entry as stored.
 function Resource:create(fields)
   check_self(self, "create")
   check_arg("create", 1, fields, "table")
-  local body, err = self:_body("POST", self._collection, snapshot(fields), "create")
-  if not body then return nil, err end
-  return policy.call(self._state, "POST", self._collection, "", body, true)
+  return call(self, "create", nil, snapshot(fields), ONCE)
 end
 
 function Resource:get(id)
   check_self(self, "get")
   check_arg("get", 1, id, "string")
-  local path, err = self:_entry_path("GET", id)
-  if not path then return nil, err end
-  return policy.call(self._state, "GET", path, "")
+  return call(self, "get", id)
 end
 
 --- Changes only the given fields (es.null clears a nullable one).
@@ -84,33 +96,104 @@ function Resource:update(id, fields)
   check_self(self, "update")
   check_arg("update", 1, id, "string")
   check_arg("update", 2, fields, "table")
-  local path, err = self:_entry_path("PATCH", id)
-  if not path then return nil, err end
-  local body
-  body, err = self:_body("PATCH", path, snapshot(fields), "update")
-  if not body then return nil, err end
-  return policy.call(self._state, "PATCH", path, "", body)
+  return call(self, "update", id, snapshot(fields))
 end
 
---- Answers { id = ... } for the entry that was removed.
+--- Sets every field of an entry (PUT): those not given go back to their
+--- defaults, so give them all.
+function Resource:replace(id, fields)
+  check_self(self, "replace")
+  check_arg("replace", 1, id, "string")
+  check_arg("replace", 2, fields, "table")
+  return call(self, "replace", id, snapshot(fields))
+end
+
+--- Answers { id = ... } for the entry that was removed. A 404 after a try
+--- that may have acted is that try's work, and counts as done.
 function Resource:delete(id)
   check_self(self, "delete")
   check_arg("delete", 1, id, "string")
-  local path, err = self:_entry_path("DELETE", id)
-  if not path then return nil, err end
-  return policy.call(self._state, "DELETE", path, "")
+  return call(self, "delete", id, nil, { gone_id = id })
 end
 
--- "?a=1&b=2" in the schema's parameter order, "" when there are none.
--- params: validated, so numbers are integers within 2^53, which %.0f
--- writes exactly.
-local function query_string(schema, params)
+--- The TXT record to publish for a domain, and its status; on HTTP 204
+--- (verified by other means, no record needed) { verified = true }.
+function Resource:verification(id)
+  check_self(self, "verification")
+  check_arg("verification", 1, id, "string")
+  local result, err, envelope = call(self, "verification", id)
+  if err and err.kind == "http" and err.status == 204 then return { verified = true }, nil, nil end
+  return result, err, envelope
+end
+
+-- Lists of ids: strings, or { id = ... } tables as answers hold them.
+local function id_items(list)
+  local out = {}
+  for i = 1, #list do
+    local v = list[i]
+    if type(v) == "string" then v = { id = v } end
+    out[i] = v
+  end
+  -- what is not 1..n stays, for the check to name
+  for k, v in next, list do
+    if out[k] == nil then out[k] = v end
+  end
+  return out
+end
+
+--- Removes several entries at once (the collection DELETE, which
+--- Cloudflare marks deprecated: prefer batch{ deletes = ids }).
+function Resource:delete_many(ids)
+  check_self(self, "delete_many")
+  check_arg("delete_many", 1, ids, "table")
+  return call(self, "delete_many", nil, id_items(snapshot(ids)))
+end
+
+local BATCH_ARRAYS = { "posts", "patches", "puts", "deletes" }
+
+--- { posts = {...}, patches = {...}, puts = {...}, deletes = { id, ... } }:
+--- all applied by the API at once, or none. Absent lists are sent empty.
+function Resource:batch(spec)
+  check_self(self, "batch")
+  check_arg("batch", 1, spec, "table")
+  local op = self._c.ops.batch
+  local node = self._c.bodies.batch
+  local body = snapshot(spec)
+  if type(body.deletes) == "table" then body.deletes = id_items(body.deletes) end
+  local items = 0
+  for _, name in ipairs(BATCH_ARRAYS) do
+    if node.fields[name] then
+      if body[name] == nil then body[name] = {} end
+      if type(body[name]) == "table" then items = items + #body[name] end
+    end
+  end
+  local path = self._collection .. op.suffix
+  local json, err = self:_body(op, path, body)
+  if not json then return nil, err end
+  if items == 0 then
+    return nil, errors.invalid("batch", "min_items", "has nothing to do: every list is empty", op.method, path)
+  end
+  -- posts create entries: such a batch is sent at most once, as a create
+  local posts = type(body.posts) == "table" and #body.posts > 0
+  return policy.call(self._state, op.method, path, "", json, posts and ONCE or nil)
+end
+
+local function query_value(v)
+  if type(v) == "number" then return format("%.0f", v) end  -- checked integral: 2, never "2.0"
+  return escape(tostring(v))
+end
+
+-- "?a=1&b=2" in the description's parameter order, a list as one pair per
+-- item, "" when there are none. params: checked, so numbers are integers
+-- within 2^53, which %.0f writes exactly.
+local function query_string(c, params)
   local parts = {}
-  for _, spec in ipairs(schema.list_params) do
-    local v = params[spec.name]
-    if v ~= nil then
-      if type(v) == "number" then v = ("%.0f"):format(v) end  -- 2, never "2.0"
-      parts[#parts + 1] = spec.name .. "=" .. escape(tostring(v))
+  for _, name in ipairs(c.param_order) do
+    local v = params[name]
+    if type(v) == "table" then
+      for i = 1, #v do parts[#parts + 1] = name .. "=" .. query_value(v[i]) end
+    elseif v ~= nil then
+      parts[#parts + 1] = name .. "=" .. query_value(v)
     end
   end
   return #parts > 0 and "?" .. concat(parts, "&") or ""
@@ -121,11 +204,11 @@ function Resource:list(params)
   check_self(self, "list")
   check_arg("list", 1, params, "table", true)
   params = params and snapshot(params) or {}
-  local path = self._collection
-  local field, rule, message = validate.params(self._schema, params)
+  local c = self._c
+  local path = self._collection .. c.ops.list.suffix
+  local field, rule, message = validate.params(c, params)
   if field then return nil, errors.invalid(field, rule, message, "GET", path) end
-  local result, err, envelope = policy.call(self._state, "GET", path,
-                                            query_string(self._schema, params))
+  local result, err, envelope = policy.call(self._state, "GET", path, query_string(c, params))
   if result and type(result) ~= "table" then
     return nil, errors.wrap({ kind = "http", message = "the list result is not an array",
                               errors = {}, messages = {} }, "GET", path), envelope
@@ -133,7 +216,7 @@ function Resource:list(params)
   return result, err, envelope
 end
 
---- Every entry of every page: `for entry, err in reg:each{...}`. On a
+--- Every entry of every page: `for entry, err in r:each{...}`. On a
 --- failure the loop gets `false, err` once, then ends.
 function Resource:each(params)
   check_self(self, "each")
@@ -141,9 +224,41 @@ function Resource:each(params)
   return paging(function(query) return self:list(query) end, params or {})
 end
 
-function Resource:__tostring()
-  return "cloudflare.email_security resource " .. self._schema.name
+-- Which methods each op brings.
+local METHODS = {
+  create = { "create" }, get = { "get" }, update = { "update" }, replace = { "replace" },
+  delete = { "delete" }, verification = { "verification" }, delete_many = { "delete_many" },
+  batch = { "batch" }, list = { "list", "each" },
+}
+
+-- One metatable per description, holding only the calls it has.
+local metatables = setmetatable({}, { __mode = "k" })
+
+local function metatable_for(c)
+  local mt = metatables[c]
+  if mt then return mt end
+  local methods = {}
+  for op in pairs(c.ops) do
+    for _, m in ipairs(METHODS[op] or {}) do methods[m] = Resource[m] end
+  end
+  methods._path, methods._body = Resource._path, Resource._body
+  mt = {
+    __index = methods,
+    __resource = true,
+    __tostring = function() return "cloudflare.email_security resource " .. c.name end,
+  }
+  metatables[c] = mt
+  return mt
 end
 
-resource.metatable = Resource
+--- state: the client's internals; description: a table from resources/.
+function resource.new(state, description)
+  local c = compile.resource(description)
+  return setmetatable({
+    _state = state,
+    _c = c,
+    _collection = "/accounts/" .. escape(state.account_id) .. c.path,
+  }, metatable_for(c))
+end
+
 return resource

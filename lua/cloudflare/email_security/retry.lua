@@ -1,10 +1,11 @@
 -- When a failed request may be sent again, and how long to wait first.
 --
--- A request is retried only when that is safe. Reads, updates and deletes
--- set state rather than add it, so they are retried on broken connections,
--- timeouts, 408, 409, 429 and 5xx. A create is retried only when it
--- certainly did not act: the connection was never made, or the API said 429
--- (it refuses before doing anything). After a timeout, a reset once the
+-- A request is retried only when that is safe. Reads, updates, replaces,
+-- deletes and batches without posts set state rather than add it, so they
+-- are retried on broken connections, timeouts, 408, 409, 429 and 5xx. A
+-- create (or a batch with posts) is retried only when it certainly did not
+-- act: the connection was never made, or the API said 429 (it refuses
+-- before doing anything). After a timeout, a reset once the
 -- request was sent, or a 5xx, the entry may exist, and a second create would
 -- duplicate it. The API's `x-should-retry` header overrides all of this.
 
@@ -37,13 +38,14 @@ function retry.may_have_acted(err)
   return err.kind ~= "invalid" and not did_not_act(err)
 end
 
---- acted: an earlier try of the same call may have acted.
-function retry.retryable(method, err, acted)
+--- once: the request must never reach the server twice (a create, a
+--- batch with posts); acted: an earlier try of the same call may have acted.
+function retry.retryable(once, err, acted)
   if err.kind == "invalid" then return false end
   local flag = err.headers and err.headers["x-should-retry"]
   if flag == "false" then return false end
   local status = err.status
-  if method == "POST" then
+  if once then
     -- the API's word counts for a create only on an answer that refused
     -- it (4xx, 5xx), and only while no earlier try can have acted: a 201
     -- whose body was cut has created the entry, whatever its headers say

@@ -1,0 +1,68 @@
+-- Writes a checked request body as JSON, driven by its schema node: objects
+-- with their fields in the description's order (stable requests, and
+-- stable logs of them), lists as JSON arrays even when empty (lua-cjson
+-- would write an empty table as {}), integers exactly (lua-cjson prints 14
+-- significant digits and would round a larger one), strings that need
+-- escaping through lua-cjson. Plain ASCII strings skip lua-cjson entirely.
+
+-- lua-cjson through the C core, which loads it once per Lua state under
+-- its lock (lua-cjson sets a process-wide static as it loads)
+local core = require("cloudflare.email_security.core")
+local encode_string = core.json_encode
+local null = core.null
+
+local format, find, concat, type = string.format, string.find, table.concat, type
+local math_type = math.type
+
+-- "name": for every field name, encoded once
+local keys = setmetatable({}, { __mode = "k" })
+local function key_of(name)
+  local k = keys[name]
+  if not k then
+    k = encode_string(name) .. ":"
+    keys[name] = k
+  end
+  return k
+end
+
+local write
+
+local function scalar(v)
+  local t = type(v)
+  if t == "string" then
+    -- nothing to escape: no control byte, quote, backslash or non-ASCII
+    if not find(v, '[%z\1-\31"\\\127-\255]') then return '"' .. v .. '"' end
+    return encode_string(v)
+  end
+  if t == "boolean" then return v and "true" or "false" end
+  if v == null then return "null" end
+  if math_type and math_type(v) == "integer" then return format("%d", v) end
+  -- checked: a finite number; an integral one within 2^53 is exact here
+  if v == math.floor(v) then return format("%.0f", v) end
+  return format("%.17g", v)
+end
+
+function write(n, v)
+  if v == null then return "null" end
+  local t = n.type
+  if t == "object" then
+    local parts, count = {}, 0
+    for _, name in ipairs(n.order) do
+      local value = v[name]
+      if value ~= nil then
+        count = count + 1
+        parts[count] = key_of(name) .. write(n.fields[name], value)
+      end
+    end
+    return "{" .. concat(parts, ",") .. "}"
+  end
+  if t == "array" then
+    local parts = {}
+    for i = 1, #v do parts[i] = write(n.items, v[i]) end
+    return "[" .. concat(parts, ",") .. "]"
+  end
+  return scalar(v)
+end
+
+--- n: a compiled schema node; v: a value validate.body accepted against it.
+return write

@@ -1,0 +1,108 @@
+-- Turns a resource description (resources/<name>.lua, generated from the
+-- OpenAPI file) into what the checks and the request writer use, once per
+-- description. A description with anything this engine does not know (a
+-- type, a format, a key) is refused here, when it is loaded, never
+-- accepted silently: a check that is not understood is not made.
+
+local compile = {}
+
+local TYPES = { string = true, integer = true, number = true, boolean = true, array = true, object = true }
+
+-- The formats a value is checked against, and what a good one looks like.
+compile.FORMATS = {
+  uuid = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$",
+  ["date-time"] = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d",
+}
+
+local KEYS = {
+  name = "string", type = "string", format = "string", nullable = "boolean", enum = "table",
+  min_length = "number", max_length = "number", minimum = "number", maximum = "number",
+  items = "table", min_items = "number", max_items = "number", unique_items = "boolean",
+  properties = "table", required = "table", additional = "boolean", min_properties = "number",
+  read_only = "boolean", deprecated = "boolean", end_of_life = "string", replaced_by = "string",
+  assumed = "string",
+}
+
+local node
+
+-- where: a path in the description, for the error.
+local function check_keys(raw, where)
+  for k, v in pairs(raw) do
+    local want = KEYS[k]
+    if not want then error(where .. ": unknown description key '" .. tostring(k) .. "'", 0) end
+    if type(v) ~= want then error(where .. "." .. k .. ": must be a " .. want, 0) end
+  end
+  if not TYPES[raw.type] then error(where .. ": unknown type '" .. tostring(raw.type) .. "'", 0) end
+  if raw.format and raw.type == "string" and not compile.FORMATS[raw.format] then
+    error(where .. ": unknown format '" .. raw.format .. "'", 0)
+  end
+end
+
+--- One schema node: a copy with what the checks need precomputed. For an
+--- object, `fields` maps each name to its node and `order` lists the names
+--- in the order a body writes them.
+function node(raw, where)
+  check_keys(raw, where)
+  local n = {}
+  for k, v in pairs(raw) do n[k] = v end
+  if raw.enum then
+    n.enum_set = {}
+    for _, v in ipairs(raw.enum) do n.enum_set[v] = true end
+  end
+  if raw.type == "array" then
+    if not raw.items then error(where .. ": an array without items", 0) end
+    n.items = node(raw.items, where .. "[]")
+  elseif raw.type == "object" then
+    n.fields, n.order = {}, {}
+    for i, p in ipairs(raw.properties or {}) do
+      if type(p.name) ~= "string" then error(where .. ": property " .. i .. " has no name", 0) end
+      n.fields[p.name] = node(p, where .. "." .. p.name)
+      n.order[i] = p.name
+    end
+    n.properties = nil
+    for _, name in ipairs(raw.required or {}) do
+      if not n.fields[name] then error(where .. ": required '" .. name .. "' is not a property", 0) end
+    end
+  elseif raw.items or raw.properties then
+    error(where .. ": items or properties on a " .. raw.type, 0)
+  end
+  return n
+end
+compile.node = node
+
+local cache = setmetatable({}, { __mode = "k" })
+
+--- The compiled form of a description: { name, path, id, id_node, ops,
+--- entry, bodies = { create = node, ... }, params = { name = node },
+--- param_order }.
+function compile.resource(d)
+  local done = cache[d]
+  if done then return done end
+  local where = "resource " .. tostring(d.name)
+  if type(d.name) ~= "string" or type(d.path) ~= "string" or type(d.ops) ~= "table" then
+    error(where .. ": a description needs name, path and ops", 0)
+  end
+  local c = { name = d.name, path = d.path, id = d.id, ops = d.ops, bodies = {}, params = {}, param_order = {} }
+  if d.id then
+    c.id_node = node({ type = d.id.type or "string", format = d.id.format }, where .. " id")
+  end
+  for op_name, op in pairs(d.ops) do
+    if op.body and not (d.bodies and d.bodies[op.body]) then
+      error(where .. "." .. op_name .. ": no body '" .. op.body .. "'", 0)
+    end
+    if op.suffix:find("{id}", 1, true) and not d.id then
+      error(where .. "." .. op_name .. ": an entry path without an id", 0)
+    end
+  end
+  for body_name, raw in pairs(d.bodies or {}) do c.bodies[body_name] = node(raw, where .. "." .. body_name) end
+  if d.entry then c.entry = node(d.entry, where .. ".entry") end
+  if d.verification then c.verification = node(d.verification, where .. ".verification") end
+  for i, p in ipairs(d.list_params or {}) do
+    c.params[p.name] = node(p, where .. "?" .. tostring(p.name))
+    c.param_order[i] = p.name
+  end
+  cache[d] = c
+  return c
+end
+
+return compile

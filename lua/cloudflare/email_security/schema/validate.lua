@@ -1,0 +1,218 @@
+-- Checks a value the caller wants to send against a compiled schema node
+-- (schema/compile.lua), before anything is sent: strings, integers,
+-- booleans, arrays and objects, recursively, with nullability, enums,
+-- formats, lengths, ranges, item counts, required fields, unknown, read-
+-- only and retired fields. The value is the module's own raw copy of the
+-- caller's table (snapshot.lua). Each check returns nothing when the value
+-- is good, else `field, rule, message` for errors.invalid, where field
+-- names the place ("posts[2].pattern").
+
+local null = require("cloudflare.email_security.core").null
+local compile = require("cloudflare.email_security.schema.compile")
+
+local byte, floor, huge, next, type = string.byte, math.floor, math.huge, next, type
+local FORMATS = compile.FORMATS
+local validate = {}
+
+--- The number of characters in a UTF-8 string, or nil when it is not valid
+--- UTF-8 (overlong forms, surrogates and code points past U+10FFFF included).
+function validate.utf8_length(s)
+  if not s:find("[\128-\255]") then return #s end
+  local i, n, count = 1, #s, 0
+  while i <= n do
+    local c = byte(s, i)
+    local size, low, high = 1, 0x80, 0xBF
+    if c >= 0x80 then
+      if c >= 0xC2 and c <= 0xDF then size = 2
+      elseif c >= 0xE0 and c <= 0xEF then
+        size = 3
+        if c == 0xE0 then low = 0xA0 elseif c == 0xED then high = 0x9F end
+      elseif c >= 0xF0 and c <= 0xF4 then
+        size = 4
+        if c == 0xF0 then low = 0x90 elseif c == 0xF4 then high = 0x8F end
+      else
+        return nil
+      end
+      -- the first continuation byte carries the overlong/surrogate limits
+      local c2 = byte(s, i + 1)
+      if not c2 or c2 < low or c2 > high then return nil end
+      for k = i + 2, i + size - 1 do
+        local ck = byte(s, k)
+        if not ck or ck < 0x80 or ck > 0xBF then return nil end
+      end
+    end
+    i = i + size
+    count = count + 1
+  end
+  return count
+end
+
+-- Past 2^53 a double (all lua-cjson has) is no longer exact: the API's
+-- answer holding such a value could never be read back, so it is never sent.
+local EXACT = 2 ^ 53
+
+local function is_integral(v)
+  return v == v and v ~= huge and v ~= -huge and floor(v) == v
+end
+
+local function join(path, name)
+  if path == nil then return name end
+  return path .. "." .. name
+end
+
+local check
+
+local function check_string(n, v)
+  if type(v) ~= "string" then return "type", "must be a string, got " .. type(v) end
+  local len = #v
+  -- one scan in the common case: plain ASCII without NUL needs no more
+  if v:find("[%z\128-\255]") then
+    if v:find("\0", 1, true) then return "nul", "must not contain a NUL byte" end
+    len = validate.utf8_length(v)
+    if not len then return "utf8", "must be valid UTF-8" end
+  end
+  if n.min_length and len < n.min_length then
+    return "min_length", ("must be at least %d characters (got %d)"):format(n.min_length, len)
+  end
+  if n.max_length and len > n.max_length then
+    return "max_length", ("must be at most %d characters (got %d)"):format(n.max_length, len)
+  end
+  if n.enum_set and not n.enum_set[v] then
+    return "enum", "must be one of " .. table.concat(n.enum, ", ")
+  end
+  if n.format and not v:find(FORMATS[n.format]) then
+    return "format", n.format == "uuid" and "must be a uuid (8-4-4-4-12 hex digits)"
+      or "must be a " .. n.format
+  end
+end
+
+local function check_number(n, v, integer)
+  local finite = type(v) == "number" and v == v and v ~= huge and v ~= -huge
+  if not finite or (integer and not is_integral(v)) then
+    return "type", ("must be %s, got %s"):format(integer and "an integer" or "a finite number",
+                                                  type(v) == "number" and tostring(v) or type(v))
+  end
+  if integer and v > EXACT then
+    return "maximum", "must be at most 2^53 (9007199254740992): a larger integer cannot be read back exactly"
+  end
+  if integer and v < -EXACT then
+    return "minimum", "must be at least -2^53 (-9007199254740992): a larger integer cannot be read back exactly"
+  end
+  if n.minimum and v < n.minimum then return "minimum", ("must be at least %s"):format(n.minimum) end
+  if n.maximum and v > n.maximum then return "maximum", ("must be at most %s"):format(n.maximum) end
+end
+
+-- A Lua table as a JSON array: keys 1..#t and nothing else.
+local function array_length(t)
+  local count = 0
+  for k in next, t do
+    if type(k) ~= "number" or k < 1 or floor(k) ~= k then return nil end
+    count = count + 1
+  end
+  for i = 1, count do
+    if t[i] == nil then return nil end
+  end
+  return count
+end
+
+local function check_array(n, v, path)
+  if type(v) ~= "table" then return path, "type", "must be a list (a Lua array), got " .. type(v) end
+  local count = array_length(v)
+  if not count then return path, "type", "must be a list: keys 1 to n and no others" end
+  if n.min_items and count < n.min_items then
+    return path, "min_items", ("must have at least %d item%s (got %d)"):format(n.min_items,
+      n.min_items == 1 and "" or "s", count)
+  end
+  if n.max_items and count > n.max_items then
+    return path, "max_items", ("must have at most %d items (got %d)"):format(n.max_items, count)
+  end
+  for i = 1, count do
+    local field, rule, message = check(n.items, v[i], ("%s[%d]"):format(path, i))
+    if field then return field, rule, message end
+  end
+  if n.unique_items then
+    local seen = {}
+    for i = 1, count do
+      if seen[v[i]] then return ("%s[%d]"):format(path, i), "unique_items", "repeats an earlier item" end
+      seen[v[i]] = true
+    end
+  end
+end
+
+-- Fields a caller may not send: made by the server, or retired.
+local function refused_on_write(f, today)
+  if f.read_only then return "read_only", "is read-only and cannot be sent" end
+  if f.deprecated and f.end_of_life and f.end_of_life <= today then
+    return "deprecated", ("is past its end of life (%s)%s"):format(f.end_of_life,
+      f.replaced_by and (": use " .. f.replaced_by) or "")
+  end
+end
+
+--- An object against its node. what: the name of what the fields belong
+--- to, for the message of an unknown field.
+local function check_object(n, v, path, what)
+  if type(v) ~= "table" then return path, "type", "must be a table of fields, got " .. type(v) end
+  local fields, count, today = n.fields, 0, nil
+  for name, value in next, v do
+    count = count + 1
+    local f = type(name) == "string" and fields[name]
+    if not f then
+      return join(path, tostring(name)), "unknown", "is not a field of " .. (what or path or "this body")
+    end
+    if f.read_only or f.deprecated then
+      today = today or os.date("!%Y-%m-%d")
+      local rule, message = refused_on_write(f, today)
+      if rule then return join(path, name), rule, message end
+    end
+    local field, rule, message = check(f, value, join(path, name))
+    if field then return field, rule, message end
+  end
+  for _, name in ipairs(n.required or {}) do
+    if v[name] == nil then return join(path, name), "required", "is required" end
+  end
+  if n.min_properties and count < n.min_properties then
+    return path or "fields", "min_properties", ("needs at least %d field%s"):format(n.min_properties,
+      n.min_properties == 1 and "" or "s")
+  end
+end
+
+--- Any value against its node; path names it in errors.
+function check(n, v, path, what)
+  if v == null then
+    if n.nullable then return end
+    return path, "nullable", "must not be null"
+  end
+  local t = n.type
+  if t == "object" then return check_object(n, v, path, what) end
+  if t == "array" then return check_array(n, v, path) end
+  local rule, message
+  if t == "string" then rule, message = check_string(n, v)
+  elseif t == "boolean" then
+    if type(v) ~= "boolean" then rule, message = "type", "must be a boolean, got " .. type(v) end
+  elseif t == "integer" then rule, message = check_number(n, v, true)
+  elseif t == "number" then rule, message = check_number(n, v, false)
+  end
+  if rule then return path, rule, message end
+end
+
+--- A request body: fields is the module's copy of the caller's table;
+--- what names the resource, for the message of an unknown field.
+function validate.body(n, fields, what)
+  return check(n, fields, nil, what)
+end
+
+--- One value at a path: for ids and the items of calls that take a list.
+validate.value = check
+
+--- List parameters against the compiled resource's params.
+function validate.params(c, params)
+  for name, v in next, params do
+    local p = type(name) == "string" and c.params[name]
+    if not p then return tostring(name), "unknown", "is not a list parameter of " .. c.name end
+    if v == null then return name, "nullable", "must not be null" end
+    local field, rule, message = check(p, v, name)
+    if field then return field, rule, message end
+  end
+end
+
+return validate

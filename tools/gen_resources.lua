@@ -1,0 +1,381 @@
+-- Writes the project's description of every Email Security settings
+-- resource, lua/cloudflare/email_security/resources/<name>.lua, from
+-- Cloudflare's OpenAPI file. The descriptions are committed; a spec runs
+-- this again and fails when they differ, so a change upstream shows.
+--
+--   lua5.4 tools/gen_resources.lua [OPENAPI_FILE [OUT_DIR]]
+--
+-- Defaults: ../shared/openapi/email-security.openapi.json, and the
+-- repository's lua/cloudflare/email_security/resources. Needs lua-cjson.
+local cjson = require("cjson")
+
+local openapi_path = arg[1] or os.getenv("EMAIL_SECURITY_OPENAPI") or "../shared/openapi/email-security.openapi.json"
+local out_dir = arg[2] or "lua/cloudflare/email_security/resources"
+local PREFIX = "/accounts/{account_id}/email-security/settings/"
+
+local function fail(message)
+  io.stderr:write("gen_resources: ", message, "\n")
+  os.exit(1)
+end
+
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then fail("cannot read " .. path) end
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
+local doc = cjson.decode(read(openapi_path))
+local null = cjson.null
+
+local function resolve(node)
+  local seen = 0
+  while type(node) == "table" and node["$ref"] do
+    local target = doc
+    for part in node["$ref"]:gsub("^#/", ""):gmatch("[^/]+") do target = target[part] end
+    if target == nil then fail("unresolved " .. node["$ref"]) end
+    node = target
+    seen = seen + 1
+    if seen > 20 then fail("a $ref cycle") end
+  end
+  return node
+end
+
+local MONTHS = { January = 1, February = 2, March = 3, April = 4, May = 5, June = 6, July = 7,
+                 August = 8, September = 9, October = 10, November = 11, December = 12 }
+
+-- "End of life: July 1, 2026." -> "2026-07-01"
+local function end_of_life(description)
+  local month, day, year = (description or ""):match("End of life: (%a+) (%d+), (%d%d%d%d)")
+  if not month or not MONTHS[month] then return nil end
+  return ("%s-%02d-%02d"):format(year, MONTHS[month], tonumber(day))
+end
+
+-- The OpenAPI keywords a description keeps, and its own names for them.
+-- Anything else that could change what a value may be is refused, so that
+-- a new keyword upstream stops the generator instead of being dropped.
+local KEEP = {
+  type = "type", format = "format", nullable = "nullable", enum = "enum",
+  minLength = "min_length", maxLength = "max_length", minimum = "minimum", maximum = "maximum",
+  minItems = "min_items", maxItems = "max_items", uniqueItems = "unique_items",
+  minProperties = "min_properties", readOnly = "read_only", deprecated = "deprecated",
+}
+local IGNORED = {
+  description = true, example = true, examples = true, title = true, default = true,
+  ["x-auditable"] = true, ["x-assembled-from"] = true,
+}
+local STRUCTURE = { properties = true, items = true, required = true, additionalProperties = true, allOf = true,
+                    ["$ref"] = true }
+
+local flatten
+
+-- Merges node b over a (a later allOf part, or a property's own keys over
+-- the schema it refers to): b's properties replace a's of the same name.
+local function merge(a, b)
+  local out = {}
+  for k, v in pairs(a) do out[k] = v end
+  for k, v in pairs(b) do
+    if k == "properties" and a.properties then
+      local props = {}
+      for name, p in pairs(a.properties) do props[name] = p end
+      for name, p in pairs(v) do props[name] = p end
+      out.properties = props
+    elseif k == "required" and a.required then
+      local req, seen = {}, {}
+      for _, list in ipairs({ a.required, v }) do
+        for _, name in ipairs(list) do
+          if not seen[name] then req[#req + 1], seen[name] = name, true end
+        end
+      end
+      out.required = req
+    else
+      out[k] = v
+    end
+  end
+  return out
+end
+
+-- An OpenAPI schema as one description node: refs followed, allOf merged.
+function flatten(raw, where)
+  raw = resolve(raw)
+  local node = {}
+  for _, part in ipairs(raw.allOf or {}) do node = merge(node, flatten(part, where)) end
+  local own = {}
+  for k, v in pairs(raw) do
+    if k == "properties" then
+      local props = {}
+      for name, p in pairs(v) do props[name] = flatten(p, where .. "." .. name) end
+      own.properties = props
+    elseif k == "items" then
+      own.items = flatten(v, where .. "[]")
+    elseif k == "required" then
+      own.required = v
+    elseif k == "additionalProperties" then
+      if v ~= false then fail(where .. ": additionalProperties other than false") end
+      own.additional = false
+    elseif k == "description" then
+      own.end_of_life = end_of_life(v)
+    elseif k == "x-assumed" then
+      -- what no source states, assumed from the sibling resources
+      own.assumed = v
+    elseif k == "x-stainless-deprecation-message" then
+      -- "Use `modified_at` instead."
+      own.replaced_by = v:match("[Uu]se `([%w_]+)` instead")
+    elseif KEEP[k] then
+      own[KEEP[k]] = v
+    elseif not IGNORED[k] and not STRUCTURE[k] then
+      fail(where .. ": unknown schema keyword " .. k)
+    end
+  end
+  node = merge(node, own)
+  -- a null in an enum is JSON's way of saying nullable
+  if node.enum then
+    local list = {}
+    for _, v in ipairs(node.enum) do
+      if v == null then node.nullable = true else list[#list + 1] = v end
+    end
+    node.enum = list
+  end
+  if node.properties and not node.type then node.type = "object" end
+  if node.type == nil then fail(where .. ": no type") end
+  return node
+end
+
+-- Server-made fields may be marked required in an entity form; a client
+-- never sends them, so they are never required of it.
+local function drop_read_only_required(node)
+  if node.required and node.properties then
+    local req = {}
+    for _, name in ipairs(node.required) do
+      local p = node.properties[name]
+      if not p then fail("required field " .. name .. " is not a property") end
+      if not p.read_only then req[#req + 1] = name end
+    end
+    node.required = #req > 0 and req or nil
+  end
+  for _, p in pairs(node.properties or {}) do drop_read_only_required(p) end
+  if node.items then drop_read_only_required(node.items) end
+  return node
+end
+
+local function body_of(op, where)
+  local rb = op.requestBody and resolve(op.requestBody)
+  if not rb then return nil end
+  local schema = rb.content and rb.content["application/json"] and rb.content["application/json"].schema
+  if not schema then fail(where .. ": a request body that is not JSON") end
+  return drop_read_only_required(flatten(schema, where))
+end
+
+-- The `result` of the operation's success answer, when it has one.
+local function result_of(op, status, where)
+  local r = op.responses and op.responses[status]
+  r = r and resolve(r)
+  local schema = r and r.content and r.content["application/json"] and r.content["application/json"].schema
+  if not schema then return nil end
+  local node = flatten(schema, where)
+  return node.properties and node.properties.result
+end
+
+local function successes(op)
+  local list = {}
+  for code in pairs(op.responses or {}) do
+    if code:find("^2%d%d$") then list[#list + 1] = tonumber(code) end
+  end
+  table.sort(list)
+  return list
+end
+
+local function parameters(op, where)
+  local list = {}
+  for _, raw in ipairs(op.parameters or {}) do
+    local p = resolve(raw)
+    if p["in"] == "query" then
+      local node = flatten(p.schema, where .. "?" .. p.name)
+      node.name = p.name
+      list[#list + 1] = node
+    end
+  end
+  return list
+end
+
+local function path_param(path)
+  return path:match("{([%w_]+)}[^{]*$")
+end
+
+-- Which of the project's calls each (path suffix, method) is.
+local CALLS = {
+  { suffix = "", method = "get", call = "list" },
+  { suffix = "", method = "post", call = "create", body = "create" },
+  { suffix = "", method = "delete", call = "delete_many", body = "delete_many" },
+  { suffix = "/batch", method = "post", call = "batch", body = "batch" },
+  { suffix = "/{id}", method = "get", call = "get" },
+  { suffix = "/{id}", method = "patch", call = "update", body = "update" },
+  { suffix = "/{id}", method = "put", call = "replace", body = "replace" },
+  { suffix = "/{id}", method = "delete", call = "delete" },
+  { suffix = "/{id}/verification", method = "get", call = "verification" },
+}
+
+local resources = {}
+for path in pairs(doc.paths) do
+  local name = path:sub(#PREFIX + 1):match("^([%w_]+)")
+  if not path:find(PREFIX, 1, true) or not name then fail("a path outside " .. PREFIX .. ": " .. path) end
+  resources[name] = resources[name] or { name = name, paths = {} }
+  resources[name].paths[path] = doc.paths[path]
+end
+
+local function describe_resource(r)
+  local collection = PREFIX .. r.name
+  local d = { name = r.name, path = "/email-security/settings/" .. r.name, ops = {}, bodies = {} }
+  for path, item in pairs(r.paths) do
+    local suffix = path:sub(#collection + 1)
+    local param = path_param(suffix)
+    if param then
+      if d.id and d.id.param ~= param then fail(r.name .. ": two id parameters") end
+      d.id = d.id or { param = param }
+      suffix = suffix:gsub("{" .. param .. "}", "{id}")
+    end
+    for method, op in pairs(item) do
+      if method ~= "parameters" then
+        local call
+        for _, c in ipairs(CALLS) do
+          if c.suffix == suffix and c.method == method then call = c end
+        end
+        if not call then fail(("%s: %s %s is none of the project's calls"):format(r.name, method:upper(), path)) end
+        local where = r.name .. "." .. call.call
+        local entry = {
+          method = method:upper(), suffix = suffix, operation_id = op.operationId,
+          success = successes(op), permissions = op["x-api-token-group"],
+          deprecated = op.deprecated or nil, assumed = op["x-assumed"],
+        }
+        if call.body then
+          d.bodies[call.body] = body_of(op, where)
+          if not d.bodies[call.body] then fail(where .. ": no request body") end
+          entry.body = call.body
+        end
+        if call.call == "list" then d.list_params = parameters(op, where) end
+        if call.call == "get" then d.entry = result_of(op, "200", where) end
+        if call.call == "verification" then d.verification = result_of(op, "200", where) end
+        d.ops[call.call] = entry
+      end
+    end
+  end
+  if d.id then
+    local id_schema
+    for path, item in pairs(r.paths) do
+      for _, raw in ipairs(item.parameters or {}) do
+        local p = resolve(raw)
+        if p.name == d.id.param and path:find("{" .. d.id.param .. "}", 1, true) then id_schema = p.schema end
+      end
+      for method, op in pairs(item) do
+        if method ~= "parameters" then
+          for _, raw in ipairs(op.parameters or {}) do
+            local p = resolve(raw)
+            if p.name == d.id.param then id_schema = p.schema end
+          end
+        end
+      end
+    end
+    if not id_schema then fail(r.name .. ": no schema for " .. d.id.param) end
+    local node = flatten(id_schema, r.name .. "." .. d.id.param)
+    d.id.type, d.id.format = node.type, node.format
+  end
+  return d
+end
+
+---------------------------------------------------------------------------
+-- Writing Lua source: keys in a fixed order, so that the files are stable
+---------------------------------------------------------------------------
+
+local ORDER = {
+  "name", "type", "format", "nullable", "enum", "min_length", "max_length", "minimum", "maximum",
+  "items", "min_items", "max_items", "unique_items", "properties", "required", "additional",
+  "min_properties", "read_only", "deprecated", "end_of_life", "replaced_by", "assumed",
+  "method", "suffix", "body", "success", "operation_id", "permissions",
+  "param", "path", "id", "ops", "entry", "bodies", "list_params", "verification",
+}
+local RANK = {}
+for i, k in ipairs(ORDER) do RANK[k] = i end
+
+local function is_list(t)
+  return type(t) == "table" and (next(t) == nil or t[1] ~= nil)
+end
+
+local function literal(v)
+  if type(v) == "string" then return ("%q"):format(v) end
+  if math.type and math.type(v) == "float" and v == math.floor(v) and math.abs(v) < 2 ^ 53 then
+    return ("%d"):format(v)
+  end
+  return tostring(v)
+end
+
+local function identifier(k)
+  return k:find("^[%a_][%w_]*$") and k or ("[%q]"):format(k)
+end
+
+local emit
+
+-- properties: a map in the OpenAPI file, a list ordered by name here, so
+-- that request bodies are written in one stable order
+local function properties_list(props)
+  local names = {}
+  for name in pairs(props) do names[#names + 1] = name end
+  table.sort(names)
+  local list = {}
+  for i, name in ipairs(names) do
+    local p = {}
+    for k, v in pairs(props[name]) do p[k] = v end
+    p.name = name
+    list[i] = p
+  end
+  return list
+end
+
+function emit(v, indent)
+  if type(v) ~= "table" then return literal(v) end
+  local pad = ("  "):rep(indent + 1)
+  if is_list(v) then
+    if #v == 0 then return "{}" end
+    local scalar = type(v[1]) ~= "table"
+    local parts = {}
+    for i, item in ipairs(v) do parts[i] = emit(item, indent + 1) end
+    if scalar then return "{ " .. table.concat(parts, ", ") .. " }" end
+    return "{\n" .. pad .. table.concat(parts, ",\n" .. pad) .. ",\n" .. ("  "):rep(indent) .. "}"
+  end
+  local keys = {}
+  for k in pairs(v) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b)
+    local ra, rb = RANK[a] or 1000, RANK[b] or 1000
+    if ra ~= rb then return ra < rb end
+    return a < b
+  end)
+  local parts = {}
+  for _, k in ipairs(keys) do
+    local value = v[k]
+    if k == "properties" then value = properties_list(value) end
+    parts[#parts + 1] = identifier(k) .. " = " .. emit(value, indent + 1)
+  end
+  return "{\n" .. pad .. table.concat(parts, ",\n" .. pad) .. ",\n" .. ("  "):rep(indent) .. "}"
+end
+
+local HEADER = [[
+-- Generated by tools/gen_resources.lua from Cloudflare's OpenAPI file
+-- (%s): do not edit. Run `make resources` to write it again.
+]]
+
+local names = {}
+for name in pairs(resources) do names[#names + 1] = name end
+table.sort(names)
+local source_name = openapi_path:match("[^/]+$")
+for _, name in ipairs(names) do
+  local d = describe_resource(resources[name])
+  local f = assert(io.open(out_dir .. "/" .. name .. ".lua", "wb"))
+  f:write(HEADER:format(source_name), "return ", emit(d, 0), "\n")
+  f:close()
+end
+-- names.lua rather than init.lua: not every host's path has ?/init.lua
+-- (nginx's lua_package_path is often written with ?.lua alone)
+local f = assert(io.open(out_dir .. "/names.lua", "wb"))
+f:write(HEADER:format(source_name), "-- The resources, in alphabetical order.\nreturn ", emit(names, 0), "\n")
+f:close()
+print(("gen_resources: %d resources written to %s"):format(#names, out_dir))
