@@ -62,6 +62,19 @@ describe("a client closed by a finalizer during a call", function()
     end
   end)
 
+  it("returns an error value when the client is closed just before the request", function()
+    local cf
+    -- the log line of a request is the last Lua code before it is sent
+    cf = es.new({ account_id = ACCOUNT, api_token = emu.token, base_url = emu.base_url,
+                  log = function(line) if line:find(": > ", 1, true) then cf:close() end end })
+    local ok, page, err = pcall(cf.impersonation_registry.list, cf.impersonation_registry)
+    assert.is_true(ok, tostring(page))
+    assert.is_nil(page)
+    assert.are.same({ "transport", 0 }, { err.kind, err.attempts })
+    assert.matches("closed during the call", err.message, 1, true)
+    assert.are.equal(0, #emu.requests())
+  end)
+
   it("returns an error value when the client is closed between two tries", function()
     local cf
     local sleeps = 0

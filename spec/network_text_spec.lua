@@ -38,7 +38,7 @@ describe("text from the network", function()
   it("escapes control characters of a ray id and a server message in errors and log lines", function()
     local cf = client({ max_retries = 0 })
     emu.fault({ method = "GET", status = 400, headers = { ["cf-ray"] = "8f00" .. ESC .. "[31m-EMU" },
-                body = '{"success":false,"errors":[{"code":1,"message":"bad\\u001b[2Jthing\\u0007 and \\u009b2J"}],'
+                body = '{"success":false,"errors":[{"code":1,"message":"bad\\u001b[2Jthing\\u0007 and \\u009b2J, \\u2028 \\u202e \\u2066 \\u200b \\ufeff."}],'
                   .. '"messages":[],"result":null}' })
     local page, err = cf.impersonation_registry:list()
     cf:close()
@@ -47,7 +47,7 @@ describe("text from the network", function()
     for _, s in ipairs({ text, err.ray_id, table.concat(lines, "\n") }) do
       assert.is_nil(s:gsub("\n", ""):find("[%z\1-\31\127]"), "a control character in: " .. s)
     end
-    assert.matches("bad\\x1b[2Jthing\\x07 and \\u009b2J", text, 1, true)
+    assert.matches("bad\\x1b[2Jthing\\x07 and \\u009b2J, \\u2028 \\u202e \\u2066 \\u200b \\ufeff.", text, 1, true)
     assert.is_nil(text:find("\194[\128-\159]"), "a C1 control character in: " .. text)
     assert.matches("8f00?[31m-EMU", err.ray_id, 1, true)
     assert.matches("ray 8f00?[31m-EMU", lines[#lines], 1, true)

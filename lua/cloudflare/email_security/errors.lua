@@ -12,17 +12,26 @@ local function hex_escape(c)
   return ("\\x%02x"):format(c:byte())
 end
 
-local function c1_escape(c)
-  return ("\\u%04x"):format(c:byte(2))
+-- A UTF-8 sequence of two or three bytes as \uNNNN.
+local function unicode_escape(c)
+  local b1, b2, b3 = c:byte(1, 3)
+  local code = b3 and ((b1 % 16) * 4096 + (b2 % 64) * 64 + b3 % 64) or ((b1 % 32) * 64 + b2 % 64)
+  return ("\\u%04x"):format(code)
 end
 
 --- s as one line a terminal shows as it is: runs of line breaks and tabs
---- become one space, and every other control character (an escape
---- sequence the server sent, say) is written as \xNN, and a C1 control
---- (U+0080 to U+009F, which some terminals obey too) as \uNNNN.
+--- become one space, every other control character (an escape sequence the
+--- server sent, say) is written as \xNN, and as \uNNNN the C1 controls
+--- (U+0080 to U+009F, which some terminals obey too), the line and
+--- paragraph separators U+2028 and U+2029, the zero-width and direction
+--- marks U+200B to U+200F, the direction overrides U+202A to U+202E and
+--- U+2066 to U+2069 (which reorder what is shown), and U+FEFF.
 function errors.printable(s)
   return (tostring(s):gsub("[\t\n\r]+", " "):gsub("[%z\1-\31\127]", hex_escape)
-    :gsub("\194[\128-\159]", c1_escape))
+    :gsub("\194[\128-\159]", unicode_escape)
+    :gsub("\226\128[\139-\143\168-\174]", unicode_escape)
+    :gsub("\226\129[\166-\169]", unicode_escape)
+    :gsub("\239\187\191", unicode_escape))
 end
 local one_line = errors.printable
 

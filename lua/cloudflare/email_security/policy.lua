@@ -38,14 +38,16 @@ function policy.call(state, method, path, query, body, opts)
     attempt = attempt + 1
     local wait = pacer:delay()
     if wait > 0 then state.sleep(wait) end
+    pacer:started()
+    if write then log.request(write, method, path .. query, attempt, body) end
+    local started = write and monotonic()
+    -- last before the request, after everything that may run Lua code (a
+    -- finalizer, the caller's log function) and close the client
     if transport:is_closed() then
       local err = closed_during_call()
       err.attempts = attempt - 1
       return nil, errors.wrap(err, method, path)
     end
-    pacer:started()
-    if write then log.request(write, method, path .. query, attempt, body) end
-    local started = write and monotonic()
 
     local result, err, envelope, headers = transport:request(method, url, body, once)
 
