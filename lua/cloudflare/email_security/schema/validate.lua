@@ -116,6 +116,8 @@ local function array_length(t)
 end
 
 local function check_array(n, v, path)
+  -- a body that is itself a list (the collection DELETE) has no field name
+  path = path or "list"
   if type(v) ~= "table" then return path, "type", "must be a list (a Lua array), got " .. type(v) end
   local count = array_length(v)
   if not count then return path, "type", "must be a list: keys 1 to n and no others" end

@@ -1,0 +1,140 @@
+-- The calls each resource has, as its description lists them, and what
+-- each sends, through a transport that records requests and answers from a
+-- script (the C decoder makes the answers, as for a real one).
+local es = require("cloudflare.email_security")
+local core = require("cloudflare.email_security.core")
+
+local ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"
+local ID = "f174e90a-fafe-4643-bbbc-4a0ed4fc8415"
+local ID2 = "0b6b9b1a-2a47-4c1e-9a59-3c1b2a7e0f11"
+local OK = '{"success":true,"errors":[],"messages":[],"result":%s}'
+local NOT_FOUND = '{"success":false,"errors":[{"code":1003,"message":"not found"}],"messages":[],"result":null}'
+local BUSY = '{"success":false,"errors":[{"code":1,"message":"busy"}],"messages":[],"result":null}'
+
+-- answers: a list of { status, body } given in turn (the last one again
+-- when they run out).
+local function scripted(answers)
+  local sent = {}
+  local transport = {
+    request = function(_, method, url, body, once)
+      sent[#sent + 1] = { method = method, path = url:match("/accounts/[^/]+(/.*)$"), body = body, once = once }
+      local a = answers[math.min(#sent, #answers)]
+      return core.decode(a[1], a[2], { ["content-type"] = "application/json" })
+    end,
+    is_closed = function() return false end,
+    close = function() end,
+  }
+  local cf = es.new({ account_id = ACCOUNT, api_token = "t", base_url = "http://127.0.0.1:1/client/v4",
+                      sleep = function() end })
+  cf._state.transport = transport
+  return cf, sent
+end
+
+describe("resource calls", function()
+  it("are the ones each description lists, and no others", function()
+    local cf = scripted({ { 200, OK:format("{}") } })
+    assert.is_nil(cf.impersonation_registry.batch, "the registry has no batch endpoint")
+    assert.is_function(cf.allow_policies.batch)
+    assert.is_nil(cf.allow_policies.replace)
+    for _, call in ipairs({ "replace", "verification", "delete_many", "batch", "create", "each" }) do
+      assert.is_function(cf.domains[call], call)
+    end
+    for _, name in ipairs(es.resources) do
+      assert.are.equal("cloudflare.email_security resource " .. name, tostring(cf[name]))
+    end
+    assert.is_nil(cf.no_such_resource)
+  end)
+
+  it("sends a batch with every list the endpoint has, ids as objects, empty ones as []", function()
+    local cf, sent = scripted({ { 200, OK:format('{"deletes":[],"patches":[],"posts":[],"puts":[]}') } })
+    assert(cf.allow_policies:batch({ deletes = { ID, { id = ID2 } } }))
+    assert.are.same({ "POST", "/email-security/settings/allow_policies/batch" }, { sent[1].method, sent[1].path })
+    assert.are.equal(('{"deletes":[{"id":"%s"},{"id":"%s"}],"patches":[],"posts":[],"puts":[]}'):format(ID, ID2),
+                     sent[1].body)
+    assert.is_falsy(sent[1].once, "a batch without posts may be sent again")
+  end)
+
+  it("sends a batch with posts at most once, and does not retry it", function()
+    local cf, sent = scripted({ { 503, BUSY }, { 200, OK:format("{}") } })
+    local done, err = cf.block_senders:batch({ posts = { { pattern = "x@example.com", pattern_type = "EMAIL",
+                                                            is_regex = false } } })
+    assert.is_nil(done)
+    assert.are.same({ "api", 503, 1 }, { err.kind, err.status, err.attempts })
+    assert.are.equal(1, #sent)
+    assert.is_true(sent[1].once)
+  end)
+
+  it("retries a batch without posts like an update", function()
+    local cf, sent = scripted({ { 503, BUSY }, { 200, OK:format('{"deletes":[{"id":"' .. ID .. '"}]}') } })
+    local done = assert(cf.trusted_domains:batch({ deletes = { ID } }))
+    assert.are.equal(ID, done.deletes[1].id)
+    assert.are.equal(2, #sent)
+  end)
+
+  it("refuses an empty batch, and lists an endpoint does not take, sending nothing", function()
+    local cf, sent = scripted({ { 200, OK:format("{}") } })
+    local done, err = cf.allow_policies:batch({})
+    assert.is_nil(done)
+    assert.are.same({ "invalid", "batch", "min_items" }, { err.kind, err.field, err.rule })
+    done, err = cf.sending_domain_restrictions:batch({ posts = { { domain = "example.com" } } })
+    assert.is_nil(done)
+    assert.are.same({ "invalid", "posts", "unknown" }, { err.kind, err.field, err.rule })
+    assert.is_truthy(cf.sending_domain_restrictions:batch({ deletes = { ID } }))
+    assert.are.equal(1, #sent)
+    assert.are.equal(('{"deletes":[{"id":"%s"}]}'):format(ID), sent[1].body)
+  end)
+
+  it("takes a 404 after a try that may have deleted the entry as done", function()
+    local cf, sent = scripted({ { 503, BUSY }, { 404, NOT_FOUND } })
+    local gone, err = cf.url_ignore_patterns:delete(ID)
+    assert.is_nil(err)
+    assert.are.same({ id = ID }, gone)
+    assert.are.equal(2, #sent)
+  end)
+
+  it("keeps a 404 on the first try the api error it is", function()
+    local cf = scripted({ { 404, NOT_FOUND } })
+    local gone, err = cf.url_ignore_patterns:delete(ID)
+    assert.is_nil(gone)
+    assert.are.same({ "api", 404, 1003 }, { err.kind, err.status, err.code })
+  end)
+
+  it("replaces a domain with PUT, and refuses its immutable name there", function()
+    local cf, sent = scripted({ { 200, OK:format('{"id":"' .. ID .. '"}') } })
+    local fields = { allowed_delivery_modes = { "API" }, lookback_hops = 2, ip_restrictions = {},
+                     drop_dispositions = {}, regions = { "GLOBAL" } }
+    assert(cf.domains:replace(ID, fields))
+    assert.are.same({ "PUT", "/email-security/settings/domains/" .. ID }, { sent[1].method, sent[1].path })
+    assert.are.equal('{"allowed_delivery_modes":["API"],"drop_dispositions":[],"ip_restrictions":[],'
+      .. '"lookback_hops":2,"regions":["GLOBAL"]}', sent[1].body)
+    fields.domain = "example.com"
+    local done, err = cf.domains:replace(ID, fields)
+    assert.is_nil(done)
+    assert.are.same({ "invalid", "domain", "unknown" }, { err.kind, err.field, err.rule })
+  end)
+
+  it("gives a domain's verification, and { verified = true } for its 204", function()
+    local info = '{"status":"pending","txt_record_name":"_cf.example.com","txt_record_value":"v","last_checked_at":null}'
+    local cf, sent = scripted({ { 200, OK:format(info) }, { 204, "" } })
+    local got = assert(cf.domains:verification(ID))
+    assert.are.equal("_cf.example.com", got.txt_record_name)
+    assert.are.equal("/email-security/settings/domains/" .. ID .. "/verification", sent[1].path)
+    assert.are.same({ verified = true }, assert(cf.domains:verification(ID)))
+  end)
+
+  it("removes several domains with the collection DELETE", function()
+    local cf, sent = scripted({ { 200, OK:format('[{"id":"' .. ID .. '"}]') } })
+    assert(cf.domains:delete_many({ ID }))
+    assert.are.same({ "DELETE", "/email-security/settings/domains" }, { sent[1].method, sent[1].path })
+    assert.are.equal('[{"id":"' .. ID .. '"}]', sent[1].body)
+    local done, err = cf.domains:delete_many({})
+    assert.is_nil(done)
+    assert.are.same({ "invalid", "min_items" }, { err.kind, err.rule })
+  end)
+
+  it("sends a list parameter given as a list once per item", function()
+    local cf, sent = scripted({ { 200, OK:format("[]") } })
+    assert(cf.domains:list({ domain = { "a.example", "b.example" }, per_page = 5 }))
+    assert.are.equal("/email-security/settings/domains?per_page=5&domain=a.example&domain=b.example", sent[1].path)
+  end)
+end)
