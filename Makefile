@@ -128,11 +128,13 @@ lint:
 	luacheck lua spec examples bench tools
 
 # The resource descriptions, written again from Cloudflare's OpenAPI file
-# (OPENAPI=..., default ../shared/openapi/email-security.openapi.json);
-# commit what changes. spec/resources_spec.lua fails while they differ.
+# (OPENAPI=..., default ../shared/openapi/email-security.openapi.json), and
+# the reference doc/resources.md from them; commit what changes.
+# spec/resources_spec.lua fails while either differs.
 OPENAPI ?= ../shared/openapi/email-security.openapi.json
 resources:
 	lua5.4 tools/gen_resources.lua $(OPENAPI) lua/cloudflare/email_security/resources
+	lua5.4 tools/gen_reference.lua doc/resources.md
 
 # The main job: an update and a delete, against the real API when
 # credentials are set, else against the local emulator.

@@ -39,6 +39,17 @@ describe("the resource descriptions", function()
     assert.has_error(function() compile.resource(bad) end, "resource x.entry.when: unknown description key 'pattern'")
   end)
 
+  it("are what doc/resources.md describes (tools/gen_reference.lua)", function()
+    local out = os.tmpname()
+    local lua = os.getenv("LUA") or "lua5.4"
+    if lua:find("5%.1") or lua:find("jit") then lua = "lua5.4" end
+    local log = files.command_output(("%s tools/gen_reference.lua %q 2>&1"):format(lua, out))
+    local made = files.read(out)
+    os.remove(out)
+    assert.matches("8 resources written", log, 1, true)
+    assert.is_true(made == files.read("doc/resources.md"), "run `make resources` and commit doc/resources.md")
+  end)
+
   if not doc then
     it("need the OpenAPI file", function() openapi.require_or_skip(why, pending) end)
     return
