@@ -11,7 +11,6 @@ describe("config.resolve", function()
   it("takes the account id and token from options", function()
     local c = assert(config.resolve({ account_id = ACCOUNT, api_token = "tok" }, env({})))
     assert.are.equal(ACCOUNT, c.account_id)
-    assert.are.equal("token", c.auth_scheme)
     assert.are.same({ "Authorization: Bearer tok" }, c.auth_headers)
     assert.are.equal("https://api.cloudflare.com/client/v4", c.base_url)
     assert.are.equal(60000, c.timeout_ms)
@@ -32,7 +31,6 @@ describe("config.resolve", function()
     local c = assert(config.resolve({ account_id = ACCOUNT }, env({
       CLOUDFLARE_EMAIL = "me@example.com", CLOUDFLARE_API_KEY = "k1",
     })))
-    assert.are.equal("key", c.auth_scheme)
     assert.are.same({ "X-Auth-Email: me@example.com", "X-Auth-Key: k1" }, c.auth_headers)
   end)
 
@@ -57,7 +55,7 @@ describe("config.resolve", function()
       local c = assert(config.resolve({ account_id = ACCOUNT }, env({
         CLOUDFLARE_API_TOKEN = "", CLOUDFLARE_EMAIL = "e@x", CLOUDFLARE_API_KEY = "k",
       })))
-      assert.are.equal("key", c.auth_scheme)
+      assert.are.same({ "X-Auth-Email: e@x", "X-Auth-Key: k" }, c.auth_headers)
     end)
   end)
 

@@ -1,7 +1,9 @@
 /*
  * The few Lua C API differences this module meets between Lua 5.1 (and
- * LuaJIT) and 5.4. Everything here is static so that no symbol of ours can
- * clash with the host's own copy of the same helper.
+ * LuaJIT) and 5.4, under names of our own: LuaJIT's headers declare some
+ * 5.2 functions (luaL_setfuncs, luaL_setmetatable) themselves, and a macro
+ * of the same name would shadow them. Everything here is static, so that no
+ * symbol of ours can clash with the host's own copy of the same helper.
  */
 #ifndef ES_COMPAT_H
 #define ES_COMPAT_H
@@ -26,10 +28,13 @@ static inline void es_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
     }
     lua_pop(L, nup);
 }
-#define luaL_setfuncs(L, l, nup) es_setfuncs((L), (l), (nup))
-#define luaL_setmetatable(L, name) \
+#define es_setmetatable(L, name) \
     (luaL_getmetatable((L), (name)), lua_setmetatable((L), -2))
-#define lua_rawlen(L, i) lua_objlen((L), (i))
+#define es_rawlen(L, i) lua_objlen((L), (i))
+#else
+#define es_setfuncs(L, l, nup) luaL_setfuncs((L), (l), (nup))
+#define es_setmetatable(L, name) luaL_setmetatable((L), (name))
+#define es_rawlen(L, i) lua_rawlen((L), (i))
 #endif
 
 #endif

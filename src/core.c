@@ -97,7 +97,7 @@ static void add_headers(lua_State *L, es_client *c)
         return;
     }
     luaL_argcheck(L, lua_istable(L, -1), 1, "option 'headers' must be a list of strings");
-    n = (int)lua_rawlen(L, -1);
+    n = (int)es_rawlen(L, -1);
     for (i = 1; i <= n; i++) {
         size_t len;
         const char *line;
@@ -137,7 +137,7 @@ static int client_new(lua_State *L)
      * whatever was acquired if anything below fails. */
     c = lua_newuserdatauv(L, sizeof *c, 0);
     memset(c, 0, sizeof *c);
-    luaL_setmetatable(L, CLIENT_MT);
+    es_setmetatable(L, CLIENT_MT);
     c->open = 1;
     failure = es_http_open(&c->http, &o);
     if (failure != NULL)
@@ -478,10 +478,10 @@ ES_EXPORT int luaopen_cloudflare_email_security_core(lua_State *L)
 
     luaL_newmetatable(L, CLIENT_MT);
     lua_pushvalue(L, decode_index);
-    luaL_setfuncs(L, client_meta, 1);
+    es_setfuncs(L, client_meta, 1);
     lua_newtable(L);
     lua_pushvalue(L, decode_index);
-    luaL_setfuncs(L, client_methods, 1);
+    es_setfuncs(L, client_methods, 1);
     lua_setfield(L, -2, "__index");
     lua_pushliteral(L, CLIENT_MT);
     lua_setfield(L, -2, "__name");  /* 5.1 does not set it */
@@ -489,7 +489,7 @@ ES_EXPORT int luaopen_cloudflare_email_security_core(lua_State *L)
 
     lua_newtable(L);
     lua_pushvalue(L, decode_index);
-    luaL_setfuncs(L, module_functions, 1);
+    es_setfuncs(L, module_functions, 1);
     lua_pushvalue(L, null_index);
     lua_setfield(L, -2, "null");
     lua_pushvalue(L, encode_index);

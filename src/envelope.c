@@ -431,8 +431,9 @@ int es_push_decoded(lua_State *L, int decode_index, int body_index, const es_res
         return push_api_error(L, r, env);
 
     lua_getfield(L, env, "result");
-    if (lua_isnil(L, -1)) {
-        /* A success without a result still has to look like one. */
+    /* A success without a result (absent, or JSON null: lua-cjson's null is
+     * a light userdata holding NULL) still has to look like one. */
+    if (lua_isnil(L, -1) || (lua_islightuserdata(L, -1) && lua_touserdata(L, -1) == NULL)) {
         lua_pop(L, 1);
         lua_newtable(L);
     }

@@ -146,7 +146,6 @@ function config.resolve(opts, getenv)
 
   local cred, why = pick_credential(opts, getenv)
   if not cred then return nil, why end
-  c.auth_scheme = cred.scheme
   c.auth_headers, why = auth_headers(cred)
   if not c.auth_headers then return nil, why end
 

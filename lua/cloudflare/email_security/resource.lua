@@ -113,7 +113,10 @@ end
 function Resource:delete(id)
   check_self(self, "delete")
   check_arg("delete", 1, id, "string")
-  return call(self, "delete", id, nil, { gone_id = id })
+  local result, err, envelope = call(self, "delete", id, nil, { gone_id = id })
+  -- an answer whose result is null still says which entry went
+  if result and type(result) == "table" and result.id == nil then result.id = id end
+  return result, err, envelope
 end
 
 --- The TXT record to publish for a domain, and its status; on HTTP 204
