@@ -119,6 +119,18 @@ describe("config.resolve", function()
       end
     end)
 
+    it("a timeout or a size past what libcurl takes, by the option's own name", function()
+      for _, opts in ipairs({ { timeout = 1e300 }, { connect_timeout = 2147484 },
+                              { max_response_size = 2 ^ 31 } }) do
+        local name = next(opts)
+        opts.account_id, opts.api_token = ACCOUNT, "t"
+        local c, why = config.resolve(opts, env({}))
+        assert.is_nil(c, name)
+        assert.matches("^" .. name .. " must", why)
+        assert.is_nil(why:find("_ms", 1, true), why)
+      end
+    end)
+
     it("an unreadable ca_bundle", function()
       local _, why = config.resolve({ account_id = ACCOUNT, api_token = "t",
                                       ca_bundle = "/nonexistent/ca.pem" }, env({}))

@@ -138,6 +138,19 @@ describe("every operation against Cloudflare's OpenAPI schema (Prism)", function
         cases[#cases + 1] = { "1001 batch items", function() return r:batch({ deletes = many }) end }
         cases[#cases + 1] = { "an empty batch", function() return r:batch({}) end }
       end
+      if name == "content_policies" then
+        local ok = { enabled = true, name = "n", pattern = "p", targets = { "SUBJECT" } }
+        local function with(k, v)
+          local t = {}
+          for key, value in pairs(ok) do t[key] = value end
+          t[k] = v
+          return t
+        end
+        cases[#cases + 1] = { "a target other than SUBJECT and BODY", function() return r:create(with("targets", { "HEADER" })) end }
+        cases[#cases + 1] = { "a 257-character name", function() return r:create(with("name", ("n"):rep(257))) end }
+        cases[#cases + 1] = { "a 2049-character pattern", function() return r:create(with("pattern", ("p"):rep(2049))) end }
+        cases[#cases + 1] = { "a missing pattern", function() return r:create(with("pattern", nil)) end }
+      end
       for _, case in ipairs(cases) do
         local result, err = case[2]()
         assert.is_nil(result, case[1])

@@ -292,9 +292,12 @@ static int answer(lua_State *L)
 /* client:request(method, url [, body [, at_most_once]]) -> result, err,
  * envelope [, headers] (headers: the retry and rate-limit ones, when the
  * answer had any). at_most_once: see es_http_perform. */
+/* The methods a request may use; core.methods gives the list to Lua, so
+ * that the nginx transport takes the same ones. */
+static const char *const methods[] = { "GET", "POST", "PATCH", "PUT", "DELETE", NULL };
+
 static int client_request(lua_State *L)
 {
-    static const char *const methods[] = { "GET", "POST", "PATCH", "PUT", "DELETE", NULL };
     es_client *c = check_open_client(L);
     int m = luaL_checkoption(L, 2, NULL, methods);
     size_t url_len, body_len = 0;
@@ -467,7 +470,7 @@ ES_EXPORT int luaopen_cloudflare_email_security_core(lua_State *L)
         { "monotonic", monotonic },
         { NULL, NULL }
     };
-    int null_index, decode_index, encode_index;
+    int null_index, decode_index, encode_index, i;
 
     if (!es_http_global_init())
         return luaL_error(L, "libcurl could not be initialised");
@@ -496,5 +499,19 @@ ES_EXPORT int luaopen_cloudflare_email_security_core(lua_State *L)
     lua_setfield(L, -2, "json_encode");
     lua_pushstring(L, es_http_libcurl_version());
     lua_setfield(L, -2, "libcurl_version");
+    /* One list each for both transports: the methods, and the response
+     * headers the policy reads (lower case). */
+    lua_newtable(L);
+    for (i = 0; methods[i] != NULL; i++) {
+        lua_pushstring(L, methods[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "methods");
+    lua_newtable(L);
+    for (i = 0; i < ES_HDR_COUNT; i++) {
+        lua_pushstring(L, es_http_header_names[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "response_headers");
     return 1;
 }

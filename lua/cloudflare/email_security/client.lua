@@ -113,5 +113,4 @@ function client.new(opts)
   }, Client)
 end
 
-client.metatable = Client
 return client

@@ -82,6 +82,4 @@ function errors.invalid(field, rule, message, method, path)
   }, Error)
 end
 
-errors.metatable = Error
-
 return errors

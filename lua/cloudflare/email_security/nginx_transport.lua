@@ -24,13 +24,10 @@ nginx_transport.VARIABLES = {
   "cf_es_user_agent", "cf_es_content_type",
 }
 
--- The response headers the retry and pacing policy reads, as libcurl's
--- transport reports them.
-local WANTED = {
-  ["cf-ray"] = true, ["content-type"] = true, ["retry-after"] = true,
-  ["retry-after-ms"] = true, ["x-should-retry"] = true,
-  ["ratelimit"] = true, ["ratelimit-policy"] = true,
-}
+-- The response headers the retry and pacing policy reads: the C core's
+-- own list, so that both transports report the same ones.
+local WANTED = {}
+for _, name in ipairs(core.response_headers) do WANTED[name] = true end
 
 --- Is this code running in an nginx HTTP request context with subrequests?
 function nginx_transport.available()
@@ -153,6 +150,16 @@ function Transport:is_closed()
   return self.closed
 end
 
+-- ngx.HTTP_GET and the others, for the C core's methods (core.methods).
+local function methods_of(ngx)
+  local map = {}
+  for _, m in ipairs(core.methods) do
+    map[m] = ngx["HTTP_" .. m]
+    if map[m] == nil then error("cloudflare.email_security: nginx has no ngx.HTTP_" .. m, 3) end
+  end
+  return map
+end
+
 --- o: location (the proxy location's URI), headers (the credential's
 --- "Name: value" lines), user_agent, max_response_size.
 function nginx_transport.new(o)
@@ -171,8 +178,7 @@ function nginx_transport.new(o)
     location = o.location,
     max_response_size = o.max_response_size,
     capture = ngx.location.capture,
-    methods = { GET = ngx.HTTP_GET, POST = ngx.HTTP_POST, PATCH = ngx.HTTP_PATCH,
-                PUT = ngx.HTTP_PUT, DELETE = ngx.HTTP_DELETE },
+    methods = methods_of(ngx),
     get_phase = ngx.get_phase,
     closed = false,
   }, Transport)
