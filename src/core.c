@@ -493,6 +493,9 @@ ES_EXPORT int luaopen_cloudflare_email_security_core(lua_State *L)
     lua_newtable(L);
     lua_pushvalue(L, decode_index);
     es_setfuncs(L, module_functions, 1);
+    /* errors.lua fills it in; every error is born with it */
+    luaL_newmetatable(L, ES_ERROR_MT);
+    lua_setfield(L, -2, "error_metatable");
     lua_pushvalue(L, null_index);
     lua_setfield(L, -2, "null");
     lua_pushvalue(L, encode_index);

@@ -29,6 +29,8 @@ void es_push_error(lua_State *L, const char *kind, long status,
     lua_setfield(L, -2, "errors");
     lua_newtable(L);
     lua_setfield(L, -2, "messages");
+    luaL_getmetatable(L, ES_ERROR_MT);      /* nil where none was made */
+    lua_setmetatable(L, -2);
 }
 
 static int ascii_lower(int c)

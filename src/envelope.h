@@ -23,8 +23,13 @@ typedef struct es_response {
  * (the decoder reads nothing the caller could free meanwhile). */
 int es_push_decoded(lua_State *L, int decode_index, int body_index, const es_response *r);
 
+/* The registry name of the metatable every error value has from birth
+ * (errors.lua gives it __tostring). */
+#define ES_ERROR_MT "cloudflare.email_security.error"
+
 /* Pushes a new error table: kind, message, and status and ray_id when
- * known, with empty errors and messages lists. */
+ * known, with empty errors and messages lists, and the error metatable
+ * when the module has made it. */
 void es_push_error(lua_State *L, const char *kind, long status,
                    const char *message, const char *ray_id);
 

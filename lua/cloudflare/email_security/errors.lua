@@ -4,7 +4,9 @@
 
 local errors = {}
 
-local Error = {}
+-- The C core makes this metatable and gives it to every error it makes;
+-- errors.new gives it to those made in Lua: no error is ever a bare table.
+local Error = require("cloudflare.email_security.core").error_metatable
 Error.__index = Error
 Error.__name = "cloudflare.email_security.error"
 
@@ -61,7 +63,15 @@ function errors.is_error(value)
   return getmetatable(value) == Error
 end
 
---- An error table from the C core (or any transport), given its request.
+--- A new error value: kind, message, empty errors and messages lists, and
+--- the fields of extra (status, ray_id, ...) when given.
+function errors.new(kind, message, extra)
+  local err = setmetatable({ kind = kind, message = message, errors = {}, messages = {} }, Error)
+  for k, v in pairs(extra or {}) do err[k] = v end
+  return err
+end
+
+--- An error from a transport, given its request.
 function errors.wrap(err, method, path)
   err.method, err.path = method, path
   return setmetatable(err, Error)

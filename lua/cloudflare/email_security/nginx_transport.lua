@@ -12,6 +12,7 @@
 -- run again inside the subrequest and clear them.
 
 local core = require("cloudflare.email_security.core")
+local errors = require("cloudflare.email_security.errors")
 
 local nginx_transport = {}
 
@@ -39,8 +40,7 @@ function nginx_transport.available()
 end
 
 local function new_error(kind, status, message, ray_id)
-  return { kind = kind, status = status, message = message, ray_id = ray_id,
-           errors = {}, messages = {} }
+  return errors.new(kind, message, { status = status, ray_id = ray_id })
 end
 
 -- Lower-cased names; a header sent twice keeps its first value, and bytes

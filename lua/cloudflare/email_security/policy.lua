@@ -14,8 +14,7 @@ local policy = {}
 -- The client was closed while this call was under way (by a finalizer
 -- that ran during it, say): the call ends with an error value.
 local function closed_during_call()
-  return { kind = "transport", message = "the client was closed during the call; nothing more was sent",
-           errors = {}, messages = {} }
+  return errors.new("transport", "the client was closed during the call; nothing more was sent")
 end
 
 --- state: the client's internals (base_url, transport, config, pacer,

@@ -213,8 +213,7 @@ function Resource:list(params)
   if field then return nil, errors.invalid(field, rule, message, "GET", path) end
   local result, err, envelope = policy.call(self._state, "GET", path, query_string(c, params))
   if result and type(result) ~= "table" then
-    return nil, errors.wrap({ kind = "http", message = "the list result is not an array",
-                              errors = {}, messages = {} }, "GET", path), envelope
+    return nil, errors.wrap(errors.new("http", "the list result is not an array"), "GET", path), envelope
   end
   return result, err, envelope
 end
