@@ -173,7 +173,7 @@ local DEFAULT_RESOURCE = "impersonation_registry"
 
 -- What the descriptions cannot say. The noun of a 404 where the derived
 -- one ("Allow policy", "Domain") is not what the API says:
-local NOUNS = { impersonation_registry = "Impersonation registry entry" }
+local NOUNS = { impersonation_registry = "Impersonation registry entry", url_ignore_patterns = "URL ignore pattern" }
 
 local function noun_of(res)
   if NOUNS[res.name] then return NOUNS[res.name] end
@@ -427,9 +427,10 @@ end
 
 -- Stores one field; null where the entity cannot hold null (a create body
 -- may allow it where the entry does not) stores the default instead.
-local function store(res, e, name, v, stamp)
+-- `body_node`: the field's node in the request body, as for default_of.
+local function store(res, e, name, v, stamp, body_node)
   local p = property(res.entry, name)
-  if p and v == null and not p.nullable then v = default_of(p, stamp) end
+  if p and v == null and not p.nullable then v = default_of(p, stamp, body_node) end
   e[name] = shaped(p, v)
 end
 
@@ -460,7 +461,7 @@ local function new_entry(res, fields)
   for _, p in ipairs(res.entry.properties) do
     e[p.name] = default_of(p, stamp, property(create, p.name))
   end
-  for k, v in pairs(fields) do store(res, e, k, v, stamp) end
+  for k, v in pairs(fields) do store(res, e, k, v, stamp, property(create, k)) end
   -- as if modified_at had been set, so that last_modified starts equal to it
   local given = { modified_at = true }
   for k in pairs(fields) do given[k] = true end
@@ -487,7 +488,7 @@ local function replace(res, e, node, fields)
     if not p.read_only and p.name ~= "id" then
       local v = fields[p.name]
       if v == nil then v = default_of(property(res.entry, p.name) or p, stamp, p) end
-      store(res, e, p.name, v, stamp)
+      store(res, e, p.name, v, stamp, p)
     end
   end
   touch(res, e, fields)
