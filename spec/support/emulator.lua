@@ -1,8 +1,10 @@
 #!/usr/bin/env lua5.4
--- A stateful emulator of Cloudflare's Email Security impersonation registry
--- API: a real HTTP/1.1 server on 127.0.0.1, for the specs and for trying the
--- client by hand. The client under test blocks inside libcurl, so this runs
--- as its own process; spec/support/emulator_process.lua starts and stops it.
+-- A stateful emulator of Cloudflare's Email Security settings API, all eight
+-- resources of it (driven by their generated descriptions in
+-- lua/cloudflare/email_security/resources/): a real HTTP/1.1 server on
+-- 127.0.0.1, for the specs and for trying the client by hand. The client
+-- under test blocks inside libcurl, so this runs as its own process;
+-- spec/support/emulator_process.lua starts and stops it.
 --
 --   lua5.4 spec/support/emulator.lua [--host 127.0.0.1] [--port 8787] [--port-file F]
 --       [--token T] [--email E --key K] [--idle-exit SECONDS] [--max-log N] [--verbose]
@@ -120,50 +122,82 @@ function encode(v)
   return "{" .. table.concat(parts, ",") .. "}"
 end
 
--- Integral floats become integers, so later checks and math.type agree
--- with what the client sent.
+
+-- Integral floats become integers, at any depth, so later checks and
+-- math.type agree with what the client sent.
 local function integers_in(t)
   for k, v in pairs(t) do
-    if math.type(v) == "float" and v == math.floor(v) and math.abs(v) < 2 ^ 63 then t[k] = math.tointeger(v) end
+    if math.type(v) == "float" and v == math.floor(v) and math.abs(v) < 2 ^ 63 then
+      t[k] = math.tointeger(v)
+    elseif type(v) == "table" then
+      integers_in(v)
+    end
   end
   return t
 end
 
--- The raw body as a JSON object: the table, or nil and "malformed" (not
--- JSON at all) or "not_object" (valid JSON of another kind).
-local function decode_object(raw)
+-- The raw body as JSON of the kind wanted ("object", or "array" for a
+-- body that is a list): the table, or nil and "malformed" (not JSON at
+-- all) or "wrong_kind" (valid JSON of another kind).
+local FIRST_CHAR = { object = "^%s*{", array = "^%s*%[" }
+local function decode_json(raw, kind)
   local ok, value = pcall(cjson.decode, raw)
   if not ok then return nil, "malformed" end
-  -- cjson gives a table for arrays too; only `{` starts an object
-  if type(value) ~= "table" or not raw:find("^%s*{") then return nil, "not_object" end
+  -- cjson gives a table for arrays and objects alike; the first byte tells them apart
+  if type(value) ~= "table" or not raw:find(FIRST_CHAR[kind]) then return nil, "wrong_kind" end
   return integers_in(value)
 end
 
+local function decode_object(raw) return decode_json(raw, "object") end
+
 ---------------------------------------------------------------------------
--- The registry: entries per account, in creation order
+-- The resources. Each one's routes, bodies, entries and list parameters
+-- come from its generated description in
+-- lua/cloudflare/email_security/resources/ (plain data). The checks below
+-- are the emulator's own and never the module's schema code, so that a
+-- mistake there cannot hide on both sides of the wire.
 ---------------------------------------------------------------------------
 
-local PROVENANCES = { "A1S_INTERNAL", "SNOOPY-CASB_OFFICE_365", "SNOOPY-OFFICE_365", "SNOOPY-GOOGLE_DIRECTORY" }
-local PROVENANCE = {}
-for _, p in ipairs(PROVENANCES) do PROVENANCE[p] = true end
-local PROVENANCE_RULE = "must be one of " .. table.concat(PROVENANCES, ", ")
+-- The repository's lua/ directory, found from this file's own path, so the
+-- emulator runs from any current directory.
+local HERE = debug.getinfo(1, "S").source:match("^@(.*[/\\])") or "./"
+local RESOURCE_DIR = HERE .. "../../lua/cloudflare/email_security/resources/"
 
--- The writable fields of the schema (email-security_ImpersonationRegistry).
-local FIELDS = {
-  name = { type = "string", max_length = 1024 },
-  email = { type = "string" },
-  is_email_regex = { type = "boolean" },
-  comments = { type = "string", nullable = true },
-  directory_id = { type = "integer", nullable = true },
-  directory_node_id = { type = "integer", nullable = true },
-  external_directory_node_id = { type = "string", nullable = true },
-  provenance = { type = "string", enum = PROVENANCE, rule = PROVENANCE_RULE },
+local RESOURCES = {}     -- name -> description
+for _, name in ipairs(dofile(RESOURCE_DIR .. "names.lua")) do
+  RESOURCES[name] = dofile(RESOURCE_DIR .. name .. ".lua")
+end
+-- The resource of a control call that names none: the one the emulator
+-- served alone at first, so older specs keep working unchanged.
+local DEFAULT_RESOURCE = "impersonation_registry"
+
+-- What the descriptions cannot say. The noun of a 404 where the derived
+-- one ("Allow policy", "Domain") is not what the API says:
+local NOUNS = { impersonation_registry = "Impersonation registry entry", url_ignore_patterns = "URL ignore pattern" }
+
+local function noun_of(res)
+  if NOUNS[res.name] then return NOUNS[res.name] end
+  local words = res.name:gsub("_", " "):gsub("ies$", "y"):gsub("s$", "")
+  return (words:gsub("^%l", string.upper))
+end
+
+-- Rules of the API beyond its schema, per resource: a function of the
+-- stored entry that answers a refusal of any change to it, or nil. The
+-- registry does not let a client change what a directory sync owns.
+local function is_synced(e)
+  return e.provenance ~= "A1S_INTERNAL" or (e.directory_id ~= nil and e.directory_id ~= null)
+end
+local CHANGE_RULES = {
+  impersonation_registry = function(e)
+    if is_synced(e) then return 400, 1010, "Directory-synced entries can't be updated" end
+  end,
 }
-local READ_ONLY = { id = true, created_at = true, modified_at = true, last_modified = true }
-local REQUIRED = { "name", "email", "is_email_regex" }
-local ACCOUNT_ID = "^[%w_%-]+$"
 
-local accounts = {}      -- account id -> list of entries in creation order
+local ACCOUNT_ID = "^[%w_%-]+$"
+local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
+local DATE_TIME = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d"
+
+local accounts = {}      -- resource name -> account id -> list of entries in creation order
 local faults = {}        -- pending faults, first match wins
 local requests = {}      -- the request log
 local sequence = 0       -- creation order, the tie-break that keeps sorting stable
@@ -194,30 +228,24 @@ local function now_rfc3339()
   return os.date("!%Y-%m-%dT%H:%M:%S", sec) .. string.format(".%06dZ", us % 1000000)
 end
 
-local function entries_of(acct)
-  local list = accounts[acct]
+local function entries_of(res, acct)
+  local per_account = accounts[res.name]
+  if not per_account then
+    per_account = {}
+    accounts[res.name] = per_account
+  end
+  local list = per_account[acct]
   if not list then
     list = {}
-    accounts[acct] = list
+    per_account[acct] = list
   end
   return list
 end
 
-local function find(acct, id)
-  for i, e in ipairs(entries_of(acct)) do
+local function find(res, acct, id)
+  for i, e in ipairs(entries_of(res, acct)) do
     if e.id == id then return e, i end
   end
-end
-
-local function new_entry(fields)
-  sequence = sequence + 1
-  local stamp = now_rfc3339()
-  local e = { id = uuid4(), comments = null, directory_id = null, directory_node_id = null,
-              external_directory_node_id = null, provenance = "A1S_INTERNAL",
-              created_at = stamp, modified_at = stamp, last_modified = stamp }
-  for k, v in pairs(fields) do e[k] = v end
-  e._seq = sequence
-  return e
 end
 
 -- Without the bookkeeping fields that start with "_".
@@ -235,56 +263,236 @@ local function public_list(entries)
   return out
 end
 
-local function is_synced(e)
-  return e.provenance ~= "A1S_INTERNAL" or (e.directory_id ~= nil and e.directory_id ~= null)
-end
-
--- One field against the schema: nil when good, else "field: rule".
-local function field_problem(name, v)
-  if READ_ONLY[name] then return name .. ": read-only field" end
-  local spec = FIELDS[name]
-  if not spec then return name .. ": unknown field" end
-  if v == null then
-    if spec.nullable then return nil end
-    return name .. ": must not be null"
-  end
-  if spec.type == "string" then
-    if type(v) ~= "string" then return name .. ": must be a string" end
-    local len = utf8.len(v)
-    if not len then return name .. ": must be valid UTF-8" end
-    if spec.max_length and len > spec.max_length then
-      return ("%s: must be at most %d characters"):format(name, spec.max_length)
-    end
-    if spec.enum and not spec.enum[v] then return name .. ": " .. spec.rule end
-  elseif spec.type == "boolean" then
-    if type(v) ~= "boolean" then return name .. ": must be a boolean" end
-  elseif spec.type == "integer" then
-    if math.type(v) ~= "integer" then return name .. ": must be an integer" end
+local function property(node, name)
+  for _, p in ipairs(node.properties or {}) do
+    if p.name == name then return p end
   end
 end
 
--- The first problem of a whole body, or nil. Fields are looked at in name
--- order so that a body with several problems always gets the same message.
-local function body_problem(fields, mode)
+local function contains(list, v)
+  for _, x in ipairs(list) do
+    if x == v then return true end
+  end
+  return false
+end
+
+-- A decoded JSON array: keys 1..n only. An empty table passes as both an
+-- array and an object, because cjson decodes [] and {} alike.
+local function array_like(t)
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  return n == #t
+end
+
+---------------------------------------------------------------------------
+-- Checking a value against a schema node. Each problem is one string,
+-- "where: rule", where `where` is the field's path (posts[2].pattern); the
+-- first problem found is the answer, and fields are looked at in name
+-- order so that a body with several problems always gets the same one.
+---------------------------------------------------------------------------
+
+local check
+
+local function plural(n, word)
+  if n == 1 then return "one " .. word end
+  return n .. " " .. word .. "s"
+end
+
+local function object_problem(node, v, where)
+  if type(v) ~= "table" or (next(v) ~= nil and array_like(v)) then return where .. ": must be a JSON object" end
   local names = {}
-  for name in pairs(fields) do
-    if type(name) ~= "string" then return "body: must be a JSON object" end
+  for name in pairs(v) do
+    if type(name) ~= "string" then return where .. ": must be a JSON object" end
     names[#names + 1] = name
   end
   table.sort(names)
+  -- the top level names its fields bare, as the registry always has
+  local prefix = where == "body" and "" or where .. "."
   for _, name in ipairs(names) do
-    local problem = field_problem(name, fields[name])
+    local p = property(node, name)
+    if p and p.read_only then return prefix .. name .. ": read-only field" end
+    if not p then return prefix .. name .. ": unknown field" end
+    local problem = check(p, v[name], prefix .. name)
     if problem then return problem end
   end
-  if mode == "create" then
-    for _, name in ipairs(REQUIRED) do
-      if fields[name] == nil then return name .. ": required" end
-    end
-  elseif #names == 0 then
-    return "body: at least one field is required"
+  for _, name in ipairs(node.required or {}) do
+    if v[name] == nil then return prefix .. name .. ": required" end
+  end
+  if node.min_properties and #names < node.min_properties then
+    return where .. ": at least " .. plural(node.min_properties, "field") .. " is required"
   end
 end
 
+local function string_problem(node, v, where)
+  if type(v) ~= "string" then return where .. ": must be a string" end
+  local len = utf8.len(v)
+  if not len then return where .. ": must be valid UTF-8" end
+  -- lengths count UTF-8 characters, not bytes
+  if node.min_length and len < node.min_length then
+    return ("%s: must be at least %s"):format(where, plural(node.min_length, "character"))
+  end
+  if node.max_length and len > node.max_length then
+    return ("%s: must be at most %s"):format(where, plural(node.max_length, "character"))
+  end
+  if node.enum and not contains(node.enum, v) then
+    return where .. ": must be one of " .. table.concat(node.enum, ", ")
+  end
+  if node.format == "uuid" and not v:find(UUID) then return where .. ": must be a UUID" end
+  if node.format == "date-time" and not v:find(DATE_TIME) then return where .. ": must be an RFC 3339 date-time" end
+end
+
+local function number_problem(node, v, where)
+  if node.type == "integer" and math.type(v) ~= "integer" then return where .. ": must be an integer" end
+  if type(v) ~= "number" then return where .. ": must be a number" end
+  if node.minimum and v < node.minimum then return ("%s: must be at least %s"):format(where, node.minimum) end
+  if node.maximum and v > node.maximum then return ("%s: must be at most %s"):format(where, node.maximum) end
+  if node.enum and not contains(node.enum, v) then
+    return where .. ": must be one of " .. table.concat(node.enum, ", ")
+  end
+end
+
+local function array_problem(node, v, where)
+  if type(v) ~= "table" or not array_like(v) then return where .. ": must be a list" end
+  if node.min_items and #v < node.min_items then
+    return ("%s: must have at least %s"):format(where, plural(node.min_items, "item"))
+  end
+  if node.max_items and #v > node.max_items then
+    return ("%s: must have at most %s"):format(where, plural(node.max_items, "item"))
+  end
+  for i, x in ipairs(v) do
+    local problem = node.items and check(node.items, x, ("%s[%d]"):format(where, i))
+    if problem then return problem end
+  end
+end
+
+local CHECKS = {
+  object = object_problem,
+  string = string_problem,
+  integer = number_problem,
+  number = number_problem,
+  array = array_problem,
+  boolean = function(_, v, where)
+    if type(v) ~= "boolean" then return where .. ": must be a boolean" end
+  end,
+}
+
+-- nil when v fits the node, else the problem.
+function check(node, v, where)
+  if v == null then
+    if node.nullable then return nil end
+    return where .. ": must not be null"
+  end
+  local by_type = CHECKS[node.type]
+  if by_type then return by_type(node, v, where) end
+end
+
+---------------------------------------------------------------------------
+-- Entries: fields the server makes, defaults, and values stored in the
+-- shape their schema says (so that an empty list is written as [])
+---------------------------------------------------------------------------
+
+-- A plausible value for a field nobody gave: a fresh id, the time for a
+-- time stamp, null where the schema allows it, else the first of an enum
+-- or the type's own zero. `body_node`, when given, is the same field in
+-- the request body, whose bounds the entry's node sometimes lacks.
+local function default_of(node, stamp, body_node)
+  if node.name == "id" and node.format == "uuid" then return uuid4() end
+  if node.format == "date-time" and not node.nullable then return stamp end
+  if node.nullable then return null end
+  if node.enum then return node.enum[1] end
+  local t = node.type
+  if t == "boolean" then return false end
+  if t == "integer" or t == "number" then return node.minimum or (body_node and body_node.minimum) or 0 end
+  if t == "string" then return "" end
+  if t == "array" then return list_of({}) end
+  if t == "object" then
+    local o = {}
+    for _, p in ipairs(node.properties or {}) do o[p.name] = default_of(p, stamp) end
+    return o
+  end
+  return null
+end
+
+-- v, with every array in it marked as one, as far as the node describes it.
+local function shaped(node, v)
+  if type(v) ~= "table" or not node then return v end
+  if node.type == "array" then
+    list_of(v)
+    for _, x in ipairs(v) do shaped(node.items, x) end
+  elseif node.type == "object" then
+    for _, p in ipairs(node.properties or {}) do shaped(p, v[p.name]) end
+  end
+  return v
+end
+
+-- Stores one field; null where the entity cannot hold null (a create body
+-- may allow it where the entry does not) stores the default instead.
+-- `body_node`: the field's node in the request body, as for default_of.
+local function store(res, e, name, v, stamp, body_node)
+  local p = property(res.entry, name)
+  if p and v == null and not p.nullable then v = default_of(p, stamp, body_node) end
+  e[name] = shaped(p, v)
+end
+
+-- Deprecated fields that have a replacement (last_modified by modified_at,
+-- is_sender by is_trusted_sender) hold the replacement's value unless the
+-- client set them itself in this request.
+local function follow_replacements(res, e, given)
+  for _, p in ipairs(res.entry.properties) do
+    local by = p.replaced_by
+    if by and given[p.name] == nil and (given[by] ~= nil or by == "modified_at") and e[by] ~= nil then
+      e[p.name] = e[by]
+    end
+  end
+end
+
+local function touch(res, e, given)
+  if property(res.entry, "modified_at") then e.modified_at = now_rfc3339() end
+  follow_replacements(res, e, given)
+end
+
+-- A new entry from fields already checked (or seeded as given, with any
+-- "_" bookkeeping fields kept out of sight).
+local function new_entry(res, fields)
+  sequence = sequence + 1
+  local stamp = now_rfc3339()
+  local create = res.bodies.create or {}
+  local e = {}
+  for _, p in ipairs(res.entry.properties) do
+    e[p.name] = default_of(p, stamp, property(create, p.name))
+  end
+  for k, v in pairs(fields) do store(res, e, k, v, stamp, property(create, k)) end
+  -- as if modified_at had been set, so that last_modified starts equal to it
+  local given = { modified_at = true }
+  for k in pairs(fields) do given[k] = true end
+  follow_replacements(res, e, given)
+  e._seq = sequence
+  return e
+end
+
+-- PATCH: the given fields change, the others stay.
+local function merge(res, e, fields)
+  local stamp = now_rfc3339()
+  for k, v in pairs(fields) do
+    if k ~= "id" then store(res, e, k, v, stamp) end
+  end
+  touch(res, e, fields)
+end
+
+-- PUT: every field the body node describes is set, to its default when
+-- not given; the fields it does not describe (computed ones, and those a
+-- replace cannot change, such as a domain's name) stay.
+local function replace(res, e, node, fields)
+  local stamp = now_rfc3339()
+  for _, p in ipairs(node.properties) do
+    if not p.read_only and p.name ~= "id" then
+      local v = fields[p.name]
+      if v == nil then v = default_of(property(res.entry, p.name) or p, stamp, p) end
+      store(res, e, p.name, v, stamp, p)
+    end
+  end
+  touch(res, e, fields)
+end
 ---------------------------------------------------------------------------
 -- Answers: { status, body, headers = {...}, json = false for a custom body }
 ---------------------------------------------------------------------------
@@ -312,15 +520,30 @@ end
 
 local function not_found_route() return envelope_error(404, 7003, "No route for the URI") end
 local function not_allowed() return envelope_error(405, 7001, "Method not allowed") end
-local function entry_not_found() return envelope_error(404, 1003, "Impersonation registry entry not found") end
 local function invalid(message) return envelope_error(422, 1002, message) end
 
--- The body of a POST or PATCH as an object, or the answer refusing it.
-local function request_object(raw)
-  local fields, why = decode_object(raw)
-  if fields then return fields end
-  if why == "not_object" then return nil, invalid("body: must be a JSON object") end
-  return nil, envelope_error(400, 1001, "Malformed JSON in request body")
+-- 404 code 1003 for an id the account does not have; `where` names the
+-- item of a batch or a list that held it.
+local function entry_not_found(res, where)
+  local message = noun_of(res) .. " not found"
+  if where then message = message .. ": " .. where end
+  return envelope_error(404, 1003, message)
+end
+
+-- The request body the op takes, decoded and checked against its node:
+-- the value, or nil and the answer refusing it.
+local function request_body(node, raw)
+  local kind = node.type == "array" and "array" or "object"
+  local value, why = decode_json(raw, kind)
+  if not value then
+    if why == "wrong_kind" then
+      return nil, invalid(kind == "array" and "body: must be a list" or "body: must be a JSON object")
+    end
+    return nil, envelope_error(400, 1001, "Malformed JSON in request body")
+  end
+  local problem = check(node, value, "body")
+  if problem then return nil, invalid(problem) end
+  return value
 end
 
 local function url_decode(s)
@@ -328,20 +551,26 @@ local function url_decode(s)
   return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
 
+-- name -> the last value given, and name -> every value given in order
+-- (a list parameter repeats its name: domain=a&domain=b).
 local function parse_query(q)
-  local out = {}
+  local last, all = {}, {}
   for pair in q:gmatch("[^&]+") do
     local k, v = pair:match("^([^=]*)=?(.*)$")
-    out[url_decode(k)] = url_decode(v)
+    k, v = url_decode(k), url_decode(v)
+    last[k] = v
+    all[k] = all[k] or {}
+    table.insert(all[k], v)
   end
-  return out
+  return last, all
 end
 
 ---------------------------------------------------------------------------
--- The API's operations
+-- Lists
 ---------------------------------------------------------------------------
 
-local ORDERS = { name = true, email = true, created_at = true }
+-- Parameters with a meaning of their own; every other one is a filter.
+local PAGING = { page = true, per_page = true, search = true, order = true, direction = true }
 
 local function text_of(e, field)
   local v = e[field]
@@ -349,7 +578,60 @@ local function text_of(e, field)
   return ""
 end
 
-local function list_entries(acct, query)
+-- The fields `search` looks in: the entity's own strings, not its ids and
+-- time stamps (a search for "2026" would match every entry).
+local function search_fields(res)
+  local out = {}
+  for _, p in ipairs(res.entry.properties) do
+    if p.type == "string" and not p.read_only and not p.format then out[#out + 1] = p.name end
+  end
+  return out
+end
+
+-- A query value read as the parameter's type: the value, or nil and the
+-- problem.
+local function query_value(node, name, text)
+  local v = text
+  if node.type == "boolean" then
+    if text ~= "true" and text ~= "false" then return nil, name .. ": must be true or false" end
+    v = text == "true"
+  elseif node.type == "integer" then
+    v = text:find("^%-?%d+$") and math.tointeger(tonumber(text))
+    if not v then return nil, name .. ": must be an integer" end
+  end
+  local problem = check(node, v, name)
+  if problem then return nil, problem end
+  return v
+end
+
+-- The filter a list parameter makes: a function of an entry, or nil and
+-- the problem with its value. It compares with the entry's field of the
+-- same name, or with the list field its plural names (allowed_delivery_mode
+-- looks in allowed_delivery_modes); one the entity has no field for is
+-- checked and otherwise ignored.
+local function filter_of(res, param, texts)
+  local wanted = {}
+  for _, text in ipairs(texts) do
+    local v, problem = query_value(param.type == "array" and param.items or param, param.name, text)
+    if problem then return nil, problem end
+    wanted[#wanted + 1] = v
+  end
+  local field = property(res.entry, param.name)
+  local plural_field = not field and property(res.entry, param.name .. "s")
+  if plural_field and plural_field.type == "array" then
+    return function(e)
+      for _, v in ipairs(wanted) do
+        if type(e[plural_field.name]) == "table" and contains(e[plural_field.name], v) then return true end
+      end
+      return false
+    end
+  end
+  if not field then return function() return true end end
+  -- a list parameter (domain=a&domain=b) matches any of its values
+  return function(e) return contains(wanted, e[field.name]) end
+end
+
+local function list_entries(res, acct, query, all)
   local page, per_page = query.page or "1", query.per_page or "20"
   if not page:find("^%d+$") or tonumber(page) < 1 then
     return invalid("page: must be an integer of at least 1")
@@ -358,21 +640,37 @@ local function list_entries(acct, query)
     return invalid("per_page: must be an integer from 1 to 1000")
   end
   page, per_page = tonumber(page), tonumber(per_page)
-  local order, direction = query.order or "created_at", query.direction or "asc"
-  if not ORDERS[order] then return invalid("order: must be one of name, email, created_at") end
-  if direction ~= "asc" and direction ~= "desc" then return invalid("direction: must be one of asc, desc") end
-  if query.provenance and not PROVENANCE[query.provenance] then
-    return invalid("provenance: " .. PROVENANCE_RULE)
+
+  local order, direction, needle = "created_at", "asc", nil
+  local filters = {}
+  for _, param in ipairs(res.list_params) do
+    local given = query[param.name]
+    if given and not PAGING[param.name] then
+      local filter, problem = filter_of(res, param, all[param.name])
+      if problem then return invalid(problem) end
+      filters[#filters + 1] = filter
+    elseif given and param.name ~= "page" and param.name ~= "per_page" then
+      local _, problem = query_value(param, param.name, given)
+      if problem then return invalid(problem) end
+      if param.name == "order" then order = given
+      elseif param.name == "direction" then direction = given
+      elseif param.name == "search" then needle = given:lower() end
+    end
   end
 
-  local needle = query.search and query.search:lower()
+  local fields = search_fields(res)
   local matching = {}
-  for _, e in ipairs(entries_of(acct)) do
-    if (not needle or text_of(e, "name"):lower():find(needle, 1, true)
-        or text_of(e, "email"):lower():find(needle, 1, true))
-       and (not query.provenance or e.provenance == query.provenance) then
-      matching[#matching + 1] = e
+  for _, e in ipairs(entries_of(res, acct)) do
+    local found = not needle
+    for i = 1, #fields do
+      if found then break end
+      found = text_of(e, fields[i]):lower():find(needle, 1, true) ~= nil
     end
+    for i = 1, #filters do
+      if not found then break end
+      found = filters[i](e)
+    end
+    if found then matching[#matching + 1] = e end
   end
   table.sort(matching, function(a, b)
     local x, y = a._seq, b._seq
@@ -389,50 +687,195 @@ local function list_entries(acct, query)
                                                 total_count = #matching })
 end
 
-local function create_entry(acct, _, _, raw)
-  local fields, refusal = request_object(raw)
+---------------------------------------------------------------------------
+-- The operations, by the names the descriptions give them. Each takes
+-- (resource, op, account, id, query, every query value, raw body).
+---------------------------------------------------------------------------
+
+local OPERATIONS = {}
+
+-- A refusal by the resource's own rules (CHANGE_RULES) as an answer, or nil.
+local function change_refused(res, e)
+  local rule = CHANGE_RULES[res.name]
+  local status, code, message
+  if rule then status, code, message = rule(e) end
+  if status then return envelope_error(status, code, message) end
+end
+
+local function remove_entry(res, acct, e)
+  local _, index = find(res, acct, e.id)
+  if index then table.remove(entries_of(res, acct), index) end
+end
+
+function OPERATIONS.list(res, _, acct, _, query, all) return list_entries(res, acct, query, all) end
+
+function OPERATIONS.create(res, op, acct, _, _, _, raw)
+  local fields, refusal = request_body(res.bodies[op.body], raw)
   if not fields then return refusal end
-  local problem = body_problem(fields, "create")
-  if problem then return invalid(problem) end
-  local e = new_entry(fields)
-  table.insert(entries_of(acct), e)
-  return envelope_ok(201, public(e))
+  local e = new_entry(res, fields)
+  table.insert(entries_of(res, acct), e)
+  return envelope_ok(op.success[1], public(e))
 end
 
-local function get_entry(acct, id)
-  local e = find(acct, id)
-  if not e then return entry_not_found() end
-  return envelope_ok(200, public(e))
+function OPERATIONS.get(res, op, acct, id)
+  local e = find(res, acct, id)
+  if not e then return entry_not_found(res) end
+  return envelope_ok(op.success[1], public(e))
 end
 
-local function update_entry(acct, id, _, raw)
-  local e = find(acct, id)
-  if not e then return entry_not_found() end
-  local fields, refusal = request_object(raw)
-  if not fields then return refusal end
-  local problem = body_problem(fields, "update")
-  if problem then return invalid(problem) end
-  if is_synced(e) then return envelope_error(400, 1010, "Directory-synced entries can't be updated") end
-  for k, v in pairs(fields) do e[k] = v end
-  e.modified_at = now_rfc3339()
-  e.last_modified = e.modified_at
-  return envelope_ok(200, public(e))
+-- PATCH and PUT: the entry must exist, then the body must pass, then the
+-- resource's own rules.
+local function change(apply)
+  return function(res, op, acct, id, _, _, raw)
+    local e = find(res, acct, id)
+    if not e then return entry_not_found(res) end
+    local node = res.bodies[op.body]
+    local fields, refusal = request_body(node, raw)
+    if not fields then return refusal end
+    refusal = change_refused(res, e)
+    if refusal then return refusal end
+    apply(res, e, node, fields)
+    return envelope_ok(op.success[1], public(e))
+  end
+end
+OPERATIONS.update = change(function(res, e, _, fields) merge(res, e, fields) end)
+OPERATIONS.replace = change(replace)
+
+function OPERATIONS.delete(res, op, acct, id)
+  local e = find(res, acct, id)
+  if not e then return entry_not_found(res) end
+  remove_entry(res, acct, e)
+  return envelope_ok(op.success[1], { id = e.id })
 end
 
-local function delete_entry(acct, id)
-  local e, index = find(acct, id)
-  if not e then return entry_not_found() end
-  table.remove(entries_of(acct), index)
-  return envelope_ok(200, { id = e.id })
+-- The collection DELETE: a list of {id}, all of which must exist (each
+-- once), else nothing is removed.
+function OPERATIONS.delete_many(res, op, acct, _, _, _, raw)
+  local items, refusal = request_body(res.bodies[op.body], raw)
+  if not items then return refusal end
+  local doomed, removed = {}, list_of({})
+  for i, item in ipairs(items) do
+    local e = not doomed[item.id] and find(res, acct, item.id)
+    if not e then return entry_not_found(res, ("body[%d].id"):format(i)) end
+    doomed[item.id] = e
+  end
+  for i, item in ipairs(items) do
+    remove_entry(res, acct, doomed[item.id])
+    removed[i] = { id = item.id }
+  end
+  return envelope_ok(op.success[1], removed)
 end
 
--- Paths under /client/v4 and the operation of each method on them.
-local ROUTES = {
-  { pattern = "^/client/v4/accounts/([^/]+)/email%-security/settings/impersonation_registry$",
-    methods = { GET = function(acct, _, query) return list_entries(acct, query) end, POST = create_entry } },
-  { pattern = "^/client/v4/accounts/([^/]+)/email%-security/settings/impersonation_registry/([^/]+)$",
-    methods = { GET = get_entry, PATCH = update_entry, DELETE = delete_entry } },
+-- The parts of a batch in the order they are applied, and what applying
+-- one item does: `e` is the entry an item names by id (nil for posts),
+-- `node` the part's schema node. Each returns the item's answer.
+local BATCH_PARTS = {
+  { name = "posts", apply = function(res, acct, _, item)
+      local e = new_entry(res, item)
+      table.insert(entries_of(res, acct), e)
+      return public(e)
+    end },
+  { name = "patches", apply = function(res, _, e, item)
+      merge(res, e, item)
+      return public(e)
+    end },
+  { name = "puts", apply = function(res, _, e, item, node)
+      replace(res, e, node.items, item)
+      return public(e)
+    end },
+  { name = "deletes", apply = function(res, acct, e)
+      remove_entry(res, acct, e)
+      return { id = e.id }
+    end },
 }
+
+-- All or nothing: every item is checked first, against the state it would
+-- meet (an id deleted earlier in the batch is gone), and only a batch with
+-- no refusal is applied.
+function OPERATIONS.batch(res, op, acct, _, _, _, raw)
+  local node = res.bodies[op.body]
+  local body, refusal = request_body(node, raw)
+  if not body then return refusal end
+  local targets, deleted = {}, {}
+  for _, part in ipairs(BATCH_PARTS) do
+    targets[part.name] = {}
+    if part.name ~= "posts" then
+      for i, item in ipairs(body[part.name] or {}) do
+        local e = not deleted[item.id] and find(res, acct, item.id)
+        if not e then return entry_not_found(res, ("%s[%d].id"):format(part.name, i)) end
+        if part.name == "deletes" then
+          deleted[item.id] = true
+        else
+          refusal = change_refused(res, e)
+          if refusal then return refusal end
+        end
+        targets[part.name][i] = e
+      end
+    end
+  end
+  local result = {}
+  for _, part in ipairs(BATCH_PARTS) do
+    local part_node = property(node, part.name)
+    if part_node then
+      local answers = list_of({})
+      for i, item in ipairs(body[part.name]) do
+        answers[i] = part.apply(res, acct, targets[part.name][i], item, part_node)
+      end
+      result[part.name] = answers
+    end
+  end
+  return envelope_ok(op.success[1], result)
+end
+
+-- A domain's DNS TXT check: 200 with what to publish, or 204 (no body) for
+-- one seeded as verified by other means (`_verified_otherwise = true`).
+-- The record's name and value are made up, stable per domain.
+function OPERATIONS.verification(res, op, acct, id)
+  local e = find(res, acct, id)
+  if not e then return entry_not_found(res) end
+  if e._verified_otherwise then return { status = 204, body = "", json = false } end
+  return envelope_ok(op.success[1], {
+    status = (e.status ~= nil and e.status ~= null) and e.status or "pending",
+    txt_record_name = "_cf-email-security." .. text_of(e, "domain"),
+    txt_record_value = "cf-email-security-verification=" .. e.id:gsub("%-", ""),
+    last_checked_at = now_rfc3339(),
+  })
+end
+
+---------------------------------------------------------------------------
+-- Routes under /client/v4, built from the descriptions: one per path, with
+-- the op each method runs there
+---------------------------------------------------------------------------
+
+local function literal(s) return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")) end
+
+local ROUTES = {}
+do
+  local by_pattern = {}
+  for name, res in pairs(RESOURCES) do
+    for op_name, op in pairs(res.ops) do
+      if OPERATIONS[op_name] then
+        local pattern = "^/client/v4/accounts/([^/]+)" .. literal(res.path)
+          .. literal(op.suffix):gsub("{id}", "([^/]+)") .. "$"
+        local route = by_pattern[pattern]
+        if not route then
+          route = { pattern = pattern, resource = res, suffix = op.suffix, methods = {} }
+          by_pattern[pattern] = route
+          ROUTES[#ROUTES + 1] = route
+        end
+        route.methods[op.method] = op_name
+      else
+        log("%s: no emulation of op %s", name, op_name)
+      end
+    end
+  end
+  -- paths without an id first: /batch must not be taken for an id
+  table.sort(ROUTES, function(a, b)
+    local x, y = a.suffix:find("{id}", 1, true) ~= nil, b.suffix:find("{id}", 1, true) ~= nil
+    if x ~= y then return y end
+    return a.pattern < b.pattern
+  end)
+end
 
 -- The scheme a request used, and the refusal when it is missing or wrong.
 local function authenticate(headers)
@@ -457,9 +900,11 @@ local function api(method, path, query, headers, raw)
       if refusal then return refusal end
       acct = url_decode(acct)
       if #acct > 32 or not acct:find(ACCOUNT_ID) then return not_found_route() end
-      local operation = route.methods[method]
-      if not operation then return not_allowed() end
-      return operation(acct, id and url_decode(id), parse_query(query), raw)
+      local op_name = route.methods[method]
+      if not op_name then return not_allowed() end
+      local res = route.resource
+      local last, all = parse_query(query)
+      return OPERATIONS[op_name](res, res.ops[op_name], acct, id and url_decode(id), last, all, raw)
     end
   end
   return not_found_route()
@@ -632,12 +1077,17 @@ local CONTROL = {
     return control_ok({ reset = true })
   end },
 
+  -- `resource` (optional, default impersonation_registry) names the
+  -- resource's entries; seeded fields are stored as given, with defaults
+  -- and server-made fields filled in, "_" bookkeeping fields kept unseen.
   seed = { POST = function(_, raw)
     local body = decode_object(raw)
     if not body or type(body.account_id) ~= "string" or not body.account_id:find(ACCOUNT_ID)
        or #body.account_id > 32 then
-      return control_error(400, "seed takes {account_id: 1..32 of [A-Za-z0-9_-], entries: [...]}")
+      return control_error(400, "seed takes {account_id: 1..32 of [A-Za-z0-9_-], entries: [...], resource: name}")
     end
+    local res = RESOURCES[body.resource or DEFAULT_RESOURCE]
+    if not res then return control_error(400, "seed: no such resource " .. tostring(body.resource)) end
     local entries = body.entries or {}
     if type(entries) ~= "table" then return control_error(400, "entries must be a list") end
     for _, fields in ipairs(entries) do
@@ -645,17 +1095,19 @@ local CONTROL = {
     end
     local stored = list_of({})
     for _, fields in ipairs(entries) do
-      local e = new_entry(integers_in(fields))
-      table.insert(entries_of(body.account_id), e)
+      local e = new_entry(res, fields)
+      table.insert(entries_of(res, body.account_id), e)
       stored[#stored + 1] = public(e)
     end
     return control_ok({ entries = stored })
   end },
 
   state = { GET = function(query)
-    local acct = parse_query(query).account_id
-    if not acct then return control_error(400, "state takes ?account_id=") end
-    return control_ok({ entries = public_list(entries_of(acct)) })
+    local q = parse_query(query)
+    if not q.account_id then return control_error(400, "state takes ?account_id=[&resource=]") end
+    local res = RESOURCES[q.resource or DEFAULT_RESOURCE]
+    if not res then return control_error(400, "state: no such resource " .. tostring(q.resource)) end
+    return control_ok({ entries = public_list(entries_of(res, q.account_id)) })
   end },
 
   requests = { GET = function() return control_ok({ requests = list_of(requests) }) end },
@@ -799,8 +1251,9 @@ local function write_reply(sock, reply)
     wire = table.concat(pieces)
     reply.set("Content-Length", null)
     if not reply.values["transfer-encoding"] then reply.set("Transfer-Encoding", "chunked") end
-  elseif not reply.values["content-length"] then
-    -- a fault's own Content-Length stands, so a spec can make one lie
+  elseif not reply.values["content-length"] and not (reply.status == 204 and wire == "") then
+    -- a fault's own Content-Length stands, so a spec can make one lie; a
+    -- 204 has none at all (RFC 9110 8.6)
     reply.set("Content-Length", #wire)
   end
   if not reply.keep then reply.set("Connection", "close") end

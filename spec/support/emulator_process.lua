@@ -144,15 +144,18 @@ function emulator_process.start(opts)
   function emu.reset() call(root, "POST", "reset", "{}") end
 
   --- Stores entries as given (defaults and id filled in); returns them as stored.
-  function emu.seed(account_id, entries)
-    local body = cjson.encode({ account_id = account_id, entries = entries or {} })
+  --- resource: a name from resources/names.lua, default impersonation_registry.
+  function emu.seed(account_id, entries, resource)
+    local body = cjson.encode({ account_id = account_id, entries = entries or {}, resource = resource })
     -- cjson writes an empty list as {}, which the emulator also takes as none
     return call(root, "POST", "seed", body).entries
   end
 
-  --- The account's entries in creation order.
-  function emu.state(account_id)
-    return call(root, "GET", "state?account_id=" .. url_encode(account_id)).entries
+  --- The account's entries of one resource (default impersonation_registry) in creation order.
+  function emu.state(account_id, resource)
+    local query = "state?account_id=" .. url_encode(account_id)
+    if resource then query = query .. "&resource=" .. url_encode(resource) end
+    return call(root, "GET", query).entries
   end
 
   --- Every API request so far, oldest first, credentials redacted.
