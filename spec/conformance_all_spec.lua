@@ -7,67 +7,14 @@
 local es = require("cloudflare.email_security")
 local prism = require("spec.support.prism")
 local openapi = require("spec.support.openapi")
+local examples = require("spec.support.examples")
 
 local ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"
-local ID = "f174e90a-fafe-4643-bbbc-4a0ed4fc8415"
+local ID = examples.ID
+local example, list_params, batch_spec = examples.value, examples.list_params, examples.batch
 
 local function described(name)
   return require("cloudflare.email_security.resources." .. name)
-end
-
--- A valid value for a schema node, for a body to send: every writable,
--- current field of an object, not only the required ones.
-local function example(node, name)
-  if node.enum then return node.enum[1] end
-  local t = node.type
-  if t == "object" then
-    local out = {}
-    for _, p in ipairs(node.properties or {}) do
-      if not p.read_only and not p.deprecated then out[p.name] = example(p, p.name) end
-    end
-    return out
-  end
-  if t == "array" then
-    local list = {}
-    for i = 1, math.max(1, node.min_items or 1) do list[i] = example(node.items, name) end
-    return list
-  end
-  if t == "boolean" then return false end
-  if t == "integer" then return node.minimum or 1 end
-  if node.format == "uuid" then return ID end
-  if name == "ip_restrictions" then return "192.0.2.0/24" end
-  local s = (name and name:find("domain")) and "example.com" or "conformance-" .. tostring(name)
-  if node.max_length and #s > node.max_length then s = s:sub(1, node.max_length) end
-  return s
-end
-
--- The list parameters, each with a valid value.
-local function list_params(d)
-  local params = {}
-  for _, p in ipairs(d.list_params or {}) do
-    if p.name == "page" then params.page = 1
-    elseif p.name == "per_page" then params.per_page = 5
-    else params[p.name] = example(p, p.name) end
-  end
-  return params
-end
-
-local function batch_spec(d)
-  local fields = {}
-  for _, p in ipairs(d.bodies.batch.properties) do fields[p.name] = p end
-  local spec = {}
-  if fields.posts then spec.posts = { example(d.bodies.create, "post") } end
-  if fields.patches then
-    local patch = example(d.bodies.update, "patch")
-    spec.patches = { { id = ID, [next(patch)] = select(2, next(patch)) } }
-  end
-  if fields.puts then
-    local put = example(fields.puts.items, "put")
-    put.id = ID
-    spec.puts = { put }
-  end
-  spec.deletes = { ID }
-  return spec
 end
 
 -- How each call of a resource is made, with valid arguments.
