@@ -5,9 +5,14 @@
 -- emulator started here and stopped when the prompt closes. Results print
 -- as readable JSON-like text; an error prints as its one line.
 
--- luacheck: globals es cf reg _EMULATOR print
+-- luacheck: globals es cf reg _EMULATOR print help
 es = require("cloudflare.email_security")
 local pretty = require("cloudflare.email_security.pretty")
+local words = require("cloudflare.email_security.help")
+
+--- help() lists the resources and their calls; help(cf.domains) shows one
+--- resource's fields with their types, limits and enums.
+function help(what) io.write(words.text(what), "\n") end
 
 local function set(name) local v = os.getenv(name) return v ~= nil and v ~= "" end
 
@@ -26,3 +31,4 @@ end
 reg = cf.impersonation_registry
 print = pretty.print
 print('try: reg:create{ name = "Jane Roe", email = "jane@example.com", is_email_regex = false }')
+print("help() lists the resources and their calls")

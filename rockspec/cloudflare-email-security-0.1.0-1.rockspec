@@ -32,6 +32,7 @@ build = {
     ["cloudflare.email_security.client"] = "lua/cloudflare/email_security/client.lua",
     ["cloudflare.email_security.config"] = "lua/cloudflare/email_security/config.lua",
     ["cloudflare.email_security.errors"] = "lua/cloudflare/email_security/errors.lua",
+    ["cloudflare.email_security.help"] = "lua/cloudflare/email_security/help.lua",
     ["cloudflare.email_security.log"] = "lua/cloudflare/email_security/log.lua",
     ["cloudflare.email_security.nginx_transport"] = "lua/cloudflare/email_security/nginx_transport.lua",
     ["cloudflare.email_security.pacer"] = "lua/cloudflare/email_security/pacer.lua",

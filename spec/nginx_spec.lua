@@ -267,6 +267,18 @@ describe("inside nginx", function()
     assert.are.equal(reqs[1].connection, reqs[2].connection, "the list and the create shared a connection")
   end)
 
+  it("serves every resource the same way: a content policy created, updated and deleted", function()
+    if not nginx then return end
+    emu.reset()
+    local o = call(nginx.port, "op=content_policy_round_trip")
+    assert.is_nil(o.err, o.err and o.err.text)
+    assert.is_string(o.result.id)
+    local methods = {}
+    for _, r in ipairs(emu.requests()) do methods[#methods + 1] = r.method end
+    assert.are.same({ "POST", "PATCH", "DELETE" }, methods)
+    assert.are.same({}, emu.state(ACCOUNT, "content_policies"))
+  end)
+
   it("answers a call from a timer with an error value, sending nothing", function()
     if not nginx then return end
     local o = call(nginx.port, "op=get_in_timer&id=" .. ID)

@@ -67,6 +67,16 @@ describe("the REPL (Lua 5.4, in a pseudo-terminal)", function()
     assert.is_nil(text:find("table: 0x", 1, true))
   end)
 
+  it("has help() for the resources, and help(resource) for one's fields", function()
+    if not available then return pending("tmux or lua5.4 is not installed") end
+    local text = type_line("help()", "help(cf.domains) shows")
+    assert.matches("content_policies", text, 1, true)
+    assert.matches("batch{ posts, patches, puts, deletes }", text, 1, true)
+    text = type_line("help(cf.domains)", "list parameters:")
+    assert.matches("lookback_hops%s+integer, 1 to 20, or null", text)
+    assert.matches("verification(id)", text, 1, true)
+  end)
+
   it("prints an error as its one line", function()
     if not available then return pending("tmux or lua5.4 is not installed") end
     local text = type_line('reg:get("nope")', "invalid error: impersonation_registry_id: must be a uuid")

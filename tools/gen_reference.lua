@@ -25,36 +25,7 @@ local CALLS = {
 local lines = {}
 local function add(s) lines[#lines + 1] = s or "" end
 
--- "string, 1 to 256 characters, one of A, B" and the like.
-local function describe_type(n)
-  local parts = {}
-  local t = n.type
-  if t == "array" then
-    t = "list of " .. describe_type(n.items)
-    if n.min_items and n.max_items then t = t .. (", %d to %d items"):format(n.min_items, n.max_items)
-    elseif n.min_items then t = t .. (", at least %d item%s"):format(n.min_items, n.min_items == 1 and "" or "s")
-    elseif n.max_items then t = t .. (", at most %d items"):format(n.max_items) end
-    return t
-  end
-  if t == "object" then
-    local fields = {}
-    for _, p in ipairs(n.properties or {}) do fields[#fields + 1] = "`" .. p.name .. "`" end
-    return "object (" .. table.concat(fields, ", ") .. ")"
-  end
-  parts[1] = n.format and (t .. " (" .. n.format .. ")") or t
-  if n.min_length and n.max_length then parts[#parts + 1] = ("%d to %d characters"):format(n.min_length, n.max_length)
-  elseif n.max_length then parts[#parts + 1] = ("at most %d characters"):format(n.max_length)
-  elseif n.min_length then parts[#parts + 1] = ("at least %d characters"):format(n.min_length) end
-  if n.minimum and n.maximum then parts[#parts + 1] = ("%s to %s"):format(n.minimum, n.maximum)
-  elseif n.minimum then parts[#parts + 1] = ("at least %s"):format(n.minimum)
-  elseif n.maximum then parts[#parts + 1] = ("at most %s"):format(n.maximum) end
-  if n.enum then
-    local values = {}
-    for i, v in ipairs(n.enum) do values[i] = "`" .. tostring(v) .. "`" end
-    parts[#parts + 1] = "one of " .. table.concat(values, ", ")
-  end
-  return table.concat(parts, ", ")
-end
+local describe_type = require("cloudflare.email_security.help").describe
 
 local function set_of(list)
   local s = {}

@@ -51,6 +51,13 @@ function app.call()
     -- the list leaves a kept-alive upstream connection for the create
     result, err = reg:list()
     if result then result, err = reg:create(fields) end
+  elseif op == "content_policy_round_trip" then
+    -- another resource through the same transport: create, update, delete
+    local cp = cf.content_policies
+    result, err = cp:create({ enabled = true, name = "Wire transfer lure", pattern = "wire\\s+transfer",
+                              targets = { "SUBJECT", "BODY" } })
+    if result then result, err = cp:update(result.id, { enabled = false, notes = es.null }) end
+    if result then result, err = cp:delete(result.id) end
   elseif op == "get" then
     result, err = reg:get(id)
   elseif op == "list" then
