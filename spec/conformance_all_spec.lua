@@ -65,6 +65,17 @@ describe("every operation against Cloudflare's OpenAPI schema (Prism)", function
       end)
     end
 
+    it("is a real check for " .. name .. ": Prism refuses a body that breaks the schema", function()
+      -- past the module's own checks, straight through the transport
+      local op = d.ops.create
+      local body = d.bodies.create
+      local first = body.required[1]
+      local url = server.base_url .. "/accounts/" .. ACCOUNT .. d.path .. op.suffix
+      local result, err = cf._state.transport:request("POST", url, ('{"%s":{"not":"this"}}'):format(first))
+      assert.is_nil(result)
+      assert.are.equal(422, err and err.status, tostring(err and err.message))
+    end)
+
     it("never sends what the schema refuses, for " .. name, function()
       local r = cf[name]
       local before = server.received()

@@ -14,15 +14,15 @@ local BUSY = '{"success":false,"errors":[{"code":1,"message":"busy"}],"messages"
 -- answers: a list of { status, body } given in turn (the last one again
 -- when they run out).
 local function scripted(answers)
-  local sent = {}
+  local sent, closed = {}, false
   local transport = {
     request = function(_, method, url, body, once)
       sent[#sent + 1] = { method = method, path = url:match("/accounts/[^/]+(/.*)$"), body = body, once = once }
       local a = answers[math.min(#sent, #answers)]
       return core.decode(a[1], a[2], { ["content-type"] = "application/json" })
     end,
-    is_closed = function() return false end,
-    close = function() end,
+    is_closed = function() return closed end,
+    close = function() closed = true end,
   }
   local cf = es.new({ account_id = ACCOUNT, api_token = "t", base_url = "http://127.0.0.1:1/client/v4",
                       sleep = function() end })
@@ -43,6 +43,22 @@ describe("resource calls", function()
       assert.are.equal("cloudflare.email_security resource " .. name, tostring(cf[name]))
     end
     assert.is_nil(cf.no_such_resource)
+  end)
+
+  it("raises at the caller for a call on a resource that lacks it, or on a closed client", function()
+    local cf = scripted({ { 200, OK:format("{}") } })
+    assert.has_error(function() cf.domains.replace(cf.allow_policies, ID, {}) end,
+      "bad self to 'replace' (allow_policies has no replace)")
+    cf:close()
+    local line
+    local ok, msg = pcall(function()
+      line = debug.getinfo(1, "l").currentline + 1
+      local r = cf.domains:get(ID)   -- the error must point here
+      return r
+    end)
+    assert.is_false(ok)
+    assert.matches("resource_calls_spec.lua:" .. line .. ": attempt to use a closed cloudflare.email_security client",
+                   msg, 1, true)
   end)
 
   it("sends a batch with every list the endpoint has, ids as objects, empty ones as []", function()
@@ -86,9 +102,10 @@ describe("resource calls", function()
 
   it("takes a 404 after a try that may have deleted the entry as done", function()
     local cf, sent = scripted({ { 503, BUSY }, { 404, NOT_FOUND } })
-    local gone, err = cf.url_ignore_patterns:delete(ID)
+    local gone, err, envelope = cf.url_ignore_patterns:delete(ID)
     assert.is_nil(err)
     assert.are.same({ id = ID }, gone)
+    assert.is_nil(envelope, "not the 404's envelope")
     assert.are.equal(2, #sent)
   end)
 
@@ -98,6 +115,33 @@ describe("resource calls", function()
     assert.are.same({ id = ID }, assert(cf.allow_policies:delete(ID)))
     cf = scripted({ { 200, '{"success":true,"errors":[],"messages":[]}' } })
     assert.are.same({}, assert(cf.allow_policies:get(ID)))
+  end)
+
+  it("keeps a 404 the api error it is after a refusal, or when it names no entry", function()
+    local ROUTE = '{"success":false,"errors":[{"code":7003,"message":"No route"}],"messages":[],"result":null}'
+    local CONFLICT = '{"success":false,"errors":[{"code":1,"message":"conflict"}],"messages":[],"result":null}'
+    for _, script in ipairs({ { { 503, BUSY }, { 404, ROUTE } }, { { 409, CONFLICT }, { 404, NOT_FOUND } } }) do
+      local cf = scripted(script)
+      local gone, err = cf.url_ignore_patterns:delete(ID)
+      assert.is_nil(gone)
+      assert.are.same({ "api", 404, 2 }, { err.kind, err.status, err.attempts })
+    end
+  end)
+
+  it("sends a batch with posts once after a 5xx, whatever x-should-retry says", function()
+    local cf, sent = scripted({ { 500, BUSY }, { 200, OK:format("{}") } })
+    cf._state.transport.request = (function(inner)
+      return function(...)
+        local result, err, env = inner(...)
+        if err then err.headers = { ["x-should-retry"] = "true" } end
+        return result, err, env
+      end
+    end)(cf._state.transport.request)
+    local done, err = cf.block_senders:batch({ posts = { { pattern = "x@example.com", pattern_type = "EMAIL",
+                                                            is_regex = false } } })
+    assert.is_nil(done)
+    assert.are.same({ 500, 1 }, { err.status, err.attempts })
+    assert.are.equal(1, #sent)
   end)
 
   it("keeps a 404 on the first try the api error it is", function()

@@ -37,6 +37,9 @@ describe("the resource descriptions", function()
     assert.has_error(function() compile.resource(bad) end, "resource x.entry.when: unknown format 'ipv4'")
     bad.entry.properties[1] = { name = "when", type = "string", pattern = "^a" }
     assert.has_error(function() compile.resource(bad) end, "resource x.entry.when: unknown description key 'pattern'")
+    bad.entry.properties[1] = { name = "n", type = "integer", enum = { 1, 2 } }
+    assert.has_error(function() compile.resource(bad) end,
+      "resource x.entry.n: 'enum' on a integer is a check this engine does not make")
   end)
 
   it("are what doc/resources.md describes (tools/gen_reference.lua)", function()
@@ -70,6 +73,20 @@ describe("the resource descriptions", function()
     assert.matches("8 resources written", log, 1, true)
     assert.are.same({}, differ, "run `make resources` and commit what changed")
     assert.are.equal(files.command_output("ls " .. DIR), made, "the committed files are the generated ones")
+  end)
+
+  it("stop the generator on a parameter keyword it would drop", function()
+    local copy = os.tmpname()
+    local text = files.read(openapi.PATH):gsub('"name": "pattern_type"', '"explode": false, "name": "pattern_type"', 1)
+    local f = assert(io.open(copy, "wb"))
+    f:write(text)
+    f:close()
+    local out = files.command_output("mktemp -d")
+    local log = files.command_output(("lua5.4 tools/gen_resources.lua %q %q 2>&1; echo \" exit=$?\""):format(copy, out))
+    os.remove(copy)
+    os.execute("rm -rf " .. out)
+    assert.matches("unknown parameter keyword explode", log, 1, true)
+    assert.matches("exit=1$", log)
   end)
 
   it("cover every operation of the OpenAPI file, and no other", function()

@@ -51,10 +51,12 @@ describe("retry.retryable", function()
     assert.is_true(retry.retryable(false, refused, true), "an update may be sent again anyway")
   end)
 
-  it("takes x-should-retry: true for a create only on a refusal, and only before any try acted", function()
+  it("takes x-should-retry: true for a create only on a 4xx refusal, and only before any try acted", function()
     local flagged = { ["x-should-retry"] = "true" }
-    assert.is_true(retry.retryable(true, err({ kind = "api", status = 500, headers = flagged }), false))
-    assert.is_false(retry.retryable(true, err({ kind = "api", status = 500, headers = flagged }), true))
+    assert.is_true(retry.retryable(true, err({ kind = "api", status = 400, headers = flagged }), false))
+    assert.is_false(retry.retryable(true, err({ kind = "api", status = 400, headers = flagged }), true))
+    assert.is_false(retry.retryable(true, err({ kind = "api", status = 500, headers = flagged }), false),
+                    "a 5xx may have acted: a batch is applied whole")
     assert.is_false(retry.retryable(true, err({ kind = "transport", curl_code = 18, status = 201,
                                                   headers = flagged }), false), "a 201 cut short has acted")
     assert.is_false(retry.retryable(true, err({ kind = "http", status = 200, headers = flagged }), false))
@@ -62,8 +64,20 @@ describe("retry.retryable", function()
 
   it("obeys x-should-retry either way", function()
     assert.is_false(retry.retryable(false, err({ kind = "api", status = 503, headers = { ["x-should-retry"] = "false" } })))
-    assert.is_true(retry.retryable(true, err({ kind = "api", status = 500, headers = { ["x-should-retry"] = "true" } })))
+    assert.is_true(retry.retryable(true, err({ kind = "api", status = 400, headers = { ["x-should-retry"] = "true" } })))
     assert.is_true(retry.retryable(false, err({ kind = "api", status = 400, headers = { ["x-should-retry"] = "true" } })))
+  end)
+end)
+
+describe("retry.may_have_acted", function()
+  it("says a 4xx refusal did not act, and a 5xx, a timeout or a reset after sending may have", function()
+    assert.is_false(retry.may_have_acted(err({ kind = "api", status = 409 })))
+    assert.is_false(retry.may_have_acted(err({ kind = "api", status = 429 })))
+    assert.is_false(retry.may_have_acted(err({ kind = "transport", curl_code = 7 })))
+    assert.is_true(retry.may_have_acted(err({ kind = "api", status = 503 })))
+    assert.is_true(retry.may_have_acted(err({ kind = "timeout", curl_code = 28 })))
+    assert.is_true(retry.may_have_acted(err({ kind = "transport", curl_code = 56 })))
+    assert.is_true(retry.may_have_acted(err({ kind = "transport", curl_code = 7, sent = true })))
   end)
 end)
 

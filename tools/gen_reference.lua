@@ -92,12 +92,13 @@ for _, name in ipairs(names) do
   add("| --- | --- | --- | --- |" .. (replace and " --- |" or ""))
   for _, field in ipairs(field_names) do
     local f = create[field] or entry[field]
-    local kind = describe_type(f) .. (f.nullable and ", or null" or "")
+    local kind = describe_type(f)
+    -- null as each body allows it: an update may refuse what a create takes
     local function role(body, req)
       local b = body and body[field]
       if not b or b.read_only then return "—" end
       if b.deprecated then return "retired" end
-      return req[field] and "required" or "optional"
+      return (req[field] and "required" or "optional") .. (b.nullable and ", or null" or "")
     end
     local c_role, u_role = role(create, required), role(update, {})
     local note = ""

@@ -186,10 +186,21 @@ local function successes(op)
   return list
 end
 
+-- What a query parameter may say besides its schema: anything else
+-- (style, explode, required, deprecated...) would change what is sent or
+-- checked, and stops the generator instead of being dropped.
+local PARAMETER_KEYS = { name = true, ["in"] = true, schema = true, description = true, example = true,
+                         examples = true }
+
 local function parameters(op, where)
   local list = {}
   for _, raw in ipairs(op.parameters or {}) do
     local p = resolve(raw)
+    for k in pairs(p) do
+      if not PARAMETER_KEYS[k] and p["in"] == "query" then
+        fail(where .. "?" .. tostring(p.name) .. ": unknown parameter keyword " .. k)
+      end
+    end
     if p["in"] == "query" then
       local node = flatten(p.schema, where .. "?" .. p.name)
       node.name = p.name

@@ -71,7 +71,9 @@ function help.text(what)
     return table.concat(lines, "\n")
   end
   local ok, d = pcall(description, tostring(name))
-  if not ok then return "help: no resource " .. tostring(name) .. " (es.resources lists them)" end
+  if not ok or type(d) ~= "table" or type(d.ops) ~= "table" then
+    return "help: no resource " .. tostring(name) .. " (es.resources lists them)"
+  end
   local lines = { ("%s: %s"):format(d.name, table.concat(calls_of(d), "  ")), "fields:" }
   local required = {}
   for _, r in ipairs(d.bodies.create and d.bodies.create.required or {}) do required[r] = true end
@@ -84,7 +86,13 @@ function help.text(what)
     local p = entry_field.read_only and entry_field or written[entry_field.name] or entry_field
     local note = p.read_only and "  (read-only)" or p.deprecated and "  (retired)"
       or required[p.name] and "  (required to create)" or ""
-    lines[#lines + 1] = ("  %-28s %s%s%s"):format(p.name, help.describe(p), p.nullable and ", or null" or "", note)
+    -- null where the body says so: an update may refuse what a create takes
+    local update = d.bodies.update and d.bodies.update.properties or {}
+    local nullable = ""
+    for _, u in ipairs(update) do
+      if u.name == p.name and u.nullable then nullable = ", or null (es.null) in an update" end
+    end
+    lines[#lines + 1] = ("  %-28s %s%s%s"):format(p.name, help.describe(p), nullable, note)
   end
   local params = {}
   for _, p in ipairs(d.list_params or {}) do params[#params + 1] = p.name end

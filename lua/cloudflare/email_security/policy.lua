@@ -11,6 +11,10 @@ local log = require("cloudflare.email_security.log")
 local monotonic = core.monotonic
 local policy = {}
 
+-- Cloudflare's codes for a 404 that names no entry: the route or the
+-- account is unknown.
+local ROUTE_NOT_FOUND = { [7000] = true, [7003] = true }
+
 -- The client was closed while this call was under way (by a finalizer
 -- that ran during it, say): the call ends with an error value.
 local function closed_during_call()
@@ -53,13 +57,14 @@ function policy.call(state, method, path, query, body, opts)
     if write then log.response(write, method, path .. query, monotonic() - started, err) end
     pacer:observe(headers or (err and err.headers))
     if not err then return result, nil, envelope end
-    if acted and err.status == 404 and opts and opts.gone_id then
-      -- an earlier try may have deleted it: that try did the work
+    -- an earlier try may have deleted it: that try did the work. Not a 404
+    -- for the path itself (no such route or account): that one never acted.
+    if acted and err.status == 404 and opts and opts.gone_id and not ROUTE_NOT_FOUND[err.code] then
       if write then
         write(("cloudflare.email_security: %s %s: 404 after a try that may have acted: taken as done")
           :format(method, path))
       end
-      return { id = opts.gone_id }, nil, envelope
+      return { id = opts.gone_id }, nil, nil
     end
     local again = attempt <= cfg.max_retries and retry.retryable(once, err, acted)
     local delay, asked

@@ -19,11 +19,21 @@ local concat, format, next, type = table.concat, string.format, next, type
 
 local resource = {}
 
--- Raises at the caller's call site, the way Lua's own libraries do.
+-- Which op each method needs.
+local OP_OF = { each = "list" }
+
+-- Raises at the caller's call site, the way Lua's own libraries do: a call
+-- made with a dot, on another resource that lacks it, or on a closed client.
 local function check_self(self, method)
   local mt = getmetatable(self)
   if type(mt) ~= "table" or not mt.__resource then
     error(("bad self to '%s' (call it as r:%s(...), not r.%s(...))"):format(method, method, method), 3)
+  end
+  if not self._c.ops[OP_OF[method] or method] then
+    error(("bad self to '%s' (%s has no %s)"):format(method, self._c.name, method), 3)
+  end
+  if self._state.transport:is_closed() then
+    error("attempt to use a closed cloudflare.email_security client", 3)
   end
 end
 

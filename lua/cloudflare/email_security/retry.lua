@@ -33,9 +33,12 @@ local function did_not_act(err)
 end
 
 --- Whether this failed try may have acted on the server (the next try of a
---- create then is no longer safe, even after a refused connect).
+--- create then is no longer safe, even after a refused connect). An API
+--- answer of 4xx refused the request: it did not act.
 function retry.may_have_acted(err)
-  return err.kind ~= "invalid" and not did_not_act(err)
+  if err.kind == "invalid" or did_not_act(err) then return false end
+  local status = err.status
+  return not (status and status >= 400 and status < 500 and err.kind ~= "transport" and err.kind ~= "timeout")
 end
 
 --- once: the request must never reach the server twice (a create, a
@@ -47,10 +50,11 @@ function retry.retryable(once, err, acted)
   local status = err.status
   if once then
     -- the API's word counts for a create only on an answer that refused
-    -- it (4xx, 5xx), and only while no earlier try can have acted: a 201
-    -- whose body was cut has created the entry, whatever its headers say
+    -- it (4xx), and only while no earlier try can have acted: a 201 whose
+    -- body was cut has created the entry, and a 5xx may have (a batch is
+    -- applied whole), whatever its headers say
     if acted then return false end
-    return did_not_act(err) or (flag == "true" and status ~= nil and status >= 400)
+    return did_not_act(err) or (flag == "true" and status ~= nil and status >= 400 and status < 500)
   end
   if flag == "true" then return true end
   if err.kind == "timeout" then return true end

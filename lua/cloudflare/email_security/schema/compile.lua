@@ -25,15 +25,31 @@ local KEYS = {
 
 local node
 
+-- The keys a check is made of, by type: any other on a node of that type
+-- would be a check the validator does not make, and is refused.
+local COMMON = { name = true, type = true, nullable = true, read_only = true, deprecated = true,
+                 end_of_life = true, replaced_by = true, assumed = true }
+local BY_TYPE = {
+  string = { format = true, enum = true, min_length = true, max_length = true },
+  integer = { minimum = true, maximum = true },
+  number = { minimum = true, maximum = true },
+  boolean = {},
+  array = { items = true, min_items = true, max_items = true, unique_items = true },
+  object = { properties = true, required = true, additional = true, min_properties = true },
+}
+
 -- where: a path in the description, for the error.
 local function check_keys(raw, where)
+  if not TYPES[raw.type] then error(where .. ": unknown type '" .. tostring(raw.type) .. "'", 0) end
   for k, v in pairs(raw) do
     local want = KEYS[k]
     if not want then error(where .. ": unknown description key '" .. tostring(k) .. "'", 0) end
     if type(v) ~= want then error(where .. "." .. k .. ": must be a " .. want, 0) end
+    if not COMMON[k] and not BY_TYPE[raw.type][k] then
+      error(where .. ": '" .. k .. "' on a " .. raw.type .. " is a check this engine does not make", 0)
+    end
   end
-  if not TYPES[raw.type] then error(where .. ": unknown type '" .. tostring(raw.type) .. "'", 0) end
-  if raw.format and raw.type == "string" and not compile.FORMATS[raw.format] then
+  if raw.format and not compile.FORMATS[raw.format] then
     error(where .. ": unknown format '" .. raw.format .. "'", 0)
   end
 end
@@ -63,8 +79,6 @@ function node(raw, where)
     for _, name in ipairs(raw.required or {}) do
       if not n.fields[name] then error(where .. ": required '" .. name .. "' is not a property", 0) end
     end
-  elseif raw.items or raw.properties then
-    error(where .. ": items or properties on a " .. raw.type, 0)
   end
   return n
 end

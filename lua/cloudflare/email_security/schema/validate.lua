@@ -90,7 +90,7 @@ local function check_number(n, v, integer)
   local finite = type(v) == "number" and v == v and v ~= huge and v ~= -huge
   if not finite or (integer and not is_integral(v)) then
     return "type", ("must be %s, got %s"):format(integer and "an integer" or "a finite number",
-                                                  type(v) == "number" and tostring(v) or type(v))
+                                                  type(v) == "number" and ("%.17g"):format(v) or type(v))
   end
   if integer and v > EXACT then
     return "maximum", "must be at most 2^53 (9007199254740992): a larger integer cannot be read back exactly"
