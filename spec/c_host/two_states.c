@@ -1,7 +1,8 @@
 /*
  * A C program that embeds Lua 5.4 and runs the module in two lua_States on
  * two threads at once, each with its own client, doing create, update and
- * delete round trips against the emulator. Exit 0 when both threads
+ * delete round trips of the registry, and a content policy's create and
+ * batch delete, against the emulator. Exit 0 when both threads
  * finished every round trip with the right results.
  *
  *   two_states BASE_URL TOKEN ROUNDS
@@ -35,6 +36,10 @@ static const char *const chunk =
     "  assert(gone.id == made.id, 'wrong delete result')\n"
     "  local _, err = reg:get(made.id)\n"
     "  assert(err and err.status == 404, 'entry still there')\n"
+    "  local cp = assert(cf.content_policies:create{ enabled = true, name = name .. i,\n"
+    "                                                pattern = 'p' .. i, targets = { 'SUBJECT' } })\n"
+    "  local done = assert(cf.content_policies:batch{ deletes = { cp.id } })\n"
+    "  assert(done.deletes[1].id == cp.id, 'wrong batch result')\n"
     "end\n"
     "cf:close()\n"
     "return rounds\n";
