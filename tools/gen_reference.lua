@@ -11,7 +11,8 @@ local out_path = arg[1] or "doc/resources.md"
 local names = require("cloudflare.email_security.resources.names")
 
 local CALLS = {
-  { "list", "r:list(params)", "one page of entries; `r:each(params)` walks every page" },
+  { "list", "r:list(params)",
+    "one page of entries; `r:each(params)` walks every page, `r:all(params)` gives them all" },
   { "create", "r:create(fields)", "the entry as stored" },
   { "get", "r:get(id)", "the entry" },
   { "update", "r:update(id, fields)", "the entry after the change; only the fields given change" },

@@ -146,6 +146,8 @@ function config.resolve(opts, getenv)
 
   local cred, why = pick_credential(opts, getenv)
   if not cred then return nil, why end
+  -- where the credential came from, for a 401 or 403 to name (never its value)
+  c.credential_source = cred.source
   c.auth_headers, why = auth_headers(cred)
   if not c.auth_headers then return nil, why end
 

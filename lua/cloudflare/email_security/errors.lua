@@ -50,8 +50,21 @@ function Error.__tostring(err)
     parts[#parts + 1] = (" (the API asks to retry after %.0f s, longer than max_retry_wait: not retried)")
       :format(math.min(err.retry_after, 1e15))
   end
+  if type(err.attempts) == "number" and err.attempts > 1 then
+    parts[#parts + 1] = (" (after %d tries)"):format(err.attempts)
+  end
+  if err.may_exist then
+    parts[#parts + 1] = " (it may have been created all the same: list or get before sending it again)"
+  end
+  if (err.status == 401 or err.status == 403) and err.credential then
+    parts[#parts + 1] = (" (credential: %s%s)"):format(err.credential,
+      err.permissions and ("; this call needs a token with " .. table.concat(err.permissions, " or ")) or "")
+  end
   if err.method and err.path then
-    parts[#parts + 1] = " [" .. err.method .. " " .. one_line(err.path)
+    -- what names the call: the resource and the id, below the account's
+    -- settings (err.path keeps the whole path)
+    local short = err.path:gsub("^/accounts/[^/]+/email%-security/settings/", "")
+    parts[#parts + 1] = " [" .. err.method .. " " .. one_line(short)
     if err.ray_id then parts[#parts + 1] = ", ray " .. one_line(err.ray_id) end
     parts[#parts + 1] = "]"
   end

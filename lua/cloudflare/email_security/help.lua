@@ -38,7 +38,8 @@ end
 
 -- The calls, in the order people meet them, with their arguments.
 help.CALLS = {
-  { "list", "list(params)" }, { "list", "each(params)" }, { "create", "create(fields)" }, { "get", "get(id)" },
+  { "list", "list(params)" }, { "list", "each(params)" }, { "list", "all(params)" }, { "create", "create(fields)" },
+  { "get", "get(id)" },
   { "update", "update(id, fields)" }, { "replace", "replace(id, fields)" }, { "delete", "delete(id)" },
   { "batch", "batch{ posts, patches, puts, deletes }" }, { "verification", "verification(id)" },
   { "delete_many", "delete_many{ id, ... }" },

@@ -76,6 +76,14 @@ function policy.call(state, method, path, query, body, opts)
       -- the API asked for a longer wait than max_retry_wait: not retried,
       -- and the error says when it may be
       err.retry_after = asked
+      -- what a person needs to act on it: a create that may have happened,
+      -- the credential in use (its source, never its value) and what the
+      -- call needs
+      if once and (acted or retry.may_have_acted(err)) then err.may_exist = true end
+      if err.status == 401 or err.status == 403 then
+        err.credential = cfg.credential_source
+        err.permissions = opts and opts.permissions
+      end
       return nil, errors.wrap(err, method, path), envelope
     end
     acted = acted or retry.may_have_acted(err)

@@ -20,7 +20,7 @@ local concat, format, next, type = table.concat, string.format, next, type
 local resource = {}
 
 -- Which op each method needs.
-local OP_OF = { each = "list" }
+local OP_OF = { each = "list", all = "list" }
 
 -- Raises at the caller's call site, the way Lua's own libraries do: a call
 -- made with a dot, on another resource that lacks it, or on a closed client.
@@ -74,7 +74,23 @@ function Resource:_body(op, path, value)
   return write_body(node, value)
 end
 
-local function call(self, name, id, value, opts)
+local ONCE = { once = true }
+
+-- The policy's options for an op: what the API needs of the token, for
+-- a 401 or 403 to say, and more (once, gone_id) when given.
+local plain_opts, once_opts = setmetatable({}, { __mode = "k" }), setmetatable({}, { __mode = "k" })
+local function opts_for(op, more)
+  -- the two that every call of an op shares are made once
+  local cache = (more == nil and plain_opts) or (more == ONCE and once_opts) or nil
+  local opts = cache and cache[op]
+  if opts then return opts end
+  opts = { permissions = op.permissions }
+  for k, v in pairs(more or {}) do opts[k] = v end
+  if cache then cache[op] = opts end
+  return opts
+end
+
+local function call(self, name, id, value, more)
   local op = self._c.ops[name]
   local path, err = self:_path(op, op.method, id)
   if not path then return nil, err end
@@ -83,10 +99,8 @@ local function call(self, name, id, value, opts)
     body, err = self:_body(op, path, value)
     if not body then return nil, err end
   end
-  return policy.call(self._state, op.method, path, "", body, opts)
+  return policy.call(self._state, op.method, path, "", body, opts_for(op, more))
 end
-
-local ONCE = { once = true }
 
 --- Creates an entry; answers the entry as stored.
 function Resource:create(fields)
@@ -188,7 +202,7 @@ function Resource:batch(spec)
   end
   -- posts create entries: such a batch is sent at most once, as a create
   local posts = type(body.posts) == "table" and #body.posts > 0
-  return policy.call(self._state, op.method, path, "", json, posts and ONCE or nil)
+  return policy.call(self._state, op.method, path, "", json, opts_for(op, posts and ONCE or nil))
 end
 
 local function query_value(v)
@@ -221,7 +235,8 @@ function Resource:list(params)
   local path = self._collection .. c.ops.list.suffix
   local field, rule, message = validate.params(c, params)
   if field then return nil, errors.invalid(field, rule, message, "GET", path) end
-  local result, err, envelope = policy.call(self._state, "GET", path, query_string(c, params))
+  local result, err, envelope = policy.call(self._state, "GET", path, query_string(c, params),
+                                            nil, opts_for(c.ops.list))
   if result and type(result) ~= "table" then
     return nil, errors.wrap(errors.new("http", "the list result is not an array"), "GET", path), envelope
   end
@@ -236,11 +251,24 @@ function Resource:each(params)
   return paging(function(query) return self:list(query) end, params or {})
 end
 
+--- Every entry of every page as one list, or nil and the error: a loop
+--- that cannot swallow the failure.
+function Resource:all(params)
+  check_self(self, "all")
+  check_arg("all", 1, params, "table", true)
+  local out = {}
+  for entry, err in paging(function(query) return self:list(query) end, params or {}) do
+    if not entry then return nil, err end
+    out[#out + 1] = entry
+  end
+  return out
+end
+
 -- Which methods each op brings.
 local METHODS = {
   create = { "create" }, get = { "get" }, update = { "update" }, replace = { "replace" },
   delete = { "delete" }, verification = { "verification" }, delete_many = { "delete_many" },
-  batch = { "batch" }, list = { "list", "each" },
+  batch = { "batch" }, list = { "list", "each", "all" },
 }
 
 -- One metatable per description, holding only the calls it has.

@@ -141,6 +141,46 @@ local function check_array(n, v, path)
   end
 end
 
+-- Edit distance of two short names, or limit + 1 once it is past limit.
+local function distance(a, b, limit)
+  if math.abs(#a - #b) > limit then return limit + 1 end
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur, best = { [0] = i }, i
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+      if cur[j] < best then best = cur[j] end
+    end
+    if best > limit then return limit + 1 end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+--- What to say of an unknown name among names: "did you mean `x`?" for a
+--- near miss, else the names there are.
+function validate.suggest(name, names)
+  local best, best_d = nil, 3
+  for _, n in ipairs(names) do
+    local d = distance(name:lower(), n:lower(), 2)
+    if d < best_d then best, best_d = n, d end
+  end
+  if best then return ": did you mean `" .. best .. "`?" end
+  return " (there are: " .. table.concat(names, ", ") .. ")"
+end
+
+-- The fields of an object a caller may write, for suggestions.
+local function writable(n)
+  local out = {}
+  for _, name in ipairs(n.order) do
+    local f = n.fields[name]
+    if not f.read_only and not f.deprecated then out[#out + 1] = name end
+  end
+  return out
+end
+
 -- Fields a caller may not send: made by the server, or retired.
 local function refused_on_write(f, today)
   if f.read_only then return "read_only", "is read-only and cannot be sent" end
@@ -160,6 +200,7 @@ local function check_object(n, v, path, what)
     local f = type(name) == "string" and fields[name]
     if not f then
       return join(path, tostring(name)), "unknown", "is not a field of " .. (what or path or "this body")
+        .. validate.suggest(tostring(name), writable(n))
     end
     if f.read_only or f.deprecated then
       today = today or os.date("!%Y-%m-%d")
@@ -210,7 +251,10 @@ validate.value = check
 function validate.params(c, params)
   for name, v in next, params do
     local p = type(name) == "string" and c.params[name]
-    if not p then return tostring(name), "unknown", "is not a list parameter of " .. c.name end
+    if not p then
+      return tostring(name), "unknown", "is not a list parameter of " .. c.name
+        .. validate.suggest(tostring(name), c.param_order)
+    end
     if v == null then return name, "nullable", "must not be null" end
     local field, rule, message = check(p, v, name)
     if field then return field, rule, message end
