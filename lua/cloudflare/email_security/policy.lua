@@ -31,8 +31,9 @@ function policy.call(state, method, path, query, body, opts)
   local once = opts and opts.once or false
   local transport = state.transport
   if transport:is_closed() then
-    -- level 3: the caller of the resource method
-    error("attempt to use a closed cloudflare.email_security client", 3)
+    -- resource methods check this first, at their caller's line; this is
+    -- for a caller of policy.call itself
+    error("attempt to use a closed cloudflare.email_security client", 2)
   end
   local url = state.base_url .. path .. query
   local cfg, pacer, write = state.config, state.pacer, state.log
