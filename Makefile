@@ -148,9 +148,10 @@ repl: deps
 	@$(MAKE) --no-print-directory all
 	@LUA_CPATH='./$(BUILD)/?.so;;' LUA_PATH='./lua/?.lua;./lua/?/init.lua;./?.lua;;' $(LUA) -i examples/repl.lua
 
-# The emulator on its own, for trying things by hand.
-emulator:
-	lua5.4 spec/support/emulator.lua --port $${PORT:-8787}
+# The emulator on its own, for trying things by hand: PORT=N picks the port
+# (default 8787); it prints how to point a client at it.
+emulator: deps
+	lua5.4 spec/support/emulator.lua --port $${PORT:-8787} --banner
 
 install: $(MODULE)
 	@for f in $(LUA_FILES); do \

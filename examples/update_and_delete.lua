@@ -9,10 +9,17 @@
 
 local es = require("cloudflare.email_security")
 
-local function has_credentials()
-  local function set(name) local v = os.getenv(name) return v ~= nil and v ~= "" end
-  return set("CLOUDFLARE_ACCOUNT_ID")
-    and (set("CLOUDFLARE_API_TOKEN") or (set("CLOUDFLARE_EMAIL") and set("CLOUDFLARE_API_KEY")))
+local function set(name) local v = os.getenv(name) return v ~= nil and v ~= "" end
+
+-- nil when the environment names an account and a credential, else what
+-- is missing, for the line that says why the emulator is used
+local function missing_setting()
+  local credential = set("CLOUDFLARE_API_TOKEN") or (set("CLOUDFLARE_EMAIL") and set("CLOUDFLARE_API_KEY"))
+  if not set("CLOUDFLARE_ACCOUNT_ID") and not credential then return "no credentials set" end
+  if not set("CLOUDFLARE_ACCOUNT_ID") then return "CLOUDFLARE_ACCOUNT_ID is not set" end
+  if not credential then
+    return "no credential set (CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY)"
+  end
 end
 
 local function show(label, value, err)
@@ -31,12 +38,14 @@ local function show(label, value, err)
 end
 
 local emulator, cf
-if has_credentials() then
-  print("using the Cloudflare API with the credentials from the environment")
+local missing = missing_setting()
+if not missing then
   cf = es.new()
+  print(("using %s with the credentials from the environment"):format(
+    cf.base_url == "https://api.cloudflare.com/client/v4" and "the Cloudflare API" or cf.base_url))
 else
   emulator = require("spec.support.emulator_process").start()
-  print("no credentials set: using the local emulator at " .. emulator.base_url)
+  print(missing .. ": using the local emulator at " .. emulator.base_url)
   cf = es.new({ account_id = "023e105f4ecef8ad9ca31a8372d0c353", api_token = emulator.token,
                 base_url = emulator.base_url })
 end

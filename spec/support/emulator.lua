@@ -25,7 +25,7 @@ local null = cjson.null
 ---------------------------------------------------------------------------
 
 local USAGE = "usage: lua5.4 emulator.lua [--host 127.0.0.1] [--port N] [--port-file FILE] [--token T]"
-  .. " [--email E --key K] [--idle-exit SECONDS] [--max-log N] [--verbose]"
+  .. " [--email E --key K] [--idle-exit SECONDS] [--max-log N] [--verbose] [--banner]"
 
 local function die(message)
   io.stderr:write("emulator: ", message, "\n", USAGE, "\n")
@@ -35,7 +35,7 @@ end
 -- The kind of each option's value; "flag" takes none.
 local OPTION_KINDS = { host = "string", port = "number", port_file = "string", token = "string",
                        email = "string", key = "string", idle_exit = "number", max_log = "number",
-                       verbose = "flag", help = "flag" }
+                       verbose = "flag", help = "flag", banner = "flag" }
 
 local opts = { host = "127.0.0.1", port = 8787, token = "test-token", email = "user@example.com",
                key = "test-key", idle_exit = 300, max_log = 20000 }
@@ -1112,7 +1112,11 @@ local CONTROL = {
 
   requests = { GET = function() return control_ok({ requests = list_of(requests) }) end },
 
-  faults = { POST = function(_, raw)
+  faults = { DELETE = function()
+    -- pending faults gone, entries and the request log kept
+    faults = {}
+    return control_ok({ pending = 0 })
+  end, POST = function(_, raw)
     local body = decode_object(raw)
     if not body or type(body.faults) ~= "table" then return control_error(400, "faults takes {faults: [...]}") end
     for _, f in ipairs(body.faults) do
@@ -1444,6 +1448,14 @@ if opts.port_file then
   assert(os.rename(tmp, opts.port_file))
 end
 io.stdout:write("listening on http://127.0.0.1:", port, "\n")
+-- --banner (make emulator): what a person needs to point a client at it
+if opts.banner then
+  io.stdout:write(("  base_url = \"http://127.0.0.1:%d/client/v4\", api_token = \"%s\",\n"
+    .. "  account_id = any 1 to 32 of [A-Za-z0-9_-], e.g. \"023e105f4ecef8ad9ca31a8372d0c353\"\n"
+    .. "  stops by itself after %s idle seconds (Ctrl-C stops it now); PORT=N picks the port;\n"
+    .. "  DELETE /__emulator/faults clears pending faults, POST /__emulator/reset everything\n")
+    :format(port, opts.token, tostring(opts.idle_exit)))
+end
 io.stdout:flush()
 
 local tasks = {}           -- { id, sock, co, wait = "read"|"write"|"sleep", wake }
@@ -1514,6 +1526,7 @@ while running do
   tasks = alive
   if now - last_activity > opts.idle_exit then
     log("idle for %s s: exiting", tostring(opts.idle_exit))
+    if opts.banner then io.stdout:write("stopped: idle for ", tostring(opts.idle_exit), " s\n") end
     running = false
   end
 end

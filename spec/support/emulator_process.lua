@@ -170,6 +170,9 @@ function emulator_process.start(opts)
     return n
   end
 
+  --- Drops the pending faults, keeping entries and the request log.
+  function emu.clear_faults() call(root, "DELETE", "faults") end
+
   --- Appends faults; each is consumed by the next request it matches.
   function emu.faults(list)
     local body = #list == 0 and '{"faults":[]}' or cjson.encode({ faults = list })
