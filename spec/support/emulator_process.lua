@@ -97,7 +97,10 @@ function emulator_process.start(opts)
     stderr = "2>>" .. shell_quote(opts.log_file)
     verbose = " --verbose"
   end
-  local cmd = ("lua5.4 %s --port 0 --port-file %s --idle-exit %s --token %s --email %s --key %s%s"
+  -- The emulator is Lua 5.4's, whatever Lua starts it: a caller's Lua
+  -- search paths (another version's modules) must not reach it.
+  local cmd = ("env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_4 -u LUA_CPATH_5_4"
+    .. " lua5.4 %s --port 0 --port-file %s --idle-exit %s --token %s --email %s --key %s%s"
     .. " >/dev/null %s & echo $! > %s")
     :format(shell_quote(SCRIPT), shell_quote(port_file), shell_quote(idle_exit), shell_quote(token),
             shell_quote(email), shell_quote(key), verbose, stderr, shell_quote(pid_file))
