@@ -35,6 +35,7 @@ C_HOST       = build/c_host/two_states
 
 LUA_DIR      = $(DESTDIR)$(PREFIX)/share/lua/$(LUA_VERSION)
 LIB_DIR      = $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_VERSION)
+BIN_DIR      = $(DESTDIR)$(PREFIX)/bin
 
 .PHONY: all deps test install uninstall clean lint demo emulator check-memory check-asan check-threads spec-hosts fuzz soak bench repl resources
 
@@ -137,11 +138,15 @@ resources:
 	lua5.4 tools/gen_reference.lua doc/resources.md
 
 # The main job: an update and a delete, against the real API when
-# credentials are set, else against the local emulator.
+# credentials are set, else against the local emulator; then a CSV made
+# the account's allow policies by plan and apply (on the emulator only).
 demo: deps
 	@$(MAKE) --no-print-directory all
 	LUA_CPATH='./$(BUILD)/?.so;;' LUA_PATH='./lua/?.lua;./lua/?/init.lua;./?.lua;;' \
 		$(LUA) examples/update_and_delete.lua
+	@echo
+	LUA_CPATH='./$(BUILD)/?.so;;' LUA_PATH='./lua/?.lua;./lua/?/init.lua;./?.lua;;' \
+		$(LUA) examples/plan_and_apply.lua
 
 # Lua 5.4's prompt with es, cf and reg ready (see examples/repl.lua).
 repl: deps
@@ -160,10 +165,15 @@ install: $(MODULE)
 	done
 	mkdir -p $(LIB_DIR)/cloudflare/email_security
 	cp $(MODULE) $(LIB_DIR)/cloudflare/email_security/core.so
+	@# the command-line tool, run by the Lua it was installed for
+	mkdir -p $(BIN_DIR)
+	sed '1s|.*|#!/usr/bin/env $(LUA)|' bin/cloudflare-email-security > $(BIN_DIR)/cloudflare-email-security
+	chmod 755 $(BIN_DIR)/cloudflare-email-security
 
 uninstall:
 	rm -rf $(LUA_DIR)/cloudflare/email_security $(LUA_DIR)/cloudflare/email_security.lua
 	rm -f $(LIB_DIR)/cloudflare/email_security/core.so
+	rm -f $(BIN_DIR)/cloudflare-email-security
 
 clean:
 	rm -rf build

@@ -18,6 +18,7 @@ requests validated against the published schema before they are sent.
 dependencies = {
   "lua >= 5.1, < 5.5",
   "lua-cjson >= 2.1.0",
+  "argparse >= 0.6",
 }
 external_dependencies = {
   -- Only the library is looked for: Debian keeps curl.h in a multiarch
@@ -29,6 +30,8 @@ build = {
   type = "builtin",
   modules = {
     ["cloudflare.email_security"] = "lua/cloudflare/email_security.lua",
+    ["cloudflare.email_security.cli"] = "lua/cloudflare/email_security/cli.lua",
+    ["cloudflare.email_security.cli_output"] = "lua/cloudflare/email_security/cli_output.lua",
     ["cloudflare.email_security.client"] = "lua/cloudflare/email_security/client.lua",
     ["cloudflare.email_security.config"] = "lua/cloudflare/email_security/config.lua",
     ["cloudflare.email_security.errors"] = "lua/cloudflare/email_security/errors.lua",
@@ -54,6 +57,10 @@ build = {
     ["cloudflare.email_security.schema.compile"] = "lua/cloudflare/email_security/schema/compile.lua",
     ["cloudflare.email_security.schema.validate"] = "lua/cloudflare/email_security/schema/validate.lua",
     ["cloudflare.email_security.snapshot"] = "lua/cloudflare/email_security/snapshot.lua",
+    ["cloudflare.email_security.sync.apply"] = "lua/cloudflare/email_security/sync/apply.lua",
+    ["cloudflare.email_security.sync.entries"] = "lua/cloudflare/email_security/sync/entries.lua",
+    ["cloudflare.email_security.sync.keys"] = "lua/cloudflare/email_security/sync/keys.lua",
+    ["cloudflare.email_security.sync.plan"] = "lua/cloudflare/email_security/sync/plan.lua",
     ["cloudflare.email_security.version"] = "lua/cloudflare/email_security/version.lua",
     ["cloudflare.email_security.core"] = {
       sources = { "src/core.c", "src/http.c", "src/envelope.c", "src/buffer.c", "src/clock.c" },
@@ -61,5 +68,8 @@ build = {
       incdirs = { "$(CURL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)" },
     },
+  },
+  install = {
+    bin = { ["cloudflare-email-security"] = "bin/cloudflare-email-security" },
   },
 }

@@ -1,5 +1,6 @@
 -- `make demo` (examples/update_and_delete.lua) says which API it talks to
--- and, when it falls back to the local emulator, which setting was missing.
+-- and, when it falls back to the local emulator, which setting was missing;
+-- its second part (examples/plan_and_apply.lua) plans and applies a CSV.
 local emulator_process = require("spec.support.emulator_process")
 local files = require("spec.support.files")
 
@@ -28,5 +29,14 @@ describe("the demo", function()
     assert.matches("^using " .. emu.base_url:gsub("%p", "%%%0") .. " with the credentials from the environment\n", out)
     assert.matches("\ncreated ", out)
     assert.are.equal(1, posts)
+  end)
+
+  it("second part: plans examples/partners.csv, applies it, and then has nothing left to do", function()
+    local out = files.command_output(("%s LUA_PATH='./lua/?.lua;./?.lua;;' LUA_CPATH=%q %s examples/plan_and_apply.lua 2>&1")
+      :format(UNSET, package.cpath, os.getenv("LUA") or "lua5.4"))
+    assert.matches("^plan and apply examples/partners.csv against the local emulator at http://127", out)
+    assert.matches("\n1 to create, 1 to update, 1 to delete, 1 unchanged\n", out)
+    assert.matches("\napplied: 1 created, 1 updated, 1 deleted, 1 unchanged %(1 request%)\n", out)
+    assert.matches("\nplan again: 0 to create, 0 to update, 0 to delete, 3 unchanged$", out)
   end)
 end)

@@ -78,6 +78,14 @@ for _, name in ipairs(names) do
       add(("| `%s` | %s | %s%s |"):format(c[2], http, note, assumed(op.assumed)))
     end
   end
+  local key = require("cloudflare.email_security.sync.keys").RESOURCES[name]
+  if key then
+    local fields = {}
+    for i, f in ipairs(key.fields) do fields[i] = "`" .. f .. "`" .. ((key.lower or {})[f] and " (any case)" or "") end
+    add()
+    add(("`r:plan(desired, opts)` and `plan:apply()` match entries by %s%s."):format(table.concat(fields, ", "),
+      key.guard and ("; deletes only with `" .. key.guard .. " = true`") or ""))
+  end
   -- every field an entry has, and what each body makes of it
   local entry = fields_of(d.entry)
   local create, update = fields_of(d.bodies.create), fields_of(d.bodies.update)

@@ -10,10 +10,37 @@ local errors = require("cloudflare.email_security.errors")
 -- The resource names, in order: a copy, so that no caller can change the
 -- module's own list.
 local resources = {}
-for i, name in ipairs(require("cloudflare.email_security.resources.names")) do resources[i] = name end
+local RESOURCE_SET = {}
+for i, name in ipairs(require("cloudflare.email_security.resources.names")) do
+  resources[i] = name
+  RESOURCE_SET[name] = true
+end
+
+--- The entries a CSV or JSON file holds (see sync/entries.lua), for
+--- r:plan; resource (a name, optional) types CSV cells by its fields.
+--- nil and a message naming the line and column on a bad file.
+local function read_entries(path, resource)
+  if type(path) ~= "string" then
+    error("bad argument #1 to 'read_entries' (string expected, got " .. type(path) .. ")", 2)
+  end
+  local c
+  if resource ~= nil then
+    if type(resource) == "table" and type(resource._c) == "table" then
+      c = resource._c
+    elseif type(resource) == "string" and RESOURCE_SET[resource] then
+      c = require("cloudflare.email_security.schema.compile").resource(
+        require("cloudflare.email_security.resources." .. resource))
+    else
+      error("bad argument #2 to 'read_entries' (a resource name such as 'allow_policies' expected, got "
+        .. tostring(resource) .. ")", 2)
+    end
+  end
+  return require("cloudflare.email_security.sync.entries").read(path, c)
+end
 
 return {
   new = client.new,
+  read_entries = read_entries,
   resources = resources,
   null = core.null,
   is_error = errors.is_error,

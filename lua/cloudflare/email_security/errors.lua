@@ -56,6 +56,8 @@ function Error.__tostring(err)
   if err.may_exist then
     parts[#parts + 1] = " (it may have been created all the same: list or get before sending it again)"
   end
+  -- what a longer job (apply) had done when it stopped
+  if err.note then parts[#parts + 1] = " (" .. one_line(err.note) .. ")" end
   if (err.status == 401 or err.status == 403) and err.credential then
     parts[#parts + 1] = (" (credential: %s%s)"):format(err.credential,
       err.permissions and ("; this call needs a token with " .. table.concat(err.permissions, " or ")) or "")

@@ -42,7 +42,7 @@ help.CALLS = {
   { "get", "get(id)" },
   { "update", "update(id, fields)" }, { "replace", "replace(id, fields)" }, { "delete", "delete(id)" },
   { "batch", "batch{ posts, patches, puts, deletes }" }, { "verification", "verification(id)" },
-  { "delete_many", "delete_many{ id, ... }" },
+  { "delete_many", "delete_many{ id, ... }" }, { "list", "plan(desired, opts)" },
 }
 
 local function description(name)

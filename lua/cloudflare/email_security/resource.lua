@@ -20,7 +20,7 @@ local concat, format, next, type = table.concat, string.format, next, type
 local resource = {}
 
 -- Which op each method needs.
-local OP_OF = { each = "list", all = "list" }
+local OP_OF = { each = "list", all = "list", plan = "list" }
 
 -- Raises at the caller's call site, the way Lua's own libraries do: a call
 -- made with a dot, on another resource that lacks it, or on a closed client.
@@ -264,6 +264,15 @@ function Resource:all(params)
   return out
 end
 
+--- What it takes to make the entries equal to `desired` (a list of
+--- entries, or es.read_entries(path)), changing nothing: see sync/plan.lua.
+function Resource:plan(desired, opts)
+  check_self(self, "plan")
+  check_arg("plan", 1, desired, "table")
+  check_arg("plan", 2, opts, "table", true)
+  return require("cloudflare.email_security.sync.plan").make(self, desired, opts)
+end
+
 -- Which methods each op brings.
 local METHODS = {
   create = { "create" }, get = { "get" }, update = { "update" }, replace = { "replace" },
@@ -281,6 +290,8 @@ local function metatable_for(c)
   for op in pairs(c.ops) do
     for _, m in ipairs(METHODS[op] or {}) do methods[m] = Resource[m] end
   end
+  -- plan and apply need every one of these
+  if c.ops.list and c.ops.create and c.ops.update and c.ops.delete then methods.plan = Resource.plan end
   methods._path, methods._body = Resource._path, Resource._body
   mt = {
     __index = methods,

@@ -1,0 +1,122 @@
+-- What the command-line tool prints: an aligned table, one entry as
+-- "field  value" lines, CSV (sync/entries.lua writes it), and JSON. JSON
+-- is written here, led by the schema node where there is one, because a
+-- decoded empty list and an empty object are the same Lua table: the
+-- description says which it is (lua-cjson would write every one as {}).
+
+local core = require("cloudflare.email_security.core")
+local errors = require("cloudflare.email_security.errors")
+local entries = require("cloudflare.email_security.sync.entries")
+
+local null, encode_string = core.null, core.json_encode
+local concat, format, sort, type = table.concat, string.format, table.sort, type
+
+local output = {}
+
+--- Is file descriptor fd a terminal? (A shell's `test -t`: Lua has no isatty.)
+function output.is_terminal(fd)
+  local ok, how, code = os.execute("test -t " .. fd)
+  if type(ok) == "number" then return ok == 0 end   -- Lua 5.1
+  return ok == true and how == "exit" and code == 0
+end
+
+--- The columns a resource's entries show: id first, then the current
+--- fields in the description's order; a table leaves out the timestamps.
+function output.columns(c, for_table)
+  local out = { "id" }
+  for _, name in ipairs(c.entry.order) do
+    local f = c.entry.fields[name]
+    if name ~= "id" and not f.deprecated and not (for_table and f.format == "date-time") then
+      out[#out + 1] = name
+    end
+  end
+  return out
+end
+
+local function text_of(v)
+  if v == nil then return "" end
+  if v == null then return "null" end
+  if type(v) == "table" then return (entries.cell(v):gsub('^"(.*)"$', "%1")) end
+  return errors.printable(tostring(v))
+end
+
+--- Entries as an aligned table, a header row first.
+function output.table_text(list, cols)
+  local widths, rows = {}, {}
+  for i, name in ipairs(cols) do widths[i] = #name end
+  for r, e in ipairs(list) do
+    local row = {}
+    for i, name in ipairs(cols) do
+      row[i] = text_of(e[name])
+      if #row[i] > widths[i] then widths[i] = #row[i] end
+    end
+    rows[r] = row
+  end
+  local out = {}
+  local function line(cells)
+    local parts = {}
+    for i, cell in ipairs(cells) do parts[i] = i < #cells and cell .. (" "):rep(widths[i] - #cell) or cell end
+    out[#out + 1] = concat(parts, "  ")
+  end
+  line(cols)
+  for _, row in ipairs(rows) do line(row) end
+  return concat(out, "\n") .. "\n"
+end
+
+--- One entry, a "field  value" line for each field it has.
+function output.entry_text(e, cols)
+  local out, width = {}, 0
+  for _, name in ipairs(cols) do if #name > width then width = #name end end
+  for _, name in ipairs(cols) do
+    if e[name] ~= nil then out[#out + 1] = format("%-" .. width .. "s  %s", name, text_of(e[name])) end
+  end
+  return concat(out, "\n") .. "\n"
+end
+
+local function number(v)
+  if math.type and math.type(v) == "integer" then return format("%d", v) end
+  if v ~= v or v == math.huge or v == -math.huge then return "null" end
+  if v == math.floor(v) and math.abs(v) < 2 ^ 53 then return format("%.0f", v) end
+  return format("%.17g", v)
+end
+
+local LIST = { type = "array" }
+
+-- v as JSON; node (or nil): its schema node, which tells an empty list
+-- from an empty object and orders an object's fields.
+local function json(v, node)
+  local t = type(v)
+  if v == nil or v == null then return "null" end
+  if t == "string" then return encode_string(v) end
+  if t == "number" then return number(v) end
+  if t == "boolean" then return tostring(v) end
+  if t ~= "table" then return "null" end
+  if (node and node.type == "array") or (not node and #v > 0) then
+    local parts = {}
+    for i = 1, #v do parts[i] = json(v[i], node and node.items) end
+    return "[" .. concat(parts, ",") .. "]"
+  end
+  local names, known = {}, {}
+  for _, name in ipairs(node and node.order or {}) do
+    if v[name] ~= nil then names[#names + 1], known[name] = name, true end
+  end
+  local rest = {}
+  for k in pairs(v) do if not known[k] then rest[#rest + 1] = tostring(k) end end
+  sort(rest)
+  for _, k in ipairs(rest) do names[#names + 1] = k end
+  local parts = {}
+  for i, name in ipairs(names) do
+    parts[i] = encode_string(name) .. ":" .. json(v[name], node and node.fields and node.fields[name])
+  end
+  return "{" .. concat(parts, ",") .. "}"
+end
+
+--- v as one line of JSON; node: its schema node, or output.LIST for a
+--- list of what item describes.
+function output.json_text(v, node, item)
+  if node == LIST then node = { type = "array", items = item } end
+  return json(v, node) .. "\n"
+end
+output.LIST = LIST
+
+return output

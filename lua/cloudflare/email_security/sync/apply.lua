@@ -1,0 +1,205 @@
+-- plan:apply(opts): sends what a plan (sync/plan.lua) found, in as few
+-- requests as the resource allows: where it has a batch endpoint, up to
+-- 1000 items of each kind in one request (creates as posts, updates as
+-- patches, deletes), else one request per change. Creates go first, then
+-- updates, then deletes.
+--
+-- Refused, with nothing sent, past the thresholds (more than 30% of the
+-- existing entries to update, or to delete, when there are at least 10)
+-- unless opts.force. On a failure it stops and answers nil and an error
+-- that says what was done and what was not (err.applied, err.remaining);
+-- planning again and applying finishes the job: entries are matched by
+-- their keys, so what was created is found, and what was deleted is gone.
+
+local errors = require("cloudflare.email_security.errors")
+local snapshot = require("cloudflare.email_security.snapshot")
+
+local format, min, ceil, type = string.format, math.min, math.ceil, type
+
+-- Cloudflare's codes for a 404 that names no entry (no such route or
+-- account): such a delete did nothing.
+local ROUTE_NOT_FOUND = { [7000] = true, [7003] = true }
+
+local DEFAULTS = { update = 0.3, delete = 0.3, min_existing = 10 }
+
+local Summary = {}
+Summary.__index = Summary
+function Summary:__tostring()
+  return format("%d created, %d updated, %d deleted, %d unchanged%s (%d request%s)",
+    self.created, self.updated, self.deleted, self.unchanged,
+    self.skipped > 0 and (", " .. self.skipped .. " skipped") or "", self.requests,
+    self.requests == 1 and "" or "s")
+end
+
+local function invalid(p, rule, message)
+  return errors.invalid("plan", rule, message, "APPLY", p.resource._collection)
+end
+
+-- The threshold a plan is past, as an invalid error, or nil.
+local function past_threshold(p, t)
+  local existing = p.existing
+  if existing < (t.min_existing or DEFAULTS.min_existing) then return nil end
+  for _, kind in ipairs({ "update", "delete" }) do
+    local count = #p[kind .. "s"]
+    local limit = t[kind] or DEFAULTS[kind]
+    if count > limit * existing then
+      return invalid(p, "threshold", format("would %s %d of the %d existing entries (%.0f%%, more than %.0f%%): "
+        .. "nothing was sent. Check the plan, then apply with force = true (--force) if it is meant",
+        kind, count, existing, 100 * count / existing, 100 * limit))
+    end
+  end
+end
+
+--- How many requests sending a plan takes, without the listing: with a
+--- batch endpoint, ceil(largest kind / 1000) (the kinds the endpoint
+--- lacks one each), else one per change.
+local function batch_kinds(r)
+  local node = r._c.bodies.batch
+  if not (r._c.ops.batch and node) then return {} end
+  local kinds = {}
+  for kind, array in pairs({ creates = "posts", updates = "patches", deletes = "deletes" }) do
+    local f = node.fields[array]
+    if f then kinds[kind] = { array = array, size = f.max_items or 1000 } end
+  end
+  return kinds
+end
+
+local function request_count(p)
+  local kinds, batches, singles = batch_kinds(p.resource), 0, 0
+  for _, kind in ipairs({ "creates", "updates", "deletes" }) do
+    if kinds[kind] then
+      batches = math.max(batches, ceil(#p[kind] / kinds[kind].size))
+    else
+      singles = singles + #p[kind]
+    end
+  end
+  return batches + singles
+end
+
+local function is_gone(err)
+  return err.status == 404 and not ROUTE_NOT_FOUND[err.code]
+end
+
+local apply = { requests = request_count }
+
+function apply.apply(p, opts)
+  if type(opts) ~= "table" and opts ~= nil then
+    error("bad argument #1 to 'apply' (table expected, got " .. type(opts) .. ")", 2)
+  end
+  opts = opts and snapshot(opts) or {}
+  if opts.progress ~= nil and type(opts.progress) ~= "function" then
+    error("bad argument #1 to 'apply' (progress must be a function)", 2)
+  end
+  if p.applied then
+    return nil, invalid(p, "applied", "this plan was applied already: make a new plan to see what is left")
+  end
+  if not (opts.force or p.force) then
+    local err = past_threshold(p, p.thresholds or opts.thresholds or {})
+    if err then return nil, err end
+  end
+  p.applied = true
+
+  local r = p.resource
+  local done = { created = 0, updated = 0, deleted = 0 }
+  local total = #p.creates + #p.updates + #p.deletes
+  local requests = 0
+  local progress = opts.progress
+
+  local function step(n)
+    requests = requests + 1
+    if progress then progress(done.created + done.updated + done.deleted, total) end
+    return n
+  end
+
+  -- what was done and what was not, on the error
+  local function stopped(err, at)
+    local left = {
+      creates = #p.creates - done.created, updates = #p.updates - done.updated, deletes = #p.deletes - done.deleted,
+    }
+    err.applied = { created = done.created, updated = done.updated, deleted = done.deleted }
+    err.remaining = left
+    err.note = format("apply stopped at %s: %d created, %d updated, %d deleted before it; %d creates, %d updates, "
+      .. "%d deletes not done: plan and apply again to finish", at, done.created, done.updated, done.deleted,
+      left.creates, left.updates, left.deletes)
+    return nil, err
+  end
+
+  local kinds = batch_kinds(r)
+
+  -- one request per change, for the kinds without a batch list
+  if not kinds.creates then
+    for _, item in ipairs(p.creates) do
+      local _, err = r:create(item.fields)
+      if err then return stopped(err, "creating " .. item.key) end
+      done.created = step(done.created + 1)
+    end
+  end
+  if not kinds.updates then
+    for _, item in ipairs(p.updates) do
+      local _, err = r:update(item.id, item.fields)
+      if err then return stopped(err, "updating " .. item.key) end
+      done.updated = step(done.updated + 1)
+    end
+  end
+  if not kinds.deletes then
+    for _, item in ipairs(p.deletes) do
+      local _, err = r:delete(item.id)
+      -- gone already: what the plan wanted
+      if err and not is_gone(err) then return stopped(err, "deleting " .. item.key) end
+      done.deleted = step(done.deleted + 1)
+    end
+  end
+
+  -- the batches: chunk i of every kind in request i
+  local chunks = 0
+  for kind, k in pairs(kinds) do chunks = math.max(chunks, ceil(#p[kind] / k.size)) end
+  for chunk = 1, chunks do
+    local spec, counts = {}, {}
+    for kind, k in pairs(kinds) do
+      local list, first = {}, (chunk - 1) * k.size + 1
+      for i = first, min(#p[kind], chunk * k.size) do
+        local item = p[kind][i]
+        if kind == "creates" then
+          list[#list + 1] = item.fields
+        elseif kind == "updates" then
+          local patch = snapshot(item.fields)
+          patch.id = item.id
+          list[#list + 1] = patch
+        else
+          list[#list + 1] = { id = item.id }
+        end
+      end
+      spec[k.array], counts[kind] = list, #list
+    end
+    local _, err = r:batch(spec)
+    if err and is_gone(err) and #(spec.deletes or {}) > 0 then
+      -- a 404 refuses the whole batch (nothing done): an entry it deletes
+      -- went since the plan was made. Those are done; the rest is sent
+      -- again, once.
+      local now, list_err = r:all({ per_page = 1000 })
+      if not now then return stopped(list_err, format("batch %d of %d", chunk, chunks)) end
+      local there = {}
+      for _, e in ipairs(now) do there[e.id] = true end
+      local left = {}
+      for _, item in ipairs(spec.deletes) do
+        if there[item.id] then left[#left + 1] = item end
+      end
+      spec.deletes = left
+      local pending = #left + #(spec.posts or {}) + #(spec.patches or {})
+      requests = requests + 1
+      if pending == 0 then err = nil else _, err = r:batch(spec) end
+    end
+    if err then return stopped(err, format("batch %d of %d", chunk, chunks)) end
+    done.created = done.created + (counts.creates or 0)
+    done.updated = done.updated + (counts.updates or 0)
+    done.deleted = done.deleted + (counts.deletes or 0)
+    step()
+  end
+
+  return setmetatable({
+    created = done.created, updated = done.updated, deleted = done.deleted,
+    unchanged = #p.unchanged, skipped = #p.skipped, requests = requests,
+  }, Summary)
+end
+
+return apply

@@ -1,0 +1,327 @@
+-- Desired entries from files, and entries written as CSV.
+--
+-- CSV (RFC 4180): a header row of field names, then one entry per row;
+-- cells separated by commas, a cell in double quotes may hold commas,
+-- quotes (doubled) and line breaks; CRLF or LF line ends; UTF-8, a leading
+-- byte order mark skipped. What a cell means:
+--   empty, unquoted      the field is absent (not compared, not sent)
+--   null, unquoted       JSON null (es.null): clear the field
+--   true / false         a boolean, for a boolean field
+--   a;b;c                a list, for an array field ("" quoted: empty list)
+--   {...}                JSON, for an object field
+--   anything else        text; a quoted cell is always text ("" is the
+--                        empty string, "null" the word)
+-- With a resource, cells are typed by its description at once; without
+-- one, true/false/null are read as such and the rest stays text, and plan
+-- types them by the resource it plans for.
+-- JSON: an array of objects, as lua-cjson decodes them.
+
+local core = require("cloudflare.email_security.core")
+local cjson = require("cjson")
+local validate = require("cloudflare.email_security.schema.validate")
+
+local null = core.null
+local concat, format, type = table.concat, string.format, type
+
+local entries = {}
+
+-- Where each entry read from a file came from (for messages), and its
+-- cells as written, so that plan can type them by its description.
+local origins = setmetatable({}, { __mode = "k" })
+
+--- "partners.csv line 4" for an entry read from a file, else nil.
+function entries.origin(e)
+  local o = origins[e]
+  if not o then return nil end
+  if o.line then return format("%s line %d", o.path, o.line) end
+  return format("%s entry %d", o.path, o.index)
+end
+
+local function fail(path, line, column, message)
+  return nil, format("%s:%d:%d: %s", path, line, column, message)
+end
+
+---------------------------------------------------------------------------
+-- CSV cells to values
+---------------------------------------------------------------------------
+
+local function split_list(text)
+  local items = {}
+  for item in (text .. ";"):gmatch("(.-);") do items[#items + 1] = item end
+  return items
+end
+
+-- One cell as the value for a field node, or nil and why not.
+local function typed(node, text, quoted)
+  if not quoted then
+    if text == "" then return nil end
+    if text == "null" then return null end
+  end
+  local t = node and node.type
+  if t == "boolean" then
+    if text == "true" then return true elseif text == "false" then return false end
+    return nil, "must be true or false, got '" .. text .. "'"
+  elseif t == "integer" or t == "number" then
+    local n = text:find("^%-?%d+$") and math.tointeger and math.tointeger(tonumber(text)) or tonumber(text)
+    if n == nil or (t == "integer" and not text:find("^%-?%d+$")) then
+      return nil, format("must be %s, got '%s'", t == "integer" and "an integer" or "a number", text)
+    end
+    return n
+  elseif t == "array" then
+    if text == "" then return {} end
+    local list = split_list(text)
+    for i, item in ipairs(list) do
+      local v, why = typed(node.items, item, true)
+      if why then return nil, format("item %d %s", i, why) end
+      list[i] = v
+    end
+    return list
+  elseif t == "object" then
+    local ok, v = pcall(cjson.decode, text)
+    if not ok or type(v) ~= "table" then return nil, "must be a JSON object, got '" .. text .. "'" end
+    return v
+  end
+  -- text, or a field the description does not know (validation names it)
+  if not node and not quoted and (text == "true" or text == "false") then return text == "true" end
+  return text
+end
+
+--- One cell (or a command line's field=value) as the value for a field
+--- node: value, or nil and why not. quoted: a cell in quotes (always
+--- text, never absent or null).
+entries.value = typed
+
+--- Types the cells of entries read from a CSV file without a resource,
+--- by the compiled resource c: a new list, or nil and a message naming
+--- the line and column. Entries not from a CSV file are kept as they are.
+function entries.typed(c, list)
+  local out = {}
+  for i, e in ipairs(list) do
+    local o = origins[e]
+    if o and o.cells and c.entry then
+      local fields = {}
+      for name, cell in pairs(o.cells) do
+        local v, why = typed(c.entry.fields[name], cell.text, cell.quoted)
+        if why then return fail(o.path, o.line, cell.column, name .. ": " .. why) end
+        fields[name] = v
+      end
+      origins[fields] = { path = o.path, line = o.line }
+      e = fields
+    end
+    out[i] = e
+  end
+  return out
+end
+
+---------------------------------------------------------------------------
+-- Reading CSV
+---------------------------------------------------------------------------
+
+-- The records of a CSV text: a list of rows, each a list of
+-- { text, quoted, line, column }; or nil and a message.
+local function records(path, s)
+  local rows, row = {}, {}
+  local i, n, line, line_start = 1, #s, 1, 1
+  if s:sub(1, 3) == "\239\187\191" then i, line_start = 4, 4 end
+  while i <= n + 1 do
+    local column = i - line_start + 1
+    local cell = { line = line, column = column }
+    local c = s:sub(i, i)
+    if c == '"' then
+      local parts, j = {}, i + 1
+      while true do
+        local q = s:find('"', j, true)
+        if not q then return fail(path, cell.line, column, "a quoted cell is not closed") end
+        parts[#parts + 1] = s:sub(j, q - 1)
+        if s:sub(q + 1, q + 1) == '"' then
+          parts[#parts + 1] = '"'
+          j = q + 2
+        else
+          j = q + 1
+          break
+        end
+      end
+      -- line breaks inside the quotes move the line count on
+      local inside = s:sub(i, j - 1)
+      local _, breaks = inside:gsub("\n", "")
+      if breaks > 0 then
+        line = line + breaks
+        line_start = i + #inside:match("^.*\n")
+      end
+      cell.text, cell.quoted = concat(parts), true
+      i = j
+      local after = s:sub(i, i)
+      if after ~= "," and after ~= "\n" and after ~= "\r" and after ~= "" then
+        return fail(path, line, i - line_start + 1, "text after a quoted cell's closing quote")
+      end
+    else
+      local stop = s:find("[,\r\n]", i) or n + 1
+      cell.text = s:sub(i, stop - 1)
+      if cell.text:find('"', 1, true) then
+        return fail(path, line, column + (cell.text:find('"', 1, true) - 1),
+                    "a quote inside a cell that does not start with one (quote the whole cell)")
+      end
+      i = stop
+    end
+    row[#row + 1] = cell
+    local sep = s:sub(i, i)
+    if sep == "," then
+      i = i + 1
+    else
+      -- the end of a record: CRLF, LF or the end of the text
+      if sep == "\r" then
+        if s:sub(i + 1, i + 1) ~= "\n" then return fail(path, line, i - line_start + 1, "a CR without LF") end
+        i = i + 1
+      end
+      -- a blank line is no record
+      if not (#row == 1 and row[1].text == "" and not row[1].quoted) then rows[#rows + 1] = row end
+      row = {}
+      i = i + 1
+      line = line + 1
+      line_start = i
+      if i > n then break end
+    end
+  end
+  return rows
+end
+
+local function read_csv(path, text, c)
+  if not validate.utf8_length(text) then return nil, path .. ": is not valid UTF-8" end
+  local rows, err = records(path, text)
+  if not rows then return nil, err end
+  if #rows == 0 then return nil, path .. ": is empty: it needs a header row of field names" end
+  local header, seen = rows[1], {}
+  for k, cell in ipairs(header) do
+    local name = cell.text
+    if not name:find("^[%a_][%w_]*$") then
+      return fail(path, cell.line, cell.column, format("header cell %d ('%s') is not a field name", k, name))
+    end
+    if seen[name] then return fail(path, cell.line, cell.column, "field " .. name .. " appears twice in the header") end
+    seen[name] = true
+  end
+  local list = {}
+  for r = 2, #rows do
+    local row = rows[r]
+    if #row ~= #header then
+      return fail(path, row[1].line, 1, format("has %d cells where the header has %d", #row, #header))
+    end
+    local e, cells = {}, {}
+    for k, cell in ipairs(row) do
+      local name = header[k].text
+      local node = c and c.entry and c.entry.fields[name]
+      local v, why = typed(node, cell.text, cell.quoted)
+      if why then return fail(path, cell.line, cell.column, name .. ": " .. why) end
+      e[name] = v
+      cells[name] = cell
+    end
+    origins[e] = { path = path, line = row[1].line, cells = not c and cells or nil }
+    list[#list + 1] = e
+  end
+  return list
+end
+
+---------------------------------------------------------------------------
+-- Reading JSON
+---------------------------------------------------------------------------
+
+local function line_and_column(text, offset)
+  local before = text:sub(1, offset - 1)
+  local _, breaks = before:gsub("\n", "")
+  local last = before:match(".*\n()") or 1
+  return breaks + 1, offset - last + 1
+end
+
+local function read_json(path, text)
+  local ok, value = pcall(cjson.decode, text)
+  if not ok then
+    local at = tonumber(tostring(value):match("at character (%d+)"))
+    local reason = tostring(value):gsub("^.-: ", "")
+    if at then
+      local line, column = line_and_column(text, at)
+      return fail(path, line, column, reason)
+    end
+    return nil, path .. ": " .. reason
+  end
+  if type(value) ~= "table" or (next(value) ~= nil and value[1] == nil) then
+    return nil, path .. ": must hold a JSON array of entries (objects)"
+  end
+  for i, e in ipairs(value) do
+    if type(e) ~= "table" or (next(e) ~= nil and e[1] ~= nil) then
+      return nil, format("%s: entry %d is not an object", path, i)
+    end
+    origins[e] = { path = path, index = i }
+  end
+  return value
+end
+
+--- The entries a file holds, by its name's ending (.csv or .json); c, the
+--- compiled resource, types CSV cells (optional). nil and a message on a
+--- bad file.
+function entries.read(path, c)
+  local f, why = io.open(path, "rb")
+  if not f then return nil, why end
+  local text = f:read("*a")
+  f:close()
+  if path:lower():find("%.json$") then return read_json(path, text) end
+  if path:lower():find("%.csv$") then return read_csv(path, text, c) end
+  return nil, path .. ": neither .csv nor .json: say which by the file's name"
+end
+
+--- The same for a text in memory; kind: "csv" or "json".
+function entries.parse(text, kind, c, name)
+  if kind == "json" then return read_json(name or "json", text) end
+  return read_csv(name or "csv", text, c)
+end
+
+---------------------------------------------------------------------------
+-- Writing CSV
+---------------------------------------------------------------------------
+
+local function quote(s)
+  return '"' .. s:gsub('"', '""') .. '"'
+end
+
+-- One value as a cell that reads back as the same value.
+local function cell_of(v)
+  if v == nil then return "" end
+  if v == null then return "null" end
+  local t = type(v)
+  if t == "boolean" then return tostring(v) end
+  if t == "number" then
+    if math.type and math.type(v) == "integer" then return format("%d", v) end
+    if v == math.floor(v) and math.abs(v) < 2 ^ 53 then return format("%.0f", v) end
+    return format("%.17g", v)
+  end
+  if t == "table" then
+    -- a list (an empty table is taken for one: objects are never empty here)
+    if #v > 0 or next(v) == nil then
+      local items = {}
+      for i, item in ipairs(v) do items[i] = cell_of(item) end
+      local text = concat(items, ";")
+      if text == "" then return '""' end
+      if text:find('[",\r\n]') then return quote(text) end
+      return text
+    end
+    return quote(cjson.encode(v))
+  end
+  -- text that would read back as something else is quoted
+  if v == "" or v == "null" or v:find('[",\r\n]') then return quote(v) end
+  return v
+end
+entries.cell = cell_of
+
+--- CSV text: a header of the given field names, then a row per entry.
+function entries.csv(list, fields)
+  local out = {}
+  local header = {}
+  for i, name in ipairs(fields) do header[i] = name end
+  out[1] = concat(header, ",")
+  for _, e in ipairs(list) do
+    local row = {}
+    for i, name in ipairs(fields) do row[i] = cell_of(e[name]) end
+    out[#out + 1] = concat(row, ",")
+  end
+  return concat(out, "\r\n") .. "\r\n"
+end
+
+return entries

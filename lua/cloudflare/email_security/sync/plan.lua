@@ -1,0 +1,323 @@
+-- r:plan(desired, opts): what it takes to make a resource's entries equal
+-- to a desired list, changing nothing. Entries are matched by their
+-- natural key (sync/keys.lua); only the fields the desired entries give
+-- are compared (opts.fields narrows them), read-only fields never, list
+-- fields as sets. Everything is checked here, before apply sends a byte:
+-- each desired entry against the description, keys present and unique on
+-- both sides, and each change against the body that will carry it.
+
+local core = require("cloudflare.email_security.core")
+local errors = require("cloudflare.email_security.errors")
+local validate = require("cloudflare.email_security.schema.validate")
+local snapshot = require("cloudflare.email_security.snapshot")
+local keys = require("cloudflare.email_security.sync.keys")
+local entries = require("cloudflare.email_security.sync.entries")
+
+local null = core.null
+local concat, format, sort, type = table.concat, string.format, table.sort, type
+
+local plan = {}
+
+local Plan = {}
+Plan.__index = Plan
+
+-- The create body without its required list: what every desired entry
+-- must satisfy whether it is created or only compared.
+local loose = setmetatable({}, { __mode = "k" })
+local function loose_node(c)
+  local n = loose[c]
+  if n then return n end
+  n = {}
+  for k, v in pairs(c.bodies.create) do n[k] = v end
+  n.required = nil
+  loose[c] = n
+  return n
+end
+
+local function invalid(r, field, rule, message)
+  return errors.invalid(field, rule, message, "PLAN", r._collection)
+end
+
+-- "desired[3]" and, for an entry from a file, where it is there.
+local function where(i, e)
+  local origin = entries.origin(e)
+  return format("desired[%d]", i), origin and (" (" .. origin .. ")") or ""
+end
+
+-- A value in a canonical text, for comparing lists as sets and tables
+-- by content.
+local function canonical(v)
+  if type(v) ~= "table" then return type(v) .. ":" .. tostring(v) end
+  if v == null then return "null" end
+  local parts = {}
+  if #v > 0 or next(v) == nil then
+    -- a list: as a set, its items sorted and each once
+    local seen = {}
+    for _, item in ipairs(v) do
+      local text = canonical(item)
+      if not seen[text] then parts[#parts + 1], seen[text] = text, true end
+    end
+    sort(parts)
+    return "[" .. concat(parts, ",") .. "]"
+  end
+  for k, item in pairs(v) do parts[#parts + 1] = tostring(k) .. "=" .. canonical(item) end
+  sort(parts)
+  return "{" .. concat(parts, ",") .. "}"
+end
+
+local function absent(v) return v == nil or v == null end
+
+-- Is the server's value what the desired entry asks for?
+local function same(key, field, want, have)
+  if absent(want) or absent(have) then return absent(want) and absent(have) end
+  want, have = keys.normal(key, field, want), keys.normal(key, field, have)
+  if type(want) ~= "table" or type(have) ~= "table" then return want == have end
+  return canonical(want) == canonical(have)
+end
+
+-- The desired entries, typed, copied raw, without read-only fields, and
+-- each checked; or nil and an invalid error.
+local function desired_entries(r, c, list)
+  local typed, why = entries.typed(c, list)
+  if not typed then return nil, invalid(r, "desired", "file", why) end
+  local node, out = loose_node(c), {}
+  for i, e in ipairs(typed) do
+    local name, origin = where(i, e)
+    if type(e) ~= "table" then
+      return nil, invalid(r, name, "type", "must be a table of fields, got " .. type(e) .. origin)
+    end
+    local copy = snapshot(e)
+    for field in pairs(e) do
+      local f = type(field) == "string" and c.entry.fields[field]
+      if f and f.read_only then copy[field] = nil end
+    end
+    local field, rule, message = validate.value(node, copy, name, c.name)
+    if field then return nil, invalid(r, field, rule, message .. origin) end
+    out[i] = copy
+  end
+  return out
+end
+
+-- The fields to compare: opts.fields, or every field some desired entry
+-- gives; never a read-only one.
+local function managed_fields(r, c, desired, named)
+  local out = {}
+  if named ~= nil then
+    if type(named) ~= "table" then return nil, invalid(r, "fields", "type", "must be a list of field names") end
+    for i, field in ipairs(named) do
+      local f = type(field) == "string" and c.entry.fields[field]
+      if not f then
+        return nil, invalid(r, ("fields[%d]"):format(i), "unknown", tostring(field) .. " is not a field of "
+          .. c.name .. validate.suggest(tostring(field), c.entry.order))
+      end
+      if not f.read_only then out[field] = true end
+    end
+    return out
+  end
+  for _, e in ipairs(desired) do
+    for field in pairs(e) do out[field] = true end
+  end
+  return out
+end
+
+local function check_key(r, c, key_fields)
+  for i, field in ipairs(key_fields) do
+    if type(field) ~= "string" or not c.entry.fields[field] then
+      return invalid(r, ("key[%d]"):format(i), "unknown", tostring(field) .. " is not a field of " .. c.name
+        .. validate.suggest(tostring(field), c.entry.order))
+    end
+  end
+  if #key_fields == 0 then return invalid(r, "key", "min_items", "needs at least one field name") end
+end
+
+-- Lists every entry (1000 a page): the desired state is compared with all
+-- of them, or deletes could not be known.
+local function existing_entries(r)
+  return r:all({ per_page = 1000 })
+end
+
+local function sorted_fields(t)
+  local out = {}
+  for name in pairs(t) do out[#out + 1] = name end
+  sort(out)
+  return out
+end
+
+--- See the module's comment. opts: key (field names), fields (field
+--- names), purge (false: never delete), delete_domains (domains only),
+--- force (past the thresholds), thresholds { update = 0.3, delete = 0.3,
+--- min_existing = 10 }.
+function plan.make(r, desired, opts)
+  local c = r._c
+  local name = c.name
+  opts = opts and snapshot(opts) or {}
+  if not (c.ops.list and c.ops.create and c.ops.delete and c.ops.update) then
+    return nil, invalid(r, "plan", "unsupported", name .. " has no create, update, delete and list to plan with")
+  end
+  if opts.key ~= nil and type(opts.key) ~= "table" then
+    return nil, invalid(r, "key", "type", "must be a list of field names")
+  end
+  local key = keys.of(name, opts.key)
+  if not key then return nil, invalid(r, "plan", "unsupported", name .. " has no natural key: give opts.key") end
+  local err = check_key(r, c, key.fields)
+  if err then return nil, err end
+
+  local wanted
+  wanted, err = desired_entries(r, c, desired)
+  if not wanted then return nil, err end
+  local managed
+  managed, err = managed_fields(r, c, wanted, opts.fields)
+  if not managed then return nil, err end
+
+  -- the desired keys: present, and each once
+  local by_key, key_text, first_at = {}, {}, {}
+  for i, e in ipairs(wanted) do
+    local k, text = keys.value(key, e)
+    local where_i, origin = where(i, desired[i])
+    if not k then
+      return nil, invalid(r, where_i .. "." .. text, "key", format("is missing: %s entries are matched by %s%s",
+        name, concat(key.fields, ", "), origin))
+    end
+    if by_key[k] then
+      local where_j, origin_j = where(first_at[k], desired[first_at[k]])
+      return nil, invalid(r, where_i, "duplicate", format("has the same key (%s) as %s%s%s: each entry must be "
+        .. "listed once", text, where_j, origin_j, origin))
+    end
+    by_key[k], key_text[k], first_at[k] = e, text, i
+  end
+
+  local current
+  current, err = existing_entries(r)
+  if not current then return nil, err end
+
+  local p = setmetatable({
+    resource = r, name = name, key = key.fields,
+    creates = {}, updates = {}, deletes = {}, unchanged = {}, skipped = {}, kept = {},
+    existing = 0, listed = #current, thresholds = opts.thresholds, force = opts.force,
+  }, Plan)
+  local on_server = {}
+  local purge = opts.purge ~= false and (not key.guard or opts[key.guard] == true)
+  local update_node = c.bodies.update
+
+  for _, e in ipairs(current) do
+    local k, text = keys.value(key, e)
+    local reason = key.skip and key.skip(e)
+    if reason then
+      p.skipped[#p.skipped + 1] = { key = text, id = e.id, reason = reason }
+      if k and on_server[k] == nil then on_server[k] = "skipped" end
+    elseif not k then
+      -- an entry the key cannot name is never matched, so never touched
+      p.skipped[#p.skipped + 1] = { key = "(no " .. text .. ")", id = e.id, reason = "has no " .. text }
+    else
+      p.existing = p.existing + 1
+      if type(on_server[k]) == "table" then
+        return nil, invalid(r, "existing", "duplicate", format("entries %s and %s on the server have the same key "
+          .. "(%s): delete one of them, or plan with a key that tells them apart (opts.key)",
+          tostring(on_server[k].id), tostring(e.id), text))
+      end
+      on_server[k] = e
+      local want = by_key[k]
+      if want then
+        local fields, changes = {}, {}
+        for _, field in ipairs(sorted_fields(want)) do
+          if managed[field] and not same(key, field, want[field], e[field]) then
+            fields[field] = want[field]
+            changes[#changes + 1] = { field = field, old = e[field], new = want[field] }
+          end
+        end
+        if #changes > 0 then
+          local bad, rule, message = validate.value(update_node, fields, "desired[" .. first_at[k] .. "]", name)
+          if bad then
+            local _, origin = where(first_at[k], desired[first_at[k]])
+            return nil, invalid(r, bad, rule, message .. " (an update of " .. tostring(e.id) .. ")" .. origin)
+          end
+          p.updates[#p.updates + 1] = { key = text, id = e.id, fields = fields, changes = changes }
+        else
+          p.unchanged[#p.unchanged + 1] = { key = text, id = e.id }
+        end
+      elseif purge then
+        p.deletes[#p.deletes + 1] = { key = text, id = e.id, entry = e }
+      else
+        p.kept[#p.kept + 1] = { key = text, id = e.id,
+                                reason = opts.purge == false and "purge off" or ("needs " .. tostring(key.guard)) }
+      end
+    end
+  end
+
+  -- the desired entries the server lacks, in the order given
+  for i, e in ipairs(wanted) do
+    local k = keys.value(key, e)
+    local there = on_server[k]
+    -- one the directory keeps is already among the skipped
+    if there == nil then
+      local where_i, origin = where(i, desired[i])
+      local bad, rule, message = validate.value(c.bodies.create, e, where_i, name)
+      if bad then return nil, invalid(r, bad, rule, message .. " (to create it)" .. origin) end
+      p.creates[#p.creates + 1] = { key = key_text[k], fields = e }
+    end
+  end
+  return p
+end
+
+---------------------------------------------------------------------------
+-- A plan read by a person
+---------------------------------------------------------------------------
+
+local function show(v)
+  if v == nil then return "(absent)" end
+  if v == null then return "null" end
+  if type(v) == "string" then return format("%q", errors.printable(v)) end
+  if type(v) == "table" then return canonical(v):gsub("string:", ""):gsub("boolean:", ""):gsub("number:", "") end
+  return tostring(v)
+end
+plan.show = show
+
+local function plural(n, one, many) return format("%d %s", n, n == 1 and one or many) end
+
+--- One line per change, then the counts.
+function Plan:lines()
+  local out, name = {}, self.name
+  for _, item in ipairs(self.creates) do out[#out + 1] = format("+ %s create %s", name, errors.printable(item.key)) end
+  for _, item in ipairs(self.updates) do
+    local parts = {}
+    for _, ch in ipairs(item.changes) do
+      parts[#parts + 1] = format("%s: %s -> %s", ch.field, show(ch.old), show(ch.new))
+    end
+    out[#out + 1] = format("~ %s update %s (%s): %s", name, errors.printable(item.key), tostring(item.id),
+                           concat(parts, "; "))
+  end
+  for _, item in ipairs(self.deletes) do
+    out[#out + 1] = format("- %s delete %s (%s)", name, errors.printable(item.key), tostring(item.id))
+  end
+  for _, item in ipairs(self.skipped) do
+    out[#out + 1] = format("  %s skip %s%s: %s", name, errors.printable(item.key),
+                           item.id and (" (" .. tostring(item.id) .. ")") or "", item.reason)
+  end
+  local summary = format("%d to create, %d to update, %d to delete, %d unchanged",
+    #self.creates, #self.updates, #self.deletes, #self.unchanged)
+  if #self.skipped > 0 then summary = summary .. ", " .. #self.skipped .. " skipped" end
+  if #self.kept > 0 then summary = summary .. ", " .. plural(#self.kept, "not deleted", "not deleted") ..
+    " (" .. self.kept[1].reason .. ")" end
+  out[#out + 1] = summary
+  return out
+end
+
+function Plan:__tostring()
+  return concat(self:lines(), "\n")
+end
+
+--- Has the plan anything to do?
+function Plan:changes()
+  return #self.creates + #self.updates + #self.deletes
+end
+
+--- The requests apply would send (the listing, made already, not counted).
+function Plan:requests()
+  return require("cloudflare.email_security.sync.apply").requests(self)
+end
+
+function Plan:apply(opts)
+  return require("cloudflare.email_security.sync.apply").apply(self, opts)
+end
+
+return plan

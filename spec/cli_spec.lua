@@ -1,0 +1,216 @@
+-- bin/cloudflare-email-security driven as a subprocess against the
+-- emulator: help, exit codes, the table, JSON and CSV outputs, a CSV
+-- round trip, plan and apply, and errors as one line on stderr.
+local cjson = require("cjson")
+local es = require("cloudflare.email_security")
+local emulator_process = require("spec.support.emulator_process")
+local files = require("spec.support.files")
+
+local ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"
+local TOKEN = "cli-secret-token-4f9a"
+local LUA = os.getenv("LUA") or "lua5.4"
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+local POLICY = "pattern_type=EMAIL is_regex=false is_exempt_recipient=false is_trusted_sender=true "
+  .. "is_acceptable_sender=false verify_sender=true"
+
+describe("the command-line tool", function()
+  local emu, env, dir
+
+  -- runs the tool; answers exit code, stdout, stderr
+  local function run(args, opts)
+    opts = opts or {}
+    local out, err = dir .. "/out", dir .. "/err"
+    local cmd = ("%s LUA_PATH=%s LUA_CPATH=%s %s bin/cloudflare-email-security %s < %s > %s 2> %s"):format(
+      opts.env or env, q("./lua/?.lua;./lua/?/init.lua;" .. package.path), q(package.cpath), LUA, args,
+      opts.stdin or "/dev/null", out, err)
+    local ok, _, code = os.execute(cmd)
+    if type(ok) == "number" then code = ok / 256 end    -- Lua 5.1: the wait status
+    return code, files.read(out) or "", files.read(err) or ""
+  end
+
+  setup(function()
+    emu = emulator_process.start({ token = TOKEN })
+    env = ("env -u CLOUDFLARE_EMAIL -u CLOUDFLARE_API_KEY CLOUDFLARE_API_TOKEN=%s CLOUDFLARE_ACCOUNT_ID=%s "
+      .. "CLOUDFLARE_BASE_URL=%s"):format(TOKEN, ACCOUNT, q(emu.base_url))
+    dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. q(dir)))
+  end)
+  teardown(function()
+    emu.stop()
+    os.execute("rm -rf " .. q(dir))
+  end)
+  before_each(function() emu.reset() end)
+
+  it("--help lists the resources, the credentials' variables and the exit codes", function()
+    local code, out = run("--help")
+    assert.are.equal(0, code)
+    for _, name in ipairs(es.resources) do assert.truthy(out:find(name, 1, true), name) end
+    assert.truthy(out:find("CLOUDFLARE_API_TOKEN", 1, true))
+    assert.truthy(out:find("2 plan found changes", 1, true))
+    code, out = run("allow_policies --help")
+    assert.are.equal(0, code)
+    assert.truthy(out:find("pattern_type%s+string, one of `EMAIL`"))
+    assert.truthy(out:find("match entries by pattern_type, pattern, is_regex", 1, true))
+    code, out = run("domains apply --help")
+    assert.are.equal(0, code)
+    assert.truthy(out:find("--delete-domains", 1, true))
+    assert.truthy(out:find("--no-purge", 1, true))
+  end)
+
+  it("usage errors exit 64; there is no way to give a credential on the command line", function()
+    local code, _, err = run("allow_policies lst")
+    assert.are.equal(64, code)
+    assert.truthy(err:find("Did you mean 'list'", 1, true))
+    code, _, err = run("--api-token x allow_policies list")
+    assert.are.equal(64, code)
+    assert.truthy(err:find("unknown option '--api-token'", 1, true))
+    code = run("--json --csv allow_policies list")
+    assert.are.equal(64, code)
+  end)
+
+  it("without credentials, says which variable to set, exit 1", function()
+    local code, out, err = run("allow_policies list", { env = "env -u CLOUDFLARE_API_TOKEN -u CLOUDFLARE_EMAIL "
+      .. "-u CLOUDFLARE_API_KEY CLOUDFLARE_ACCOUNT_ID=" .. ACCOUNT })
+    assert.are.equal(1, code)
+    assert.are.equal("", out)
+    assert.truthy(err:find("CLOUDFLARE_API_TOKEN", 1, true))
+  end)
+
+  it("creates, gets, lists as a table, JSON and CSV, updates and deletes", function()
+    local code, out, err = run("allow_policies create pattern=ceo@example.com " .. POLICY .. " 'comments=a, b'")
+    assert.are.equal(0, code, err)
+    assert.are.equal("", err)
+    local id = out:match("^id%s+(%S+)")
+    assert.truthy(id, out)
+    assert.truthy(out:find("\ncomments%s+a, b\n"))
+    code, out = run("allow_policies get " .. id)
+    assert.are.equal(0, code)
+    assert.truthy(out:find("pattern%s+ceo@example.com"))
+    run("allow_policies create pattern=x.example.com pattern_type=DOMAIN is_regex=false is_exempt_recipient=false "
+      .. "is_trusted_sender=false is_acceptable_sender=true verify_sender=false")
+    code, out = run("allow_policies list")
+    assert.are.equal(0, code)
+    local lines = {}
+    for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
+    assert.are.equal(3, #lines)
+    -- aligned: every column starts where its header does
+    local at = lines[1]:find("pattern_type", 1, true)
+    assert.are.equal("EMAIL", lines[2]:sub(at, at + 4))
+    assert.are.equal("DOMAIN", lines[3]:sub(at, at + 5))
+    code, out = run("--json allow_policies list --pattern-type DOMAIN")
+    assert.are.equal(0, code)
+    local listed = cjson.decode(out)
+    assert.are.equal(1, #listed)
+    assert.are.equal("x.example.com", listed[1].pattern)
+    code, out = run("allow_policies update " .. id .. " comments=null --json")
+    assert.are.equal(0, code)
+    assert.are.equal(cjson.null, cjson.decode(out).comments)
+    code, out = run("allow_policies delete " .. id .. " " .. listed[1].id)
+    assert.are.equal(0, code)
+    assert.are.equal("deleted " .. id .. "\ndeleted " .. listed[1].id .. "\n", out)
+    assert.are.equal(0, #emu.state(ACCOUNT, "allow_policies"))
+  end)
+
+  it("errors are one line on stderr, exit 1, and never show the token", function()
+    local code, out, err = run("allow_policies get f174e90a-fafe-4643-bbbc-4a0ed4fc8415")
+    assert.are.equal(1, code)
+    assert.are.equal("", out)
+    assert.truthy(err:find("^api error: HTTP 404"), err)
+    assert.are.equal(1, select(2, err:gsub("\n", "")))
+    local _
+    code, _, err = run("allow_policies create pattern=x nmae=y")
+    assert.are.equal(1, code)
+    assert.truthy(err:find("^invalid error: nmae: is not a field of allow_policies"), err)
+    code, _, err = run("domains create lookback_hops=two")
+    assert.are.equal(1, code)
+    assert.truthy(err:find("lookback_hops: must be an integer, got 'two'", 1, true), err)
+    for _, text in ipairs({ out, err }) do assert.is_nil(text:find(TOKEN, 1, true)) end
+  end)
+
+  it("list --csv reads back unchanged, and plans no change", function()
+    emu.seed(ACCOUNT, {
+      { domain = "a.example.com", exclude = { "x.example.com", "y.example.com" }, comments = 'say "hi", twice' },
+      { domain = "b.example.com", exclude = {}, comments = es.null },
+    }, "sending_domain_restrictions")
+    local code, out = run("--csv sending_domain_restrictions list")
+    assert.are.equal(0, code)
+    local path = dir .. "/restrictions.csv"
+    write(path, out)
+    local back = assert(es.read_entries(path, "sending_domain_restrictions"))
+    code, out = run("--json sending_domain_restrictions list")
+    assert.are.equal(0, code)
+    local listed = cjson.decode(out)
+    assert.are.equal(#listed, #back)
+    for i, e in ipairs(back) do
+      for field, value in pairs(e) do
+        local want = listed[i][field]
+        if type(want) == "table" and #want == 0 then want = {} end
+        assert.are.same(want, value, field)
+      end
+    end
+    code, out = run("sending_domain_restrictions plan " .. q(path))
+    assert.are.equal(0, code)
+    assert.are.equal("0 to create, 0 to update, 0 to delete, 2 unchanged\n", out)
+  end)
+
+  it("plan exits 2 with changes; apply asks, or takes --yes, then plan exits 0", function()
+    local path = dir .. "/patterns.csv"
+    write(path, "pattern,comments\na.example.com,first\nb.example.com,\n")
+    local code, out = run("url_ignore_patterns plan " .. q(path))
+    assert.are.equal(2, code)
+    assert.truthy(out:find("+ url_ignore_patterns create pattern=a.example.com\n", 1, true))
+    assert.truthy(out:find("2 to create, 0 to update, 0 to delete, 0 unchanged", 1, true))
+    code, out = run("--json url_ignore_patterns plan " .. q(path))
+    assert.are.equal(2, code)
+    assert.are.equal(2, #cjson.decode(out).creates)
+    -- no terminal to ask on, no --yes: nothing is sent
+    local _, err
+    code, _, err = run("url_ignore_patterns apply " .. q(path))
+    assert.are.equal(1, code)
+    assert.truthy(err:find("--yes", 1, true))
+    assert.are.equal(0, #emu.state(ACCOUNT, "url_ignore_patterns"))
+    code, out, err = run("url_ignore_patterns apply --yes " .. q(path))
+    assert.are.equal(0, code, err)
+    -- no progress on stderr when it is not a terminal
+    assert.are.equal("", err)
+    assert.truthy(out:find("2 created, 0 updated, 0 deleted, 0 unchanged (1 request)", 1, true))
+    code = run("url_ignore_patterns plan " .. q(path))
+    assert.are.equal(0, code)
+  end)
+
+  it("apply passes --force and --no-purge on, and refuses past the thresholds", function()
+    local lines = { "pattern" }
+    for i = 1, 10 do lines[#lines + 1] = ("p%d.example.com"):format(i) end
+    local all, few = dir .. "/all.csv", dir .. "/few.csv"
+    write(all, table.concat(lines, "\n") .. "\n")
+    write(few, "pattern\np1.example.com\n")
+    assert.are.equal(0, (run("url_ignore_patterns apply --yes " .. q(all))))
+    local code, _, err = run("url_ignore_patterns apply --yes " .. q(few))
+    assert.are.equal(1, code)
+    assert.truthy(err:find("would delete 9 of the 10 existing entries", 1, true), err)
+    local out
+    code, out = run("url_ignore_patterns apply --yes --no-purge " .. q(few))
+    assert.are.equal(0, code)
+    assert.truthy(out:find("nothing to do", 1, true))
+    code = run("url_ignore_patterns apply --yes --force " .. q(few))
+    assert.are.equal(0, code)
+    assert.are.equal(1, #emu.state(ACCOUNT, "url_ignore_patterns"))
+  end)
+
+  it("a bad file is named with its line and column", function()
+    local path = dir .. "/bad.csv"
+    write(path, "domain,lookback_hops\nd.example.com,x\n")
+    local code, _, err = run("domains plan " .. q(path))
+    assert.are.equal(1, code)
+    assert.are.equal(path .. ":2:15: lookback_hops: must be an integer, got 'x'\n", err)
+  end)
+end)
