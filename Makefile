@@ -37,7 +37,7 @@ LUA_DIR      = $(DESTDIR)$(PREFIX)/share/lua/$(LUA_VERSION)
 LIB_DIR      = $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_VERSION)
 BIN_DIR      = $(DESTDIR)$(PREFIX)/bin
 
-.PHONY: all deps test install uninstall clean lint demo emulator check-memory check-asan check-threads spec-hosts fuzz soak bench repl resources
+.PHONY: all deps deps-checks test install install-files rock-install uninstall clean lint demo emulator check-memory check-asan check-threads spec-hosts fuzz soak bench repl resources
 
 all: $(MODULE)
 
@@ -52,11 +52,11 @@ $(MODULE): $(OBJECTS)
 # Installs what is missing (Debian packages; Prism from npm for the specs).
 # The build then runs in a new make, which sees the freshly installed tools.
 deps:
-	@bash .ci/deps
+	@bash .ci/deps --lua=$(notdir $(LUA))
 
 # The README's test command. Prints `N passed, N failed` last.
 test:
-	@bash .ci/deps --prism --hosts
+	@bash .ci/deps --prism --hosts --lua=$(notdir $(LUA))
 	@$(MAKE) --no-print-directory all spec-hosts
 	LUA=$(LUA) $(LUA) $(BUSTED) --cpath='./$(BUILD)/?.so' $(BUSTED_ARGS)
 
@@ -69,7 +69,12 @@ spec-hosts: $(C_HOST)
 	@$(MAKE) --no-print-directory -s all LUA_VERSION=5.4 LUA=lua5.4 LUA_PC=lua5.4 BUILD=build/lua5.4
 	@$(MAKE) --no-print-directory -s all LUA_VERSION=5.1 LUA=luajit LUA_PC=luajit BUILD=build/luajit
 
-check-memory: all spec-hosts
+# What the checks need on a fresh machine: the specs' packages and
+# valgrind, clang's sanitizer runtimes.
+deps-checks:
+	@bash .ci/deps --prism --hosts --checks --lua=$(notdir $(LUA))
+
+check-memory: deps-checks all spec-hosts
 	valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
 		--errors-for-leak-kinds=definite $(LUA) $(BUSTED) --cpath='./$(BUILD)/?.so' $(BUSTED_ARGS)
 
@@ -78,7 +83,7 @@ check-memory: all spec-hosts
 # leaks are valgrind's job (check-memory).
 ASAN_BUILD = build/asan-$(LUA)
 SANITIZE   = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-check-asan: spec-hosts
+check-asan: deps-checks spec-hosts
 	@$(MAKE) --no-print-directory all BUILD=$(ASAN_BUILD) CFLAGS="-O1 -g $(SANITIZE)" LDFLAGS="$(SANITIZE)"
 	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
@@ -158,7 +163,12 @@ repl: deps
 emulator: deps
 	lua5.4 spec/support/emulator.lua --port $${PORT:-8787} --banner
 
-install: $(MODULE)
+# Installs what the build needs first (then builds in a new make, which
+# sees the freshly installed headers).
+install: deps
+	@$(MAKE) --no-print-directory install-files
+
+install-files: $(MODULE)
 	@for f in $(LUA_FILES); do \
 		dest="$(LUA_DIR)/$${f#lua/}"; \
 		mkdir -p "$$(dirname "$$dest")" && cp "$$f" "$$dest" || exit 1; \
@@ -169,6 +179,15 @@ install: $(MODULE)
 	mkdir -p $(BIN_DIR)
 	sed '1s|.*|#!/usr/bin/env $(LUA)|' bin/cloudflare-email-security > $(BIN_DIR)/cloudflare-email-security
 	chmod 755 $(BIN_DIR)/cloudflare-email-security
+
+# What the rockspec runs (luarocks' make backend, INST_* its directories):
+# a build in a throwaway directory, installed, then removed, so that
+# nothing is left in the work tree.
+rock-install:
+	@tmp=$$(mktemp -d) && \
+	$(MAKE) --no-print-directory install-files BUILD="$$tmp" LUA="$(LUA)" LUA_CFLAGS="-I$(LUA_INCDIR)" \
+		LUA_DIR="$(INST_LUADIR)" LIB_DIR="$(INST_LIBDIR)" BIN_DIR="$(INST_BINDIR)"; \
+	status=$$?; rm -rf "$$tmp"; exit $$status
 
 uninstall:
 	rm -rf $(LUA_DIR)/cloudflare/email_security $(LUA_DIR)/cloudflare/email_security.lua

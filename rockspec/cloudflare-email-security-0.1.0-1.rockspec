@@ -1,4 +1,6 @@
--- Built from a checkout: `luarocks make --deps-mode=none rockspec/cloudflare-email-security-0.1.0-1.rockspec`
+-- Built from a checkout, for Lua 5.4, with Debian's lua-cjson and lua-argparse:
+--   LUAROCKS_CONFIG=rockspec/debian.lua luarocks --lua-version=5.4 make --deps-mode=none \
+--     rockspec/cloudflare-email-security-0.1.0-1.rockspec
 package = "cloudflare-email-security"
 version = "0.1.0-1"
 source = {
@@ -26,50 +28,20 @@ external_dependencies = {
   -- compiler finds it by itself.
   CURL = { library = "curl" },
 }
+-- Built by the Makefile in a directory of its own that it removes after
+-- (the builtin backend would leave objects and a core.so in the work tree).
 build = {
-  type = "builtin",
-  modules = {
-    ["cloudflare.email_security"] = "lua/cloudflare/email_security.lua",
-    ["cloudflare.email_security.cli"] = "lua/cloudflare/email_security/cli.lua",
-    ["cloudflare.email_security.cli_output"] = "lua/cloudflare/email_security/cli_output.lua",
-    ["cloudflare.email_security.client"] = "lua/cloudflare/email_security/client.lua",
-    ["cloudflare.email_security.config"] = "lua/cloudflare/email_security/config.lua",
-    ["cloudflare.email_security.errors"] = "lua/cloudflare/email_security/errors.lua",
-    ["cloudflare.email_security.help"] = "lua/cloudflare/email_security/help.lua",
-    ["cloudflare.email_security.log"] = "lua/cloudflare/email_security/log.lua",
-    ["cloudflare.email_security.nginx_transport"] = "lua/cloudflare/email_security/nginx_transport.lua",
-    ["cloudflare.email_security.pacer"] = "lua/cloudflare/email_security/pacer.lua",
-    ["cloudflare.email_security.paging"] = "lua/cloudflare/email_security/paging.lua",
-    ["cloudflare.email_security.policy"] = "lua/cloudflare/email_security/policy.lua",
-    ["cloudflare.email_security.pretty"] = "lua/cloudflare/email_security/pretty.lua",
-    ["cloudflare.email_security.resource"] = "lua/cloudflare/email_security/resource.lua",
-    ["cloudflare.email_security.resources.allow_policies"] = "lua/cloudflare/email_security/resources/allow_policies.lua",
-    ["cloudflare.email_security.resources.block_senders"] = "lua/cloudflare/email_security/resources/block_senders.lua",
-    ["cloudflare.email_security.resources.content_policies"] = "lua/cloudflare/email_security/resources/content_policies.lua",
-    ["cloudflare.email_security.resources.domains"] = "lua/cloudflare/email_security/resources/domains.lua",
-    ["cloudflare.email_security.resources.impersonation_registry"] = "lua/cloudflare/email_security/resources/impersonation_registry.lua",
-    ["cloudflare.email_security.resources.names"] = "lua/cloudflare/email_security/resources/names.lua",
-    ["cloudflare.email_security.resources.sending_domain_restrictions"] = "lua/cloudflare/email_security/resources/sending_domain_restrictions.lua",
-    ["cloudflare.email_security.resources.trusted_domains"] = "lua/cloudflare/email_security/resources/trusted_domains.lua",
-    ["cloudflare.email_security.resources.url_ignore_patterns"] = "lua/cloudflare/email_security/resources/url_ignore_patterns.lua",
-    ["cloudflare.email_security.retry"] = "lua/cloudflare/email_security/retry.lua",
-    ["cloudflare.email_security.schema.body"] = "lua/cloudflare/email_security/schema/body.lua",
-    ["cloudflare.email_security.schema.compile"] = "lua/cloudflare/email_security/schema/compile.lua",
-    ["cloudflare.email_security.schema.validate"] = "lua/cloudflare/email_security/schema/validate.lua",
-    ["cloudflare.email_security.snapshot"] = "lua/cloudflare/email_security/snapshot.lua",
-    ["cloudflare.email_security.sync.apply"] = "lua/cloudflare/email_security/sync/apply.lua",
-    ["cloudflare.email_security.sync.entries"] = "lua/cloudflare/email_security/sync/entries.lua",
-    ["cloudflare.email_security.sync.keys"] = "lua/cloudflare/email_security/sync/keys.lua",
-    ["cloudflare.email_security.sync.plan"] = "lua/cloudflare/email_security/sync/plan.lua",
-    ["cloudflare.email_security.version"] = "lua/cloudflare/email_security/version.lua",
-    ["cloudflare.email_security.core"] = {
-      sources = { "src/core.c", "src/http.c", "src/envelope.c", "src/buffer.c", "src/clock.c" },
-      libraries = { "curl", "pthread" },
-      incdirs = { "$(CURL_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)" },
-    },
-  },
-  install = {
-    bin = { ["cloudflare-email-security"] = "bin/cloudflare-email-security" },
+  type = "make",
+  build_pass = false,
+  install_target = "rock-install",
+  -- luarocks asks for its CFLAGS here, though this backend builds in the install pass
+  build_variables = { CFLAGS = "$(CFLAGS)" },
+  install_variables = {
+    CFLAGS = "$(CFLAGS)",
+    LUA = "$(LUA)",
+    LUA_INCDIR = "$(LUA_INCDIR)",
+    INST_LUADIR = "$(LUADIR)",
+    INST_LIBDIR = "$(LIBDIR)",
+    INST_BINDIR = "$(BINDIR)",
   },
 }
