@@ -5,11 +5,12 @@
 -- a sync must leave alone (`skip`), and which deletes need an option of
 -- their own (`guard`).
 
-local null = require("cloudflare.email_security.core").null
-
 local keys = {}
 
-local function present(v) return v ~= nil and v ~= null end
+-- JSON null is lua-cjson's light userdata, the one userdata an entry
+-- holds: tested by type, so that the generator of the reference
+-- (tools/gen_reference.lua) can read these keys without the C core.
+local function present(v) return v ~= nil and type(v) ~= "userdata" end
 
 -- Entries a directory keeps (Microsoft 365, Google): made and changed by
 -- the sync with that directory, not by hand, and refused by the API.
