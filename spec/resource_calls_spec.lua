@@ -40,8 +40,13 @@ describe("resource calls", function()
       assert.is_function(cf.domains[call], call)
     end
     for _, name in ipairs(es.resources) do
-      assert.are.equal("cloudflare.email_security resource " .. name, tostring(cf[name]))
+      -- one line: the resource, its calls, where its fields are
+      local text = tostring(cf[name])
+      assert.are.equal("cloudflare.email_security resource " .. name .. ": ", text:sub(1, #name + 37))
+      assert.truthy(text:find(" plan (help(cf." .. name .. ") for its fields)", 1, true), text)
     end
+    assert.are.equal("cloudflare.email_security resource impersonation_registry: list each all create get update "
+      .. "delete plan (help(cf.impersonation_registry) for its fields)", tostring(cf.impersonation_registry))
     assert.is_nil(cf.no_such_resource)
   end)
 

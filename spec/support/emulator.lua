@@ -8,6 +8,7 @@
 --
 --   lua5.4 spec/support/emulator.lua [--host 127.0.0.1] [--port 8787] [--port-file F]
 --       [--token T] [--email E --key K] [--idle-exit SECONDS] [--max-log N] [--verbose]
+--       [--parent PID]   (exits when that process is gone)
 --
 -- One process, one coroutine per connection and a select() loop, so that a
 -- delayed answer on one connection never holds up another. Besides the API
@@ -25,7 +26,7 @@ local null = cjson.null
 ---------------------------------------------------------------------------
 
 local USAGE = "usage: lua5.4 emulator.lua [--host 127.0.0.1] [--port N] [--port-file FILE] [--token T]"
-  .. " [--email E --key K] [--idle-exit SECONDS] [--max-log N] [--verbose] [--banner]"
+  .. " [--email E --key K] [--idle-exit SECONDS] [--max-log N] [--verbose] [--banner] [--parent PID]"
 
 local function die(message)
   io.stderr:write("emulator: ", message, "\n", USAGE, "\n")
@@ -35,7 +36,7 @@ end
 -- The kind of each option's value; "flag" takes none.
 local OPTION_KINDS = { host = "string", port = "number", port_file = "string", token = "string",
                        email = "string", key = "string", idle_exit = "number", max_log = "number",
-                       verbose = "flag", help = "flag", banner = "flag" }
+                       verbose = "flag", help = "flag", banner = "flag", parent = "number" }
 
 local opts = { host = "127.0.0.1", port = 8787, token = "test-token", email = "user@example.com",
                key = "test-key", idle_exit = 300, max_log = 20000 }
@@ -1458,6 +1459,24 @@ if opts.banner then
 end
 io.stdout:flush()
 
+-- --parent: the process that started it (a REPL, a spec run). However
+-- that one ends (os.exit, Ctrl-C, a crash), the emulator goes with it.
+-- Linux's /proc tells; where there is none, only --idle-exit applies.
+local function parent_gone()
+  if not opts.parent then return false end
+  local f = io.open("/proc/" .. string.format("%d", opts.parent) .. "/stat", "r")
+  if not f then
+    local self = io.open("/proc/self/stat", "r")
+    if self then self:close() end
+    return self ~= nil
+  end
+  local stat = f:read("*l") or ""
+  f:close()
+  -- "pid (name) S ...": a zombie (Z) has ended, its parent has not yet reaped it
+  return stat:match("%) (%a)") == "Z"
+end
+local next_parent_check = 0
+
 local tasks = {}           -- { id, sock, co, wait = "read"|"write"|"sleep", wake }
 local connections = 0
 local last_activity = socket.gettime()
@@ -1524,6 +1543,13 @@ while running do
     if not t.done then alive[#alive + 1] = t end
   end
   tasks = alive
+  if now >= next_parent_check then
+    next_parent_check = now + 0.5
+    if parent_gone() then
+      log("the process that started it is gone: exiting")
+      running = false
+    end
+  end
   if now - last_activity > opts.idle_exit then
     log("idle for %s s: exiting", tostring(opts.idle_exit))
     if opts.banner then io.stdout:write("stopped: idle for ", tostring(opts.idle_exit), " s\n") end

@@ -80,6 +80,15 @@ local function call(root, method, route, body)
   return value
 end
 
+-- This process's id (Linux: /proc/self is the process that opens it), or nil.
+local function own_pid()
+  local f = io.open("/proc/self/stat", "r")
+  if not f then return nil end
+  local pid = (f:read("*l") or ""):match("^(%d+)")
+  f:close()
+  return pid
+end
+
 --- Starts one emulator. opts (all optional): token, email, key, idle_exit
 --- (seconds without traffic before it exits by itself, default 120),
 --- log_file (its stderr, with --verbose; else it is discarded).
@@ -99,11 +108,14 @@ function emulator_process.start(opts)
   end
   -- The emulator is Lua 5.4's, whatever Lua starts it: a caller's Lua
   -- search paths (another version's modules) must not reach it.
+  -- and it exits when this process is gone, however that ends
+  local parent = own_pid()
   local cmd = ("env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_4 -u LUA_CPATH_5_4"
-    .. " lua5.4 %s --port 0 --port-file %s --idle-exit %s --token %s --email %s --key %s%s"
+    .. " lua5.4 %s --port 0 --port-file %s --idle-exit %s --token %s --email %s --key %s%s%s"
     .. " >/dev/null %s & echo $! > %s")
     :format(shell_quote(SCRIPT), shell_quote(port_file), shell_quote(idle_exit), shell_quote(token),
-            shell_quote(email), shell_quote(key), verbose, stderr, shell_quote(pid_file))
+            shell_quote(email), shell_quote(key), verbose, parent and (" --parent " .. parent) or "",
+            stderr, shell_quote(pid_file))
   os.execute(cmd)
   local pid = tonumber(files.read(pid_file) or "")
   os.remove(pid_file)
@@ -123,6 +135,8 @@ function emulator_process.start(opts)
       end
     end
   until port or socket.gettime() > deadline
+  -- read once: nothing is left in the temporary directory, however this ends
+  if port then os.remove(port_file) end
   if not port then
     process.stop(pid)
     os.remove(port_file)

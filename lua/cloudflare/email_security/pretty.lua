@@ -31,6 +31,9 @@ local function render(v, indent, depth, seen, out)
   if t == "string" then out[#out + 1] = quote(v) return end
   if t ~= "table" then out[#out + 1] = tostring(v) return end
   if errors.is_error(v) then out[#out + 1] = tostring(v) return end
+  -- a client, a resource, a plan: what it says of itself, not its insides
+  local mt = getmetatable(v)
+  if type(mt) == "table" and rawget(mt, "__tostring") then out[#out + 1] = tostring(v) return end
   if seen[v] or depth > MAX_DEPTH then out[#out + 1] = "..." return end
   seen[v] = true
   local inner = indent .. "  "
@@ -66,8 +69,46 @@ function pretty.render(v)
   return table.concat(out)
 end
 
+-- The fields that tell entries apart (every resource's natural key),
+-- shown for each entry of a list.
+local KEY_FIELDS = { "name", "email", "is_email_regex", "domain", "pattern_type", "pattern", "is_regex" }
+local MAX_LINES = 50
+
+-- A list of entries (tables with an id): printed a line each.
+local function is_entry_list(v)
+  return type(v) == "table" and getmetatable(v) == nil and #v > 0 and type(v[1]) == "table" and v[1].id ~= nil
+    and is_array(v)
+end
+
+--- One entry as one line: its id and the fields that tell it apart.
+function pretty.entry_line(e)
+  local parts = { errors.printable(tostring(e.id)) }
+  for _, name in ipairs(KEY_FIELDS) do
+    local value = e[name]
+    if value ~= nil and value ~= null then
+      parts[#parts + 1] = name .. "=" .. (type(value) == "string" and quote(value) or tostring(value))
+    end
+  end
+  return table.concat(parts, "  ")
+end
+
+-- A list of entries, a line each, the first MAX_LINES of them.
+local function entry_lines(list)
+  local out = {}
+  for i = 1, math.min(#list, MAX_LINES) do out[i] = ("[%d] %s"):format(i, pretty.entry_line(list[i])) end
+  if #list > MAX_LINES then out[#out + 1] = ("... %d more"):format(#list - MAX_LINES) end
+  out[#out + 1] = "-- an entry printed alone shows all its fields: x = r:list(); x[1]"
+  return table.concat(out, "\n")
+end
+
+local function render_top(v)
+  if is_entry_list(v) then return entry_lines(v) end
+  return pretty.render(v)
+end
+
 --- A print that renders tables: put it in place of the global print in a
---- REPL, which prints every result through `print`.
+--- REPL, which prints every result through `print`. A list of entries
+--- prints a line per entry; anything else as readable, JSON-like text.
 function pretty.print(...)
   local n = select("#", ...)
   local first, err, envelope = ...
@@ -75,7 +116,7 @@ function pretty.print(...)
   -- envelope only its paging, which is what a person looks for
   if n == 3 and first ~= nil and err == nil and type(envelope) == "table" and envelope.success ~= nil then
     local info = envelope.result_info
-    io.stdout:write(pretty.render(first), "\n")
+    io.stdout:write(render_top(first), "\n")
     if type(info) == "table" then
       io.stdout:write(("-- page %s, %s entries of %s\n"):format(tostring(info.page), tostring(info.count),
                                                              tostring(info.total_count)))
@@ -85,7 +126,7 @@ function pretty.print(...)
   local parts = {}
   for i = 1, n do
     local v = select(i, ...)
-    parts[i] = type(v) == "table" and pretty.render(v) or tostring(v)
+    parts[i] = type(v) == "table" and render_top(v) or tostring(v)
   end
   io.stdout:write(table.concat(parts, "\t"), "\n")
 end

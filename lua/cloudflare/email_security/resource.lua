@@ -280,6 +280,17 @@ local METHODS = {
   batch = { "batch" }, list = { "list", "each", "all" },
 }
 
+-- A resource's calls, in the order people meet them.
+local ORDER = { "list", "each", "all", "create", "get", "update", "replace", "delete", "batch", "verification",
+                "delete_many", "plan" }
+local function method_names(methods)
+  local out = {}
+  for _, name in ipairs(ORDER) do
+    if methods[name] then out[#out + 1] = name end
+  end
+  return out
+end
+
 -- One metatable per description, holding only the calls it has.
 local metatables = setmetatable({}, { __mode = "k" })
 
@@ -296,7 +307,11 @@ local function metatable_for(c)
   mt = {
     __index = methods,
     __resource = true,
-    __tostring = function() return "cloudflare.email_security resource " .. c.name end,
+    -- one line at a prompt: what it is and what it can do
+    __tostring = function()
+      return ("cloudflare.email_security resource %s: %s (help(cf.%s) for its fields)")
+        :format(c.name, concat(method_names(methods), " "), c.name)
+    end,
   }
   metatables[c] = mt
   return mt
