@@ -213,4 +213,59 @@ describe("the command-line tool", function()
     assert.are.equal(1, code)
     assert.are.equal(path .. ":2:15: lookback_hops: must be an integer, got 'x'\n", err)
   end)
+
+  it("every resource's list --csv and list --json read back with plan as no change", function()
+    local examples = require("spec.support.examples")
+    for _, name in ipairs(es.resources) do
+      local list = {}
+      for i = 1, 2 do
+        local e = examples.required(require("cloudflare.email_security.resources." .. name).bodies.create)
+        for _, field in ipairs({ "pattern", "email", "domain", "name" }) do
+          if e[field] then e[field] = ("k%d.example.com"):format(i) end
+        end
+        list[i] = e
+      end
+      emu.seed(ACCOUNT, list, name)
+      for _, format in ipairs({ "csv", "json" }) do
+        local code, out = run("--" .. format .. " " .. name .. " list")
+        assert.are.equal(0, code)
+        local path = dir .. "/" .. name .. "." .. format
+        write(path, out)
+        local err
+        code, out, err = run(name .. " plan " .. q(path))
+        assert.are.equal(0, code, name .. " " .. format .. ": " .. out .. err)
+        assert.truthy(out:find("0 to create, 0 to update, 0 to delete, 2 unchanged", 1, true), out)
+      end
+    end
+  end)
+
+  it("plan --json writes empty lists as [] and lists what it keeps", function()
+    emu.seed(ACCOUNT, { { domain = "d1.example.com", exclude = { "x.example.com" } },
+                        { domain = "d9.example.com", exclude = {} } }, "sending_domain_restrictions")
+    local path = dir .. "/empty.json"
+    write(path, '[{"domain": "d1.example.com", "exclude": []}, {"domain": "d2.example.com", "exclude": []}]')
+    local code, out = run("--json sending_domain_restrictions plan --no-purge " .. q(path))
+    assert.are.equal(2, code)
+    local plan = cjson.decode(out)
+    assert.truthy(out:find('"fields":{"domain":"d2.example.com","exclude":[]}', 1, true), out)
+    assert.truthy(out:find('"new":[]', 1, true), out)
+    assert.are.equal(1, #plan.kept)
+  end)
+
+  it("prints no control character the server sent, and aligns by characters", function()
+    emu.seed(ACCOUNT, { { domain = "d1.example.com", exclude = { "\27]0;owned\7" }, comments = "Zürich" },
+                        { domain = "d2.example.com", exclude = { "x" }, comments = "plain" } },
+             "sending_domain_restrictions")
+    local code, out = run("sending_domain_restrictions list")
+    assert.are.equal(0, code)
+    assert.is_nil(out:find("[%z\1-\9\11-\31\127]"), out)
+    local lines = {}
+    for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
+    local utf8_len = require("cloudflare.email_security.schema.validate").utf8_length
+    local at = utf8_len(lines[1]:sub(1, lines[1]:find("domain", 1, true) - 1))
+    for i = 2, 3 do
+      local before = lines[i]:sub(1, lines[i]:find("d%d%.example%.com") - 1)
+      assert.are.equal(at, utf8_len(before))
+    end
+  end)
 end)

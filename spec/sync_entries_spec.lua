@@ -112,4 +112,41 @@ describe("es.read_entries", function()
     local back = assert(entries.parse(text, "csv", c))
     assert.are.same(list, back)
   end)
+
+  it("refuses a JSON object where a list belongs, and a directory, with a message", function()
+    local _, err = read("{}", nil, ".json")
+    assert.truthy(err:find("must hold a JSON array of entries", 1, true))
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. dir .. ".csv"))
+    local list
+    list, err = es.read_entries(dir .. ".csv")
+    os.execute("rmdir " .. dir .. ".csv")
+    assert.is_nil(list)
+    assert.truthy(err:find("cannot be read (is it a directory?)", 1, true))
+  end)
+
+  it("names the cell's own line when plan types the cells later", function()
+    local list = assert(read('name,notes,enabled\n"two\nlines",x,maybe\n'))
+    local _, err = entries.typed(compiled("content_policies"), list)
+    assert.truthy(err:find(":3:", 1, true), err)
+  end)
+
+  it("refuses a whole number a double cannot hold, on every Lua, rather than round it", function()
+    local _, err = read("directory_id\n9007199254740993\n", "impersonation_registry")
+    assert.truthy(err:find("cannot be held exactly", 1, true), err)
+    local list = assert(read("directory_id\n9007199254740992\n", "impersonation_registry"))
+    assert.are.equal(2 ^ 53, list[1].directory_id)
+  end)
+
+  it("writes lists that read back the same whatever their items hold", function()
+    local c = compiled("sending_domain_restrictions")
+    local list = {
+      { domain = "a", exclude = { "a,b", 'say "hi"' } }, { domain = "b", exclude = { "null" } },
+      { domain = "c", exclude = { "x;y", "z" } }, { domain = "d", exclude = { "" } },
+      { domain = "e", exclude = { "[x]" } }, { domain = "f", exclude = {} },
+    }
+    local back = assert(entries.parse(entries.csv(list, { "domain", "exclude" }), "csv", c))
+    assert.are.same(list, back)
+  end)
 end)

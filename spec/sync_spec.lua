@@ -354,4 +354,100 @@ describe("plan and apply", function()
       assert.are.equal("applied", err.rule)
     end)
   end)
+
+  describe("takes only what it can check", function()
+    it("a desired list that is not a list is refused, never read as an empty one", function()
+      emu.seed(ACCOUNT, entries("url_ignore_patterns", 1, 3), "url_ignore_patterns")
+      local r = cf.url_ignore_patterns
+      local p, err = r:plan({ pattern = "p1.example.com" })
+      assert.is_nil(p)
+      assert.are.equal("desired", err.field)
+      assert.truthy(tostring(err):find("must be a list of entries", 1, true))
+      p, err = r:plan({ [1] = entry("url_ignore_patterns", 1), [3] = entry("url_ignore_patterns", 3) })
+      assert.is_nil(p)
+      assert.are.equal("desired", err.field)
+    end)
+
+    it("options of the wrong type are refused, naming the option", function()
+      local r = cf.url_ignore_patterns
+      local cases = {
+        { { purge = "false" }, "purge" }, { { force = 1 }, "force" },
+        { { thresholds = { min_existing = "10" } }, "thresholds.min_existing" },
+        { { thresholds = { delete = 2 } }, "thresholds.delete" }, { { thresholds = { deletes = 0.1 } }, "thresholds.deletes" },
+        { { key = { "id" } }, "key[1]" }, { { key = { "patern" } }, "key[1]" }, { { fields = { "nope" } }, "fields[1]" },
+      }
+      for _, case in ipairs(cases) do
+        local p, err = r:plan({}, case[1])
+        assert.is_nil(p)
+        assert.are.equal(case[2], err.field)
+      end
+      assert.are.equal(0, count(emu, "GET"))
+    end)
+
+    it("fields the API makes or has retired are never compared: a listing written back plans no change", function()
+      for _, name in ipairs(es.resources) do
+        emu.seed(ACCOUNT, entries(name, 1, 2), name)
+        local listed = assert(cf[name]:all())
+        local p = assert(cf[name]:plan(listed, { delete_domains = true }))
+        assert.are.equal(0, p:changes(), name .. ": " .. tostring(p))
+      end
+      local p = assert(cf.allow_policies:plan(assert(cf.allow_policies:all())))
+      assert.truthy(tostring(p):find("ignored, as the API no longer takes them: is_recipient (retired: use "
+        .. "is_exempt_recipient)", 1, true))
+    end)
+
+    it("a whole number and the same float make the same key (JSON files decode to floats)", function()
+      emu.seed(ACCOUNT, { entry("domains", 1) }, "domains")
+      local desired = entry("domains", 1)
+      desired.lookback_hops = 1.0
+      local p = assert(cf.domains:plan({ desired }, { key = { "domain", "lookback_hops" } }))
+      assert.are.equal(0, p:changes())
+    end)
+
+    it("lists compare as sets of their items, whatever the items hold", function()
+      emu.seed(ACCOUNT, { { domain = "d.example.com", exclude = { "a.example.com", "b.example.com" } } },
+               "sending_domain_restrictions")
+      local p = assert(cf.sending_domain_restrictions:plan({
+        { domain = "d.example.com", exclude = { "a.example.com,string:b.example.com" } } }))
+      assert.are.equal(1, #p.updates)
+    end)
+
+    it("a directory's entry in the desired list is never created", function()
+      local p = assert(cf.impersonation_registry:plan({
+        { name = "Synced", email = "s@example.com", is_email_regex = false, provenance = "SNOOPY-OFFICE_365",
+          directory_id = 7 },
+      }))
+      assert.are.equal(0, #p.creates)
+      assert.are.equal(1, #p.skipped)
+      assert.truthy(p.skipped[1].reason:find("never created here", 1, true))
+    end)
+
+    it("reports progress after each request, with that request counted", function()
+      local seen = {}
+      assert(assert(cf.impersonation_registry:plan(entries("impersonation_registry", 1, 3))):apply({
+        progress = function(done, total) seen[#seen + 1] = done .. "/" .. total end }))
+      assert.are.same({ "1/3", "2/3", "3/3" }, seen)
+    end)
+
+    it("counts every request it sends, the listing after a batch's 404 too", function()
+      local seeded = emu.seed(ACCOUNT, entries("url_ignore_patterns", 1, 3), "url_ignore_patterns")
+      local p = assert(cf.url_ignore_patterns:plan({ entry("url_ignore_patterns", 1), entry("url_ignore_patterns", 9) }))
+      assert.is_truthy(cf.url_ignore_patterns:delete(seeded[2].id))
+      local before = #emu.requests()
+      local summary = assert(p:apply())
+      assert.are.equal(#emu.requests() - before, summary.requests)
+      assert.are.equal(3, summary.requests)
+      assert.are.same({ "p1.example.com", "p9.example.com" }, keys_of(emu.state(ACCOUNT, "url_ignore_patterns"),
+                                                                          "pattern"))
+    end)
+
+    it("never lets a control sequence from the server reach the plan's text", function()
+      emu.seed(ACCOUNT, { { domain = "d.example.com", exclude = { "\27[31mred" } } }, "sending_domain_restrictions")
+      local p = assert(cf.sending_domain_restrictions:plan({ { domain = "d.example.com", exclude = { "a" } } }))
+      local text = tostring(p)
+      assert.is_nil(text:find("\27", 1, true))
+      -- escaped: as \27 (Lua's %q) or \x1b (Lua 5.1's %q leaves it, errors.printable escapes it)
+      assert.truthy(text:find('"\\27[31mred"', 1, true) or text:find('"\\x1b[31mred"', 1, true), text)
+    end)
+  end)
 end)

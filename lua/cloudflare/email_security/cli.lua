@@ -11,14 +11,12 @@
 
 local argparse = require("argparse")
 local es = require("cloudflare.email_security")
-local core = require("cloudflare.email_security.core")
 local compile = require("cloudflare.email_security.schema.compile")
 local entries = require("cloudflare.email_security.sync.entries")
 local keys = require("cloudflare.email_security.sync.keys")
 local help = require("cloudflare.email_security.help")
 local output = require("cloudflare.email_security.cli_output")
 
-local null = core.null
 local concat, format = table.concat, string.format
 
 local PROGRAM = "cloudflare-email-security"
@@ -149,40 +147,45 @@ local function sync_opts(args, name)
   return opts
 end
 
--- The shape of a plan as JSON: which of its tables are lists.
-local PLAN_NODE = { type = "object", order = { "creates", "updates", "deletes", "skipped", "unchanged" },
-  fields = { creates = output.LIST, updates = output.LIST, deletes = output.LIST, skipped = output.LIST } }
-
-local function plan_json(p)
+-- A plan as one line of JSON, each value written by its field's node (so
+-- that an empty list is [] and not {}).
+local function plan_json(p, c)
+  local json, field_node = output.json, function(name) return c.entry.fields[name] end
   local function list_of(items, shape)
     local out = {}
     for i, item in ipairs(items) do out[i] = shape(item) end
-    return out
+    return "[" .. concat(out, ",") .. "]"
   end
-  return {
-    creates = list_of(p.creates, function(i) return { key = i.key, fields = i.fields } end),
-    updates = list_of(p.updates, function(i)
-      local changes = {}
-      for _, ch in ipairs(i.changes) do
-        changes[ch.field] = { old = ch.old == nil and null or ch.old, new = ch.new }
-      end
-      return { key = i.key, id = i.id, changes = changes }
-    end),
-    deletes = list_of(p.deletes, function(i) return { key = i.key, id = i.id } end),
-    skipped = list_of(p.skipped, function(i) return { key = i.key, id = i.id, reason = i.reason } end),
-    unchanged = #p.unchanged,
-  }
+  local function object(pairs_)
+    local out = {}
+    for i, kv in ipairs(pairs_) do out[i] = json(kv[1]) .. ":" .. kv[2] end
+    return "{" .. concat(out, ",") .. "}"
+  end
+  local function id_item(i)
+    return object({ { "key", json(i.key) }, { "id", json(i.id) }, i.reason and { "reason", json(i.reason) } or nil })
+  end
+  return object({
+    { "creates", list_of(p.creates, function(i)
+        return object({ { "key", json(i.key) }, { "fields", json(i.fields, c.entry) } })
+      end) },
+    { "updates", list_of(p.updates, function(i)
+        return object({ { "key", json(i.key) }, { "id", json(i.id) }, { "changes", list_of(i.changes, function(ch)
+          return object({ { "field", json(ch.field) }, { "old", json(ch.old, field_node(ch.field)) },
+                          { "new", json(ch.new, field_node(ch.field)) } })
+        end) } })
+      end) },
+    { "deletes", list_of(p.deletes, id_item) },
+    { "skipped", list_of(p.skipped, id_item) },
+    { "kept", list_of(p.kept, id_item) },
+    { "unchanged", json(#p.unchanged) },
+  }) .. "\n"
 end
 
-local function confirm(out, err_out)
+local function confirm(err_out)
   err_out:write("Apply these changes? Type yes to go on: ")
   err_out:flush()
   local answer = io.read("*l")
-  if answer ~= "yes" then
-    out:write("not applied\n")
-    return false
-  end
-  return true
+  return answer == "yes"
 end
 
 -- Each action: (io, args, cf, r, c) -> exit code, or nil and an error.
@@ -270,7 +273,7 @@ function ACTIONS.delete(io_, args, _, r)
     local result, err = r:delete(id)
     if not result then
       -- what went before the failure is said, so nothing is lost
-      for _, g in ipairs(gone) do io_.out:write("deleted " .. g .. "\n") end
+      for _, g in ipairs(gone) do io_.out:write("deleted " .. output.text_of(g) .. "\n") end
       return nil, err
     end
     gone[#gone + 1] = result.id or id
@@ -280,7 +283,7 @@ function ACTIONS.delete(io_, args, _, r)
     for i, id in ipairs(gone) do out[i] = { id = id } end
     io_.out:write(output.json_text(out, output.LIST))
   else
-    for _, id in ipairs(gone) do io_.out:write("deleted " .. id .. "\n") end
+    for _, id in ipairs(gone) do io_.out:write("deleted " .. output.text_of(id) .. "\n") end
   end
   return EXIT.ok
 end
@@ -294,7 +297,7 @@ end
 function ACTIONS.plan(io_, args, _, r, c, name)
   local p, err = make_plan(args, r, c, name)
   if not p then return nil, err end
-  if args.json then io_.out:write(output.json_text(plan_json(p), PLAN_NODE)) else io_.out:write(tostring(p) .. "\n") end
+  if args.json then io_.out:write(plan_json(p, c)) else io_.out:write(tostring(p) .. "\n") end
   return p:changes() > 0 and EXIT.changes or EXIT.ok
 end
 
@@ -310,7 +313,7 @@ function ACTIONS.apply(io_, args, _, r, c, name)
     if not output.is_terminal(0) then
       return nil, "not applied: give --yes to apply without a terminal to ask on"
     end
-    if not confirm(io_.out, io_.err) then return EXIT.ok end
+    if not confirm(io_.err) then return nil, "not applied: the answer was not yes" end
   end
   local show = output.is_terminal(2)
   local summary

@@ -7,6 +7,7 @@
 local core = require("cloudflare.email_security.core")
 local errors = require("cloudflare.email_security.errors")
 local entries = require("cloudflare.email_security.sync.entries")
+local validate = require("cloudflare.email_security.schema.validate")
 
 local null, encode_string = core.null, core.json_encode
 local concat, format, sort, type = table.concat, string.format, table.sort, type
@@ -33,11 +34,20 @@ function output.columns(c, for_table)
   return out
 end
 
+-- A value as a table cell: one line, no control character (what the
+-- server sent could hold a terminal's escape sequence).
 local function text_of(v)
   if v == nil then return "" end
   if v == null then return "null" end
-  if type(v) == "table" then return (entries.cell(v):gsub('^"(.*)"$', "%1")) end
+  if type(v) == "table" then return errors.printable((entries.cell(v):gsub('^"(.*)"$', "%1"))) end
   return errors.printable(tostring(v))
+end
+output.text_of = text_of
+
+-- The width a cell takes: characters, not bytes (a valid UTF-8 text; two
+-- columns per character of the wide scripts are not counted).
+local function width(text)
+  return validate.utf8_length(text) or #text
 end
 
 --- Entries as an aligned table, a header row first.
@@ -48,14 +58,14 @@ function output.table_text(list, cols)
     local row = {}
     for i, name in ipairs(cols) do
       row[i] = text_of(e[name])
-      if #row[i] > widths[i] then widths[i] = #row[i] end
+      if width(row[i]) > widths[i] then widths[i] = width(row[i]) end
     end
     rows[r] = row
   end
   local out = {}
   local function line(cells)
     local parts = {}
-    for i, cell in ipairs(cells) do parts[i] = i < #cells and cell .. (" "):rep(widths[i] - #cell) or cell end
+    for i, cell in ipairs(cells) do parts[i] = i < #cells and cell .. (" "):rep(widths[i] - width(cell)) or cell end
     out[#out + 1] = concat(parts, "  ")
   end
   line(cols)
@@ -65,10 +75,10 @@ end
 
 --- One entry, a "field  value" line for each field it has.
 function output.entry_text(e, cols)
-  local out, width = {}, 0
-  for _, name in ipairs(cols) do if #name > width then width = #name end end
+  local out, name_width = {}, 0
+  for _, name in ipairs(cols) do if #name > name_width then name_width = #name end end
   for _, name in ipairs(cols) do
-    if e[name] ~= nil then out[#out + 1] = format("%-" .. width .. "s  %s", name, text_of(e[name])) end
+    if e[name] ~= nil then out[#out + 1] = format("%-" .. name_width .. "s  %s", name, text_of(e[name])) end
   end
   return concat(out, "\n") .. "\n"
 end
@@ -110,6 +120,8 @@ local function json(v, node)
   end
   return "{" .. concat(parts, ",") .. "}"
 end
+
+output.json = json
 
 --- v as one line of JSON; node: its schema node, or output.LIST for a
 --- list of what item describes.

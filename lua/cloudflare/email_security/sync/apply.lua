@@ -105,10 +105,10 @@ function apply.apply(p, opts)
   local requests = 0
   local progress = opts.progress
 
-  local function step(n)
+  -- after each request, with `done` already counting it
+  local function step()
     requests = requests + 1
     if progress then progress(done.created + done.updated + done.deleted, total) end
-    return n
   end
 
   -- what was done and what was not, on the error
@@ -131,14 +131,16 @@ function apply.apply(p, opts)
     for _, item in ipairs(p.creates) do
       local _, err = r:create(item.fields)
       if err then return stopped(err, "creating " .. item.key) end
-      done.created = step(done.created + 1)
+      done.created = done.created + 1
+      step()
     end
   end
   if not kinds.updates then
     for _, item in ipairs(p.updates) do
       local _, err = r:update(item.id, item.fields)
       if err then return stopped(err, "updating " .. item.key) end
-      done.updated = step(done.updated + 1)
+      done.updated = done.updated + 1
+      step()
     end
   end
   if not kinds.deletes then
@@ -146,7 +148,8 @@ function apply.apply(p, opts)
       local _, err = r:delete(item.id)
       -- gone already: what the plan wanted
       if err and not is_gone(err) then return stopped(err, "deleting " .. item.key) end
-      done.deleted = step(done.deleted + 1)
+      done.deleted = done.deleted + 1
+      step()
     end
   end
 
@@ -173,10 +176,12 @@ function apply.apply(p, opts)
     end
     local _, err = r:batch(spec)
     if err and is_gone(err) and #(spec.deletes or {}) > 0 then
-      -- a 404 refuses the whole batch (nothing done): an entry it deletes
-      -- went since the plan was made. Those are done; the rest is sent
-      -- again, once.
+      -- A 404 refuses the whole batch: nothing of it was done (a 4xx
+      -- never acts, and a batch holding creates is retried only while no
+      -- try can have acted). An entry it deletes went since the plan was
+      -- made: those deletes are done, and the rest is sent again, once.
       local now, list_err = r:all({ per_page = 1000 })
+      requests = requests + math.max(1, ceil(#(now or {}) / 1000))
       if not now then return stopped(list_err, format("batch %d of %d", chunk, chunks)) end
       local there = {}
       for _, e in ipairs(now) do there[e.id] = true end
@@ -186,8 +191,12 @@ function apply.apply(p, opts)
       end
       spec.deletes = left
       local pending = #left + #(spec.posts or {}) + #(spec.patches or {})
-      requests = requests + 1
-      if pending == 0 then err = nil else _, err = r:batch(spec) end
+      if pending == 0 then
+        err = nil
+      else
+        requests = requests + 1
+        _, err = r:batch(spec)
+      end
     end
     if err then return stopped(err, format("batch %d of %d", chunk, chunks)) end
     done.created = done.created + (counts.creates or 0)

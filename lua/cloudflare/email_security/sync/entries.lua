@@ -7,7 +7,8 @@
 --   empty, unquoted      the field is absent (not compared, not sent)
 --   null, unquoted       JSON null (es.null): clear the field
 --   true / false         a boolean, for a boolean field
---   a;b;c                a list, for an array field ("" quoted: empty list)
+--   a;b;c                a list, for an array field ("" quoted: empty list;
+--                        ["a;b", "c"]: JSON, for items that hold ";")
 --   {...}                JSON, for an object field
 --   anything else        text; a quoted cell is always text ("" is the
 --                        empty string, "null" the word)
@@ -62,13 +63,32 @@ local function typed(node, text, quoted)
     if text == "true" then return true elseif text == "false" then return false end
     return nil, "must be true or false, got '" .. text .. "'"
   elseif t == "integer" or t == "number" then
-    local n = text:find("^%-?%d+$") and math.tointeger and math.tointeger(tonumber(text)) or tonumber(text)
-    if n == nil or (t == "integer" and not text:find("^%-?%d+$")) then
+    local digits = text:find("^%-?%d+$")
+    local n = digits and math.tointeger and math.tointeger(tonumber(text)) or tonumber(text)
+    if n == nil or (t == "integer" and not digits) then
       return nil, format("must be %s, got '%s'", t == "integer" and "an integer" or "a number", text)
+    end
+    -- a whole number a double cannot hold exactly (Lua 5.1 and LuaJIT read
+    -- 9007199254740993 as ...992) is refused, never rounded
+    if digits and math.abs(n) >= 2 ^ 53
+       and format("%.0f", n) ~= text:gsub("^(%-?)0+(%d)", "%1%2"):gsub("^%-0$", "0") then
+      return nil, format("must be at most 2^53 (9007199254740992) in size: %s cannot be held exactly", text)
     end
     return n
   elseif t == "array" then
     if text == "" then return {} end
+    -- a list the ";" form cannot hold, as the writer writes it: JSON
+    if text:find("^%[") then
+      local ok, v = pcall(cjson.decode, text)
+      if ok and type(v) == "table" then
+        for i, item in ipairs(v) do
+          local why = item == cjson.null and "must not be null"
+            or (node.items.type == "string" and type(item) ~= "string" and "must be text")
+          if why then return nil, format("item %d %s", i, why) end
+        end
+        return v
+      end
+    end
     local list = split_list(text)
     for i, item in ipairs(list) do
       local v, why = typed(node.items, item, true)
@@ -102,7 +122,7 @@ function entries.typed(c, list)
       local fields = {}
       for name, cell in pairs(o.cells) do
         local v, why = typed(c.entry.fields[name], cell.text, cell.quoted)
-        if why then return fail(o.path, o.line, cell.column, name .. ": " .. why) end
+        if why then return fail(o.path, cell.line, cell.column, name .. ": " .. why) end
         fields[name] = v
       end
       origins[fields] = { path = o.path, line = o.line }
@@ -232,6 +252,8 @@ local function line_and_column(text, offset)
 end
 
 local function read_json(path, text)
+  -- lua-cjson decodes {} and [] alike: only an array is a list of entries
+  if not text:find("^[ \t\r\n]*%[") then return nil, path .. ": must hold a JSON array of entries (objects)" end
   local ok, value = pcall(cjson.decode, text)
   if not ok then
     local at = tonumber(tostring(value):match("at character (%d+)"))
@@ -262,6 +284,8 @@ function entries.read(path, c)
   if not f then return nil, why end
   local text = f:read("*a")
   f:close()
+  -- a directory opens, and reads as nothing
+  if not text then return nil, path .. ": cannot be read (is it a directory?)" end
   if path:lower():find("%.json$") then return read_json(path, text) end
   if path:lower():find("%.csv$") then return read_csv(path, text, c) end
   return nil, path .. ": neither .csv nor .json: say which by the file's name"
@@ -293,13 +317,19 @@ local function cell_of(v)
     return format("%.17g", v)
   end
   if t == "table" then
-    -- a list (an empty table is taken for one: objects are never empty here)
+    -- a list (an empty table is taken for one: objects are never empty
+    -- here): its items as they are, joined by ";", the whole cell quoted
+    -- where it needs to be; as a JSON array when that would not read back
+    -- the same (an item holding ";", one empty item, a leading "[")
     if #v > 0 or next(v) == nil then
-      local items = {}
-      for i, item in ipairs(v) do items[i] = cell_of(item) end
+      local items, plain = {}, true
+      for i, item in ipairs(v) do
+        items[i] = type(item) == "string" and item or cell_of(item)
+        if type(item) == "string" and item:find(";", 1, true) then plain = false end
+      end
       local text = concat(items, ";")
-      if text == "" then return '""' end
-      if text:find('[",\r\n]') then return quote(text) end
+      if not plain or (#v == 1 and v[1] == "") or text:find("^%[") then text = cjson.encode(v) end
+      if text == "" or text:find('[",\r\n]') or text == "null" then return quote(text) end
       return text
     end
     return quote(cjson.encode(v))

@@ -41,6 +41,13 @@ function keys.of(name, override)
   return { fields = override, lower = k.lower or {}, skip = k.skip, guard = k.guard }
 end
 
+--- A number as text that is the same for 3 and 3.0 (a JSON file decoded
+--- by lua-cjson gives floats; the API's answers and CSV cells integers).
+function keys.number_text(v)
+  if v == math.floor(v) and math.abs(v) < 2 ^ 53 then return ("%.0f"):format(v) end
+  return ("%.17g"):format(v)
+end
+
 --- A key field's value as compared: lower-cased where the key says so.
 function keys.normal(key, field, v)
   if type(v) == "string" and key.lower and key.lower[field] then return v:lower() end
@@ -56,7 +63,7 @@ function keys.value(key, e)
     if not present(v) then return nil, field end
     v = keys.normal(key, field, v)
     -- the type is part of the key: "true" and true are not the same
-    parts[i] = type(v) .. ":" .. tostring(v)
+    parts[i] = type(v) .. ":" .. (type(v) == "number" and keys.number_text(v) or tostring(v))
     text[i] = field .. "=" .. tostring(e[field])
   end
   return table.concat(parts, "\0"), table.concat(text, " ")

@@ -47,7 +47,9 @@ end
 -- A value in a canonical text, for comparing lists as sets and tables
 -- by content.
 local function canonical(v)
-  if type(v) ~= "table" then return type(v) .. ":" .. tostring(v) end
+  if type(v) == "string" then return ("%q"):format(v) end
+  if type(v) == "number" then return keys.number_text(v) end
+  if type(v) ~= "table" then return tostring(v) end
   if v == null then return "null" end
   local parts = {}
   if #v > 0 or next(v) == nil then
@@ -75,27 +77,73 @@ local function same(key, field, want, have)
   return canonical(want) == canonical(have)
 end
 
--- The desired entries, typed, copied raw, without read-only fields, and
--- each checked; or nil and an invalid error.
+-- The fields of an entry that a desired entry may hold but that are never
+-- compared nor sent, and why: read-only, made by the server (in no body a
+-- client sends), or retired past their end of life. A listing written
+-- back (list --csv) holds them all.
+local ignorable = setmetatable({}, { __mode = "k" })
+local function ignored_fields(c)
+  local out = ignorable[c]
+  if out then return out end
+  out = {}
+  local today = os.date("!%Y-%m-%d")
+  local create, update = c.bodies.create.fields, c.bodies.update and c.bodies.update.fields or {}
+  for name, f in pairs(c.entry.fields) do
+    if f.read_only then
+      out[name] = "read-only"
+    elseif not create[name] and not update[name] then
+      out[name] = "made by the server"
+    elseif f.deprecated and f.end_of_life and f.end_of_life <= today then
+      out[name] = "retired" .. (f.replaced_by and (": use " .. f.replaced_by) or "")
+    end
+  end
+  ignorable[c] = out
+  return out
+end
+
+-- A Lua list: keys 1..n and no other, or nil and the first other key.
+local function list_length(t)
+  local n = 0
+  for k in next, t do
+    if type(k) ~= "number" or k < 1 or k % 1 ~= 0 then return nil, k end
+    n = n + 1
+  end
+  for i = 1, n do
+    if t[i] == nil then return nil, n end
+  end
+  return n
+end
+
+-- The desired entries, typed, copied raw, without the fields that are
+-- never compared, and each checked; or nil and an invalid error. Also
+-- the retired fields it dropped, for the plan to say so.
 local function desired_entries(r, c, list)
+  local count, bad = list_length(list)
+  if not count then
+    return nil, invalid(r, "desired", "type", "must be a list of entries (keys 1 to n), not a table with key "
+      .. errors.printable(tostring(bad)) .. ": give { entry, ... }, even for one entry")
+  end
   local typed, why = entries.typed(c, list)
   if not typed then return nil, invalid(r, "desired", "file", why) end
-  local node, out = loose_node(c), {}
+  local node, out, ignored, retired = loose_node(c), {}, ignored_fields(c), {}
   for i, e in ipairs(typed) do
-    local name, origin = where(i, e)
+    local name, origin = where(i, list[i])
     if type(e) ~= "table" then
       return nil, invalid(r, name, "type", "must be a table of fields, got " .. type(e) .. origin)
     end
     local copy = snapshot(e)
     for field in pairs(e) do
-      local f = type(field) == "string" and c.entry.fields[field]
-      if f and f.read_only then copy[field] = nil end
+      local reason = type(field) == "string" and ignored[field]
+      if reason then
+        copy[field] = nil
+        if reason:find("^retired") then retired[field] = reason end
+      end
     end
     local field, rule, message = validate.value(node, copy, name, c.name)
     if field then return nil, invalid(r, field, rule, message .. origin) end
     out[i] = copy
   end
-  return out
+  return out, retired
 end
 
 -- The fields to compare: opts.fields, or every field some desired entry
@@ -110,7 +158,7 @@ local function managed_fields(r, c, desired, named)
         return nil, invalid(r, ("fields[%d]"):format(i), "unknown", tostring(field) .. " is not a field of "
           .. c.name .. validate.suggest(tostring(field), c.entry.order))
       end
-      if not f.read_only then out[field] = true end
+      if not ignored_fields(c)[field] then out[field] = true end
     end
     return out
   end
@@ -120,11 +168,33 @@ local function managed_fields(r, c, desired, named)
   return out
 end
 
+-- opts.thresholds: { update = fraction, delete = fraction, min_existing = n }.
+local function check_thresholds(r, t)
+  if t == nil then return nil end
+  if type(t) ~= "table" then return invalid(r, "thresholds", "type", "must be a table") end
+  for name, v in next, t do
+    local fraction = name == "update" or name == "delete"
+    if not fraction and name ~= "min_existing" then
+      return invalid(r, "thresholds." .. tostring(name), "unknown", "is not a threshold (there are: update, "
+        .. "delete, min_existing)")
+    end
+    if type(v) ~= "number" or v ~= v or v < 0 or (fraction and v > 1) or (not fraction and v % 1 ~= 0) then
+      return invalid(r, "thresholds." .. name, "type", fraction and "must be a fraction from 0 to 1"
+        or "must be a whole number, at least 0")
+    end
+  end
+end
+
 local function check_key(r, c, key_fields)
   for i, field in ipairs(key_fields) do
     if type(field) ~= "string" or not c.entry.fields[field] then
       return invalid(r, ("key[%d]"):format(i), "unknown", tostring(field) .. " is not a field of " .. c.name
         .. validate.suggest(tostring(field), c.entry.order))
+    end
+    local reason = ignored_fields(c)[field]
+    if reason then
+      return invalid(r, ("key[%d]"):format(i), "read_only", field .. " is " .. reason
+        .. ": a key is made of fields the desired entries give (never the server's ids)")
     end
   end
   if #key_fields == 0 then return invalid(r, "key", "min_items", "needs at least one field name") end
@@ -162,9 +232,17 @@ function plan.make(r, desired, opts)
   local err = check_key(r, c, key.fields)
   if err then return nil, err end
 
-  local wanted
-  wanted, err = desired_entries(r, c, desired)
-  if not wanted then return nil, err end
+  for _, flag in ipairs({ "purge", "force", key.guard }) do
+    if opts[flag] ~= nil and type(opts[flag]) ~= "boolean" then
+      return nil, invalid(r, flag, "type", "must be true or false, got " .. type(opts[flag]))
+    end
+  end
+  err = check_thresholds(r, opts.thresholds)
+  if err then return nil, err end
+
+  local wanted, retired
+  wanted, retired = desired_entries(r, c, desired)
+  if not wanted then return nil, retired end
   local managed
   managed, err = managed_fields(r, c, wanted, opts.fields)
   if not managed then return nil, err end
@@ -191,7 +269,7 @@ function plan.make(r, desired, opts)
   if not current then return nil, err end
 
   local p = setmetatable({
-    resource = r, name = name, key = key.fields,
+    resource = r, name = name, key = key.fields, retired = retired,
     creates = {}, updates = {}, deletes = {}, unchanged = {}, skipped = {}, kept = {},
     existing = 0, listed = #current, thresholds = opts.thresholds, force = opts.force,
   }, Plan)
@@ -248,8 +326,12 @@ function plan.make(r, desired, opts)
   for i, e in ipairs(wanted) do
     local k = keys.value(key, e)
     local there = on_server[k]
+    local reason = key.skip and key.skip(e)
+    if reason and there == nil then
+      -- a directory's entry is the directory's to make, even from a list
+      p.skipped[#p.skipped + 1] = { key = key_text[k], reason = reason .. " in the desired list: never created here" }
     -- one the directory keeps is already among the skipped
-    if there == nil then
+    elseif there == nil then
       local where_i, origin = where(i, desired[i])
       local bad, rule, message = validate.value(c.bodies.create, e, where_i, name)
       if bad then return nil, invalid(r, bad, rule, message .. " (to create it)" .. origin) end
@@ -267,7 +349,7 @@ local function show(v)
   if v == nil then return "(absent)" end
   if v == null then return "null" end
   if type(v) == "string" then return format("%q", errors.printable(v)) end
-  if type(v) == "table" then return canonical(v):gsub("string:", ""):gsub("boolean:", ""):gsub("number:", "") end
+  if type(v) == "table" then return canonical(v) end
   return tostring(v)
 end
 plan.show = show
@@ -299,6 +381,13 @@ function Plan:lines()
   if #self.kept > 0 then summary = summary .. ", " .. plural(#self.kept, "not deleted", "not deleted") ..
     " (" .. self.kept[1].reason .. ")" end
   out[#out + 1] = summary
+  local retired = {}
+  for field, reason in pairs(self.retired or {}) do retired[#retired + 1] = field .. " (" .. reason .. ")" end
+  sort(retired)
+  if #retired > 0 then out[#out + 1] = "ignored, as the API no longer takes them: " .. concat(retired, ", ") end
+  -- what the server sent (ids, values) can hold anything: never a
+  -- terminal's control sequence
+  for i, line in ipairs(out) do out[i] = errors.printable(line) end
   return out
 end
 
