@@ -37,7 +37,7 @@ LUA_DIR      = $(DESTDIR)$(PREFIX)/share/lua/$(LUA_VERSION)
 LIB_DIR      = $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_VERSION)
 BIN_DIR      = $(DESTDIR)$(PREFIX)/bin
 
-.PHONY: all deps deps-checks test install install-files rock-install uninstall clean lint demo emulator check-memory check-asan check-threads spec-hosts fuzz soak bench repl resources
+.PHONY: all deps deps-checks test install install-files rock-install nginx-install uninstall clean lint demo emulator check-memory check-asan check-threads spec-hosts fuzz soak bench repl resources
 
 all: $(MODULE)
 
@@ -175,10 +175,19 @@ install-files: $(MODULE)
 	done
 	mkdir -p $(LIB_DIR)/cloudflare/email_security
 	cp $(MODULE) $(LIB_DIR)/cloudflare/email_security/core.so
-	@# the command-line tool, run by the Lua it was installed for
+	@# the command-line tool, run by the Lua it was installed for (not for nginx's)
+ifneq ($(INSTALL_CLI),no)
 	mkdir -p $(BIN_DIR)
 	sed '1s|.*|#!/usr/bin/env $(LUA)|' bin/cloudflare-email-security > $(BIN_DIR)/cloudflare-email-security
 	chmod 755 $(BIN_DIR)/cloudflare-email-security
+endif
+
+# The module where the LuaJIT of Debian's nginx (libnginx-mod-http-lua)
+# finds it by default: /usr/local/share/lua/5.1 and /usr/local/lib/lua/5.1.
+# Installs nginx, its Lua module and LuaJIT first when they are missing.
+nginx-install:
+	@bash .ci/deps --hosts
+	@$(MAKE) --no-print-directory install LUA_VERSION=5.1 LUA=luajit LUA_PC=luajit INSTALL_CLI=no
 
 # What the rockspec runs (luarocks' make backend, INST_* its directories):
 # a build in a throwaway directory, installed, then removed, so that

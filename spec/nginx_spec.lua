@@ -295,3 +295,97 @@ describe("inside nginx", function()
     assert.matches("timeout has no effect inside nginx", o.new_error, 1, true)
   end)
 end)
+
+-- README.md's nginx.conf as it is written, but for the addresses, the
+-- port, the package paths and the CA file: the API behind it is the
+-- emulator, reached over HTTPS through a TLS front (a second nginx) whose
+-- certificate is made for api.cloudflare.com.
+describe("README.md's nginx.conf", function()
+  local files = require("spec.support.files")
+  local emu, front, app, certs
+
+  local function readme_conf(ca_file)
+    local conf = nginx_process.readme_conf()
+    local function swap(from, to)
+      local start, stop = conf:find(from, 1, true)
+      assert(start, "README.md's nginx.conf no longer has: " .. from)
+      conf = conf:sub(1, start - 1) .. to .. conf:sub(stop + 1)
+    end
+    swap("listen 8080;", "listen 127.0.0.1:PORT;")
+    swap("server api.cloudflare.com:443;", "server 127.0.0.1:" .. front.port .. ";")
+    swap("/etc/ssl/certs/ca-certificates.crt", ca_file)
+    swap('lua_package_path "/usr/local/share/lua/5.1/?.lua;;";', 'lua_package_path "ROOT/lua/?.lua;;";')
+    swap('lua_package_cpath "/usr/local/lib/lua/5.1/?.so;;";', 'lua_package_cpath "ROOT/build/luajit/?.so;;";')
+    return conf
+  end
+
+  local function start_app(ca_file)
+    return nginx_process.start({ conf = readme_conf(ca_file),
+      env = { CLOUDFLARE_API_TOKEN = emu.token, CLOUDFLARE_ACCOUNT_ID = ACCOUNT } })
+  end
+
+  lazy_setup(function()
+    if nginx_process.missing() then return end
+    certs = files.command_output("mktemp -d")
+    for _, name in ipairs({ "api", "other" }) do
+      assert(os.execute(("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=api.cloudflare.com"
+        .. " -addext subjectAltName=DNS:api.cloudflare.com -keyout %s/%s.key -out %s/%s.pem >/dev/null 2>&1")
+        :format(certs, name, certs, name)))
+    end
+    os.execute("chmod -R a+rX " .. certs)
+    emu = emulator_process.start()
+    -- the TLS front: api.cloudflare.com's stand-in; it logs each request's connection
+    front = nginx_process.start({ conf = ([[
+events { worker_connections 64; }
+http {
+  log_format connection $connection;
+  access_log DIR/connections.log connection;
+  server {
+    listen 127.0.0.1:PORT ssl;
+    ssl_certificate CERTS/api.pem;
+    ssl_certificate_key CERTS/api.key;
+    keepalive_requests 1000;
+    location / { proxy_pass http://127.0.0.1:EMU_PORT; }
+  }
+}
+]]):gsub("CERTS", certs):gsub("EMU_PORT", emu.port) })
+    app = start_app(certs .. "/api.pem")
+  end)
+
+  lazy_teardown(function()
+    if app then app.stop() end
+    if front then front.stop() end
+    if emu then emu.stop() end
+    if certs then os.execute("rm -rf " .. certs) end
+  end)
+
+  it("counts the registry's entries over HTTPS, the calls on kept-alive connections", function()
+    if not app then return pending(nginx_process.missing() or "nginx did not start") end
+    emu.seed(ACCOUNT, SEED)
+    for _ = 1, 10 do
+      local status, body = receive(send(app.port, "/registry/count"))
+      assert.are.equal(200, status, app.error_log())
+      assert.are.equal("1\n", body)
+    end
+    local seen = {}
+    for id in (files.read(front.dir .. "/connections.log") or ""):gmatch("%d+") do seen[id] = true end
+    local connections = 0
+    for _ in pairs(seen) do connections = connections + 1 end
+    -- worker_processes auto: one per CPU, each with its own pool; one
+    -- connection each at most, for calls made one after another
+    local workers = tonumber(files.command_output("nproc")) or 1
+    assert.is_true(connections >= 1 and connections <= math.min(workers, 10),
+                   ("%d connections for 10 calls, %d workers"):format(connections, workers))
+  end)
+
+  it("refuses an API whose certificate it cannot verify", function()
+    if not app then return pending(nginx_process.missing() or "nginx did not start") end
+    local other = start_app(certs .. "/other.pem")
+    local status, body = receive(send(other.port, "/registry/count"))
+    local log = other.error_log()
+    other.stop()
+    assert.are.equal(502, status)
+    assert.matches("^transport error", body)
+    assert.matches("certificate", log)
+  end)
+end)

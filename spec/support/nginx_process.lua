@@ -29,24 +29,36 @@ function nginx_process.missing()
   end
 end
 
--- The proxy locations exactly as README.md's "Inside nginx" shows them, so
--- that the configuration users copy is the one the spec runs.
-local function readme_locations()
+-- The proxy locations without an upstream block (spec/support/nginx_direct.conf),
+-- which let each call name its own server; README.md's whole nginx.conf
+-- is run by nginx_process.start_readme.
+local function direct_locations()
+  return assert(files.read("spec/support/nginx_direct.conf"), "spec/support/nginx_direct.conf is missing")
+end
+
+--- README.md's nginx.conf, as it is.
+function nginx_process.readme_conf()
   local text = assert(files.read("README.md"), "README.md is missing")
   return assert(text:match("\n```nginx\n(.-)\n```\n"), "README.md has no ```nginx block")
 end
 
---- opts: locations (nginx text inside the server block, beside README's),
---- http (nginx text for the http block: upstreams), lifetime (seconds,
---- default 120). Returns { port, url, dir,
---- error_log(), stop() }.
+--- opts: locations (nginx text inside the server block, beside the proxy
+--- locations), http (nginx text for the http block: upstreams), or conf (a
+--- whole configuration instead); files (name -> text, written beside it),
+--- env (the environment nginx starts with), lifetime (seconds, default
+--- 120). DIR, ROOT (the copy of the code) and PORT in the text are
+--- replaced. Returns { port, url, dir, error_log(), stop() }.
 function nginx_process.start(opts)
-  local root = files.command_output("pwd")
   local dir = files.command_output("mktemp -d")
-  -- a worker started by root runs as nobody: it must reach these files
-  os.execute(("chmod 755 %s && mkdir -p %s/tmp"):format(dir, dir))
+  -- A worker started by root runs as nobody, which may not read the
+  -- checkout (a clone under /root is 0700): what it loads is copied into
+  -- a directory of its own that everyone may read.
+  local root = dir .. "/code"
+  assert(os.execute(("chmod 755 %s && mkdir -p %s/tmp %s/build/luajit/cloudflare/email_security %s/spec"
+    .. " && cp -R lua %s/ && cp -R spec/support %s/spec/ && cp %s %s/build/luajit/cloudflare/email_security/"
+    .. " && chmod -R a+rX %s"):format(dir, dir, root, root, root, root, nginx_process.CORE, root, root)))
   local port = process.free_port()
-  local conf = ([[
+  local conf = opts.conf or ([[
 load_module /usr/lib/nginx/modules/ndk_http_module.so;
 load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
 worker_processes 1;
@@ -62,7 +74,7 @@ http {
   fastcgi_temp_path DIR/tmp/fastcgi;
   uwsgi_temp_path DIR/tmp/uwsgi;
   scgi_temp_path DIR/tmp/scgi;
-  lua_package_path "ROOT/lua/?.lua;;";
+  lua_package_path "ROOT/lua/?.lua;ROOT/?.lua;;";
   lua_package_cpath "ROOT/build/luajit/?.so;;";
 HTTP_BLOCK
   server {
@@ -71,16 +83,28 @@ PROXY
 LOCATIONS
   }
 }
-]]):gsub("PROXY", (readme_locations():gsub("%%", "%%%%")))
-    :gsub("LOCATIONS", (opts.locations:gsub("%%", "%%%%")))
+]]):gsub("PROXY", (direct_locations():gsub("%%", "%%%%")))
+    :gsub("LOCATIONS", ((opts.locations or ""):gsub("%%", "%%%%")))
     :gsub("HTTP_BLOCK", ((opts.http or ""):gsub("%%", "%%%%")))
-    :gsub("DIR", dir):gsub("ROOT", root):gsub("PORT", tostring(port))
+  conf = conf:gsub("DIR", dir):gsub("ROOT", root):gsub("PORT", tostring(port))
   local f = assert(io.open(dir .. "/nginx.conf", "wb"))
   f:write(conf)
   f:close()
+  for name, text in pairs(opts.files or {}) do
+    f = assert(io.open(dir .. "/" .. name, "wb"))
+    f:write(text)
+    f:close()
+  end
+  os.execute(("mkdir -p %s/logs && chmod -R a+rX %s"):format(dir, dir))
 
-  os.execute(("timeout %d nginx -p %s -c %s/nginx.conf >%s/stderr.log 2>&1 &")
-    :format(opts.lifetime or 120, dir, dir, dir))
+  -- a whole configuration of the caller's (opts.conf) names no pid or
+  -- error log of its own: they are given here
+  local globals = opts.conf and (" -g 'daemon off; pid %s/nginx.pid; error_log %s/error.log info;'"):format(dir, dir)
+    or ""
+  local env = ""
+  for k, v in pairs(opts.env or {}) do env = env .. k .. "='" .. tostring(v):gsub("'", "'\\''") .. "' " end
+  os.execute(("%s timeout %d nginx -p %s -c %s/nginx.conf%s >%s/stderr.log 2>&1 &")
+    :format(env ~= "" and ("env " .. env) or "", opts.lifetime or 120, dir, dir, globals, dir))
   local function error_log()
     return (files.read(dir .. "/error.log") or "") .. (files.read(dir .. "/stderr.log") or "")
   end
