@@ -268,4 +268,27 @@ describe("the command-line tool", function()
       assert.are.equal(at, utf8_len(before))
     end
   end)
+
+  it("plan --json names the retired fields it ignored; a file's control characters never reach stderr", function()
+    run("allow_policies create pattern=x@example.com " .. POLICY)
+    local path = dir .. "/spoof.csv"
+    write(path, "pattern_type,pattern,is_regex,is_spoof\nEMAIL,x@example.com,false,true\n")
+    local code, out = run("--json allow_policies plan " .. q(path))
+    assert.are.equal(0, code, out)
+    assert.truthy(out:find('"ignored":[{"field":"is_spoof","reason":"retired: use is_acceptable_sender"}]', 1, true),
+                  out)
+    write(path, "pattern,is_regex\nx,\27]0;owned\7\n")
+    local _, err
+    code, _, err = run("trusted_domains plan " .. q(path))
+    assert.are.equal(1, code)
+    assert.is_nil(err:find("[\27\7]"), err)
+    assert.truthy(err:find("\\x1b]0;owned\\x07", 1, true), err)
+  end)
+
+  it("delete --json says what was deleted before a failure, as JSON", function()
+    local seeded = emu.seed(ACCOUNT, { { pattern = "a.example.com" } }, "url_ignore_patterns")
+    local code, out = run("--json url_ignore_patterns delete " .. seeded[1].id .. " f174e90a-fafe-4643-bbbc-4a0ed4fc8415")
+    assert.are.equal(1, code)
+    assert.are.same({ { id = seeded[1].id } }, cjson.decode(out))
+  end)
 end)

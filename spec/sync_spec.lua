@@ -419,7 +419,7 @@ describe("plan and apply", function()
       }))
       assert.are.equal(0, #p.creates)
       assert.are.equal(1, #p.skipped)
-      assert.truthy(p.skipped[1].reason:find("never created here", 1, true))
+      assert.truthy(p.skipped[1].reason:find("in the desired list: left to the directory", 1, true))
     end)
 
     it("reports progress after each request, with that request counted", function()
@@ -448,6 +448,58 @@ describe("plan and apply", function()
       assert.is_nil(text:find("\27", 1, true))
       -- escaped: as \27 (Lua's %q) or \x1b (Lua 5.1's %q leaves it, errors.printable escapes it)
       assert.truthy(text:find('"\\27[31mred"', 1, true) or text:find('"\\x1b[31mred"', 1, true), text)
+    end)
+  end)
+
+  describe("what a second review proved", function()
+    it("refuses a list field as a key, which would match nothing and replace everything", function()
+      local p, err = cf.content_policies:plan({}, { key = { "targets" } })
+      assert.is_nil(p)
+      assert.are.equal("key[1]", err.field)
+      assert.truthy(tostring(err):find("targets is a list", 1, true))
+    end)
+
+    it("checks apply's own force and thresholds, and lets them win over the plan's", function()
+      emu.seed(ACCOUNT, entries("url_ignore_patterns", 1, 10), "url_ignore_patterns")
+      local p = assert(cf.url_ignore_patterns:plan(entries("url_ignore_patterns", 1, 1), { thresholds = {} }))
+      for _, case in ipairs({ { { force = "no" }, "force" }, { { thresholds = 5 }, "thresholds" },
+                              { { thresholds = { delete = {} } }, "thresholds.delete" } }) do
+        local summary, err = p:apply(case[1])
+        assert.is_nil(summary)
+        assert.are.equal(case[2], err.field)
+      end
+      assert.are.equal(10, #emu.state(ACCOUNT, "url_ignore_patterns"))
+      local summary = assert(p:apply({ thresholds = { delete = 1 } }))
+      assert.are.equal(9, summary.deleted)
+    end)
+
+    it("a directory's entry in the desired list neither changes nor keeps a hand-made entry of its key", function()
+      emu.seed(ACCOUNT, { { name = "Hand", email = "u@example.com", is_email_regex = false, provenance = "A1S_INTERNAL" } })
+      local p = assert(cf.impersonation_registry:plan({
+        { name = "Synced", email = "u@example.com", is_email_regex = false, provenance = "SNOOPY-OFFICE_365",
+          directory_id = 7 } }))
+      assert.are.equal(0, #p.updates)
+      assert.are.equal(1, #p.deletes)
+      assert.are.equal(1, #p.skipped)
+      -- a listing holding a hand-made and a directory entry of one key reads back as no change
+      emu.reset()
+      emu.seed(ACCOUNT, {
+        { name = "Hand", email = "u@example.com", is_email_regex = false, provenance = "A1S_INTERNAL" },
+        { name = "Synced", email = "u@example.com", is_email_regex = false, provenance = "SNOOPY-OFFICE_365",
+          directory_id = 7 } })
+      assert.are.equal(0, assert(cf.impersonation_registry:plan(assert(cf.impersonation_registry:all()))):changes())
+    end)
+
+    it("refuses opts.fields naming a field it would never compare, or none", function()
+      for _, fields in ipairs({ { "is_spoof" }, { "created_at" }, {} }) do
+        local p, err = cf.allow_policies:plan({}, { fields = fields })
+        assert.is_nil(p)
+        assert.truthy(err.field == "fields" or err.field == "fields[1]", tostring(err))
+      end
+      local p, err = cf.allow_policies:plan({ { pattern = "x", pattern_type = "EMAIL", is_regex = false,
+                                                 is_spoof = "maybe" } })
+      assert.is_nil(p)
+      assert.are.equal("desired[1].is_spoof", err.field)
     end)
   end)
 end)

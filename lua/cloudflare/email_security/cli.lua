@@ -147,6 +147,13 @@ local function sync_opts(args, name)
   return opts
 end
 
+local function sorted_keys(t)
+  local out = {}
+  for k in pairs(t) do out[#out + 1] = k end
+  table.sort(out)
+  return out
+end
+
 -- A plan as one line of JSON, each value written by its field's node (so
 -- that an empty list is [] and not {}).
 local function plan_json(p, c)
@@ -178,6 +185,9 @@ local function plan_json(p, c)
     { "skipped", list_of(p.skipped, id_item) },
     { "kept", list_of(p.kept, id_item) },
     { "unchanged", json(#p.unchanged) },
+    { "ignored", list_of(sorted_keys(p.retired or {}), function(field)
+        return object({ { "field", json(field) }, { "reason", json(p.retired[field]) } })
+      end) },
   }) .. "\n"
 end
 
@@ -268,16 +278,15 @@ function ACTIONS.update(io_, args, _, r, c)
 end
 
 function ACTIONS.delete(io_, args, _, r)
-  local gone = {}
+  local gone, err = {}, nil
   for _, id in ipairs(args.ids) do
-    local result, err = r:delete(id)
-    if not result then
-      -- what went before the failure is said, so nothing is lost
-      for _, g in ipairs(gone) do io_.out:write("deleted " .. output.text_of(g) .. "\n") end
-      return nil, err
-    end
+    local result
+    result, err = r:delete(id)
+    if not result then break end
     gone[#gone + 1] = result.id or id
+    err = nil
   end
+  -- what was deleted is said, also when a later one failed: nothing is lost
   if args.json then
     local out = {}
     for i, id in ipairs(gone) do out[i] = { id = id } end
@@ -285,6 +294,7 @@ function ACTIONS.delete(io_, args, _, r)
   else
     for _, id in ipairs(gone) do io_.out:write("deleted " .. output.text_of(id) .. "\n") end
   end
+  if err then return nil, err end
   return EXIT.ok
 end
 
@@ -354,7 +364,8 @@ function cli.main(argv, io_)
   local code, err = ACTIONS[action](io_, args, cf, r, c, name)
   cf:close()
   if code == nil then
-    io_.err:write(tostring(err) .. "\n")
+    -- an error value is one printable line already; a message may quote a file
+    io_.err:write(require("cloudflare.email_security.errors").printable(tostring(err)) .. "\n")
     return EXIT.error
   end
   return code

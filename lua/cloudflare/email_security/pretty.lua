@@ -11,10 +11,12 @@ local MAX_DEPTH = 8
 local pretty = {}
 
 local function quote(s)
-  return '"' .. s:gsub('[%c"\\]', function(c)
+  local escaped = s:gsub('[%c"\\]', function(c)
     local named = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
     return named[c] or ("\\u%04x"):format(c:byte())
-  end) .. '"'
+  end)
+  -- and what a terminal would also obey: C1 controls, direction overrides
+  return '"' .. errors.printable(escaped) .. '"'
 end
 
 local function is_array(t)
@@ -86,7 +88,8 @@ function pretty.entry_line(e)
   for _, name in ipairs(KEY_FIELDS) do
     local value = e[name]
     if value ~= nil and value ~= null then
-      parts[#parts + 1] = name .. "=" .. (type(value) == "string" and quote(value) or tostring(value))
+      parts[#parts + 1] = name .. "=" .. (type(value) == "string" and quote(value)
+        or type(value) == "table" and pretty.render(value):gsub("%s+", " ") or tostring(value))
     end
   end
   return table.concat(parts, "  ")
@@ -118,8 +121,8 @@ function pretty.print(...)
     local info = envelope.result_info
     io.stdout:write(render_top(first), "\n")
     if type(info) == "table" then
-      io.stdout:write(("-- page %s, %s entries of %s\n"):format(tostring(info.page), tostring(info.count),
-                                                             tostring(info.total_count)))
+      io.stdout:write(errors.printable(("-- page %s, %s entries of %s"):format(tostring(info.page),
+        tostring(info.count), tostring(info.total_count))), "\n")
     end
     return
   end

@@ -90,6 +90,9 @@ local function opts_for(op, more)
   return opts
 end
 
+-- The calls whose answer is one entry.
+local ENTRY_RESULT = { create = true, get = true, update = true, replace = true }
+
 local function call(self, name, id, value, more)
   local op = self._c.ops[name]
   local path, err = self:_path(op, op.method, id)
@@ -99,7 +102,14 @@ local function call(self, name, id, value, more)
     body, err = self:_body(op, path, value)
     if not body then return nil, err end
   end
-  return policy.call(self._state, op.method, path, "", body, opts_for(op, more))
+  local result, envelope
+  result, err, envelope = policy.call(self._state, op.method, path, "", body, opts_for(op, more))
+  if result ~= nil and ENTRY_RESULT[name] and (type(result) ~= "table" or (#result > 0)) then
+    -- a create answered so has happened all the same
+    local odd = errors.new("http", "the result is not an entry (an object)", { may_exist = name == "create" or nil })
+    return nil, errors.wrap(odd, op.method, path), envelope
+  end
+  return result, err, envelope
 end
 
 --- Creates an entry; answers the entry as stored.
@@ -239,6 +249,14 @@ function Resource:list(params)
                                             nil, opts_for(c.ops.list))
   if result and type(result) ~= "table" then
     return nil, errors.wrap(errors.new("http", "the list result is not an array"), "GET", path), envelope
+  end
+  if result then
+    for i = 1, #result do
+      if type(result[i]) ~= "table" then
+        return nil, errors.wrap(errors.new("http", ("the list result's item %d is not an object"):format(i)),
+                                "GET", path), envelope
+      end
+    end
   end
   return result, err, envelope
 end

@@ -93,8 +93,15 @@ function apply.apply(p, opts)
   if p.applied then
     return nil, invalid(p, "applied", "this plan was applied already: make a new plan to see what is left")
   end
+  if opts.force ~= nil and type(opts.force) ~= "boolean" then
+    return nil, errors.invalid("force", "type", "must be true or false, got " .. type(opts.force), "APPLY",
+                               p.resource._collection)
+  end
+  local thresholds_err = require("cloudflare.email_security.sync.plan").check_thresholds(p.resource, opts.thresholds)
+  if thresholds_err then return nil, thresholds_err end
+  -- apply's own thresholds, else the plan's
   if not (opts.force or p.force) then
-    local err = past_threshold(p, p.thresholds or opts.thresholds or {})
+    local err = past_threshold(p, opts.thresholds or p.thresholds or {})
     if err then return nil, err end
   end
   p.applied = true

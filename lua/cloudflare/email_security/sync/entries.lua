@@ -20,6 +20,7 @@
 local core = require("cloudflare.email_security.core")
 local cjson = require("cjson")
 local validate = require("cloudflare.email_security.schema.validate")
+local errors = require("cloudflare.email_security.errors")
 
 local null = core.null
 local concat, format, type = table.concat, string.format, type
@@ -38,8 +39,10 @@ function entries.origin(e)
   return format("%s entry %d", o.path, o.index)
 end
 
+-- what a file holds may be anything: the message never carries a
+-- terminal's control sequence
 local function fail(path, line, column, message)
-  return nil, format("%s:%d:%d: %s", path, line, column, message)
+  return nil, errors.printable(format("%s:%d:%d: %s", path, line, column, message))
 end
 
 ---------------------------------------------------------------------------
@@ -97,6 +100,8 @@ local function typed(node, text, quoted)
     end
     return list
   elseif t == "object" then
+    -- an empty table is written as "" (it cannot tell an empty list from it)
+    if text == "" then return {} end
     local ok, v = pcall(cjson.decode, text)
     if not ok or type(v) ~= "table" then return nil, "must be a JSON object, got '" .. text .. "'" end
     return v

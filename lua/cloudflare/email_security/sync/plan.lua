@@ -83,10 +83,11 @@ end
 -- back (list --csv) holds them all.
 local ignorable = setmetatable({}, { __mode = "k" })
 local function ignored_fields(c)
-  local out = ignorable[c]
-  if out then return out end
-  out = {}
+  -- what is retired changes with the date: kept per day
   local today = os.date("!%Y-%m-%d")
+  local cached = ignorable[c]
+  if cached and cached.today == today then return cached.fields end
+  local out = {}
   local create, update = c.bodies.create.fields, c.bodies.update and c.bodies.update.fields or {}
   for name, f in pairs(c.entry.fields) do
     if f.read_only then
@@ -97,7 +98,16 @@ local function ignored_fields(c)
       out[name] = "retired" .. (f.replaced_by and (": use " .. f.replaced_by) or "")
     end
   end
-  ignorable[c] = out
+  ignorable[c] = { today = today, fields = out }
+  return out
+end
+
+-- The fields a desired entry can manage, in the description's order.
+local function usable_fields(c)
+  local out, ignored = {}, ignored_fields(c)
+  for _, name in ipairs(c.entry.order) do
+    if not ignored[name] then out[#out + 1] = name end
+  end
   return out
 end
 
@@ -118,10 +128,10 @@ end
 -- never compared, and each checked; or nil and an invalid error. Also
 -- the retired fields it dropped, for the plan to say so.
 local function desired_entries(r, c, list)
-  local count, bad = list_length(list)
+  local count, other_key = list_length(list)
   if not count then
     return nil, invalid(r, "desired", "type", "must be a list of entries (keys 1 to n), not a table with key "
-      .. errors.printable(tostring(bad)) .. ": give { entry, ... }, even for one entry")
+      .. errors.printable(tostring(other_key)) .. ": give { entry, ... }, even for one entry")
   end
   local typed, why = entries.typed(c, list)
   if not typed then return nil, invalid(r, "desired", "file", why) end
@@ -132,11 +142,16 @@ local function desired_entries(r, c, list)
       return nil, invalid(r, name, "type", "must be a table of fields, got " .. type(e) .. origin)
     end
     local copy = snapshot(e)
-    for field in pairs(e) do
+    for field, value in pairs(e) do
       local reason = type(field) == "string" and ignored[field]
       if reason then
         copy[field] = nil
-        if reason:find("^retired") then retired[field] = reason end
+        if reason:find("^retired") then
+          retired[field] = reason
+          -- ignored, but not unchecked: a value of the wrong kind is a mistake
+          local bad, rule, message = validate.value(c.entry.fields[field], value, name .. "." .. field)
+          if bad then return nil, invalid(r, bad, rule, message .. origin) end
+        end
       end
     end
     local field, rule, message = validate.value(node, copy, name, c.name)
@@ -152,13 +167,19 @@ local function managed_fields(r, c, desired, named)
   local out = {}
   if named ~= nil then
     if type(named) ~= "table" then return nil, invalid(r, "fields", "type", "must be a list of field names") end
+    if #named == 0 then return nil, invalid(r, "fields", "min_items", "needs at least one field name") end
     for i, field in ipairs(named) do
       local f = type(field) == "string" and c.entry.fields[field]
       if not f then
         return nil, invalid(r, ("fields[%d]"):format(i), "unknown", tostring(field) .. " is not a field of "
-          .. c.name .. validate.suggest(tostring(field), c.entry.order))
+          .. c.name .. validate.suggest(tostring(field), usable_fields(c)))
       end
-      if not ignored_fields(c)[field] then out[field] = true end
+      local reason = ignored_fields(c)[field]
+      if reason then
+        return nil, invalid(r, ("fields[%d]"):format(i), "read_only", field .. " is " .. reason
+          .. ": it cannot be managed")
+      end
+      out[field] = true
     end
     return out
   end
@@ -171,7 +192,7 @@ end
 -- opts.thresholds: { update = fraction, delete = fraction, min_existing = n }.
 local function check_thresholds(r, t)
   if t == nil then return nil end
-  if type(t) ~= "table" then return invalid(r, "thresholds", "type", "must be a table") end
+  if type(t) ~= "table" then return invalid(r, "thresholds", "type", "must be a table, got " .. type(t)) end
   for name, v in next, t do
     local fraction = name == "update" or name == "delete"
     if not fraction and name ~= "min_existing" then
@@ -185,16 +206,23 @@ local function check_thresholds(r, t)
   end
 end
 
+plan.check_thresholds = check_thresholds
+
 local function check_key(r, c, key_fields)
   for i, field in ipairs(key_fields) do
     if type(field) ~= "string" or not c.entry.fields[field] then
       return invalid(r, ("key[%d]"):format(i), "unknown", tostring(field) .. " is not a field of " .. c.name
-        .. validate.suggest(tostring(field), c.entry.order))
+        .. validate.suggest(tostring(field), usable_fields(c)))
     end
     local reason = ignored_fields(c)[field]
     if reason then
       return invalid(r, ("key[%d]"):format(i), "read_only", field .. " is " .. reason
         .. ": a key is made of fields the desired entries give (never the server's ids)")
+    end
+    local t = c.entry.fields[field].type
+    if t == "array" or t == "object" then
+      return invalid(r, ("key[%d]"):format(i), "type", field .. " is a " .. (t == "array" and "list" or "table")
+        .. ": a key is made of single values (text, numbers, booleans)")
     end
   end
   if #key_fields == 0 then return invalid(r, "key", "min_items", "needs at least one field name") end
@@ -247,9 +275,28 @@ function plan.make(r, desired, opts)
   managed, err = managed_fields(r, c, wanted, opts.fields)
   if not managed then return nil, err end
 
+  -- A directory's entry in the desired list (a listing written back holds
+  -- them) is the directory's: never created, changed, nor matched.
+  local skipped_desired = {}
+  if key.skip then
+    local kept = {}
+    for i, e in ipairs(wanted) do
+      local reason = key.skip(e)
+      if reason then
+        local _, text = keys.value(key, e)
+        skipped_desired[#skipped_desired + 1] = { key = text, reason = reason
+          .. " in the desired list: left to the directory" }
+        kept[i] = false
+      else
+        kept[i] = e
+      end
+    end
+    wanted = kept
+  end
+
   -- the desired keys: present, and each once
   local by_key, key_text, first_at = {}, {}, {}
-  for i, e in ipairs(wanted) do
+  for i, e in ipairs(wanted) do if e then
     local k, text = keys.value(key, e)
     local where_i, origin = where(i, desired[i])
     if not k then
@@ -262,7 +309,7 @@ function plan.make(r, desired, opts)
         .. "listed once", text, where_j, origin_j, origin))
     end
     by_key[k], key_text[k], first_at[k] = e, text, i
-  end
+  end end
 
   local current
   current, err = existing_entries(r)
@@ -277,7 +324,11 @@ function plan.make(r, desired, opts)
   local purge = opts.purge ~= false and (not key.guard or opts[key.guard] == true)
   local update_node = c.bodies.update
 
-  for _, e in ipairs(current) do
+  for i, e in ipairs(current) do
+    if type(e) ~= "table" then
+      return nil, errors.wrap(errors.new("http", ("the list's entry %d is not an object (a %s)"):format(i, type(e))),
+                              "GET", r._collection)
+    end
     local k, text = keys.value(key, e)
     local reason = key.skip and key.skip(e)
     if reason then
@@ -322,16 +373,13 @@ function plan.make(r, desired, opts)
     end
   end
 
+  for _, item in ipairs(skipped_desired) do p.skipped[#p.skipped + 1] = item end
   -- the desired entries the server lacks, in the order given
   for i, e in ipairs(wanted) do
-    local k = keys.value(key, e)
-    local there = on_server[k]
-    local reason = key.skip and key.skip(e)
-    if reason and there == nil then
-      -- a directory's entry is the directory's to make, even from a list
-      p.skipped[#p.skipped + 1] = { key = key_text[k], reason = reason .. " in the desired list: never created here" }
+    local k = e and keys.value(key, e)
+    local there = k and on_server[k]
     -- one the directory keeps is already among the skipped
-    elseif there == nil then
+    if e and there == nil then
       local where_i, origin = where(i, desired[i])
       local bad, rule, message = validate.value(c.bodies.create, e, where_i, name)
       if bad then return nil, invalid(r, bad, rule, message .. " (to create it)" .. origin) end
@@ -350,6 +398,7 @@ local function show(v)
   if v == null then return "null" end
   if type(v) == "string" then return format("%q", errors.printable(v)) end
   if type(v) == "table" then return canonical(v) end
+  if type(v) == "number" then return keys.number_text(v) end
   return tostring(v)
 end
 plan.show = show
