@@ -126,7 +126,7 @@ $(FLOOR_BIN): bench/floor.c
 	$(CC) $(WARNINGS) -O2 $(LUA_CFLAGS) $(CURL_CFLAGS) -o $@ $< $(CURL_LIBS) -llua$(LUA_VERSION)
 bench:
 	@bash .ci/deps --bench
-	@$(MAKE) --no-print-directory all $(FLOOR_BIN)
+	@$(MAKE) --no-print-directory all $(FLOOR_BIN) spec-hosts
 	LUA=$(LUA) BENCH_FLOOR=$(FLOOR_BIN) LUA_CPATH='./$(BUILD)/?.so;;' $(LUA) bench/run.lua
 	LUA=$(LUA) LUA_CPATH='./$(BUILD)/?.so;;' bash bench/instructions.sh
 

@@ -1,0 +1,127 @@
+-- CI: every command the README shows in a ```sh block is accounted for,
+-- so that the README cannot drift from what works. Each is either
+--   run here, as written (the build and install commands, make demo);
+--   run by .ci/run itself (make test and the checks): its text must be there;
+--   the command-line tool's forms: run against the emulator, ID and the
+--     file filled in, [--yes] kept and the other [options] left out;
+--   or named below as not run here, with the reason.
+-- A command that is none of these fails the run: add it to one of them.
+--
+--   lua5.4 .ci/readme_commands.lua      (from the top of the checkout, as root)
+
+package.path = "./?.lua;./lua/?.lua;" .. package.path
+
+local RUN_HERE = {
+  ["make"] = true,
+  ["make demo"] = true,
+  ["make install"] = true,
+  ["make install LUA_VERSION=5.3"] = true,
+  ["make install LUA_VERSION=5.1 LUA=luajit LUA_PC=luajit"] = true,
+  ["make nginx-install"] = true,
+}
+local NOT_HERE = {
+  ["make bench"] = "timings: a benchmark, not a check (it runs by hand)",
+  -- the same install as make install's: run by .ci/run into a tree of its own, which it also checks
+  ["LUAROCKS_CONFIG=rockspec/debian.lua luarocks --lua-version=5.4 make --deps-mode=none "
+    .. "rockspec/cloudflare-email-security-0.1.0-1.rockspec"] = ".ci/run runs it with --tree in a throwaway"
+    .. " directory, as make install has put the same files in /usr/local",
+}
+
+local function read(path)
+  local f = assert(io.open(path, "rb"))
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
+-- The commands of the README's sh blocks: comments cut, continued lines
+-- joined, "a  |  b" (the README's "or") split.
+local function commands(text)
+  local out, in_block, pending = {}, false, nil
+  local n = 0
+  for line in (text .. "\n"):gmatch("(.-)\n") do
+    n = n + 1
+    if in_block then
+      if line:find("^```") then
+        in_block = false
+      else
+        line = line:gsub("%s+#.*$", "")
+        if pending then line, pending = pending .. " " .. line:gsub("^%s+", ""), nil end
+        if line:find("\\$") then
+          pending = line:gsub("%s*\\$", "")
+        elseif line:find("%S") then
+          for part in (line .. "  |  "):gmatch("(.-)  |  ") do
+            out[#out + 1] = { line = n, text = part:gsub("^%s+", ""):gsub("%s+$", "") }
+          end
+        end
+      end
+    elseif line:find("^```sh%s*$") then
+      in_block = true
+    end
+  end
+  return out
+end
+
+local function sh(cmd)
+  io.stdout:write("$ ", cmd, "\n")
+  io.stdout:flush()
+  local ok, _, code = os.execute(cmd)
+  if type(ok) == "number" then code = ok end
+  return ok == true or code == 0, code
+end
+
+local readme = read("README.md")
+-- .ci/run's make commands as a person would type them
+local ci = read(".ci/run"):gsub("make %-%-no%-print%-directory ", "make ")
+local run_here, in_ci, cli, skipped, unknown = {}, {}, {}, {}, {}
+for _, c in ipairs(commands(readme)) do
+  if RUN_HERE[c.text] then run_here[#run_here + 1] = c
+  elseif NOT_HERE[c.text] then skipped[#skipped + 1] = c
+  elseif c.text:find("^cloudflare%-email%-security") then cli[#cli + 1] = c
+  elseif c.text:find("^make ") and ci:find(c.text, 1, true) then in_ci[#in_ci + 1] = c
+  else unknown[#unknown + 1] = c end
+end
+for _, c in ipairs(unknown) do
+  io.stderr:write(("README.md line %d: `%s` is not run by CI: run it in .ci/readme_commands.lua or .ci/run,"
+    .. " or say there why not\n"):format(c.line, c.text))
+end
+if #unknown > 0 then os.exit(1) end
+
+local failed = 0
+for _, c in ipairs(run_here) do
+  if not sh(c.text .. " >/dev/null") then
+    io.stderr:write(("README.md line %d: `%s` failed\n"):format(c.line, c.text))
+    failed = failed + 1
+  end
+end
+
+-- The tool's forms, with the tool `make install` put on the PATH, against
+-- the emulator.
+local emu = require("spec.support.emulator_process").start({ token = "readme-token" })
+local account = "023e105f4ecef8ad9ca31a8372d0c353"
+local seeded = emu.seed(account, { { pattern = "seed@example.com", pattern_type = "EMAIL", is_regex = false,
+  is_trusted_sender = true, is_exempt_recipient = false, is_acceptable_sender = false, verify_sender = true } },
+  "allow_policies")
+local env = ("env -u CLOUDFLARE_EMAIL -u CLOUDFLARE_API_KEY CLOUDFLARE_API_TOKEN=%s CLOUDFLARE_ACCOUNT_ID=%s "
+  .. "CLOUDFLARE_BASE_URL=%s "):format(emu.token, account, emu.base_url)
+-- in the README's order: get and update find the seeded entry, delete
+-- removes it, then plan and apply work on what is left
+for _, c in ipairs(cli) do
+  local cmd = c.text:gsub("%[%-%-yes%]", "--yes"):gsub("%s*%[[^%]]*%]", ""):gsub("%s*%.%.%.$", "")
+    :gsub(" ID", " " .. seeded[1].id):gsub("partners%.csv", "examples/partners.csv")
+  -- plan exits 2 when it finds changes
+  local ok, code = sh(env .. cmd .. " >/dev/null")
+  if not ok and not (cmd:find(" plan ") and code == 2) then
+    io.stderr:write(("README.md line %d: `%s` failed (exit %s)\n"):format(c.line, cmd, tostring(code)))
+    failed = failed + 1
+  end
+end
+emu.stop()
+
+print(("README commands: %d run here, %d forms of the tool run, %d run by .ci/run, %d not run here (%s); %d failed")
+  :format(#run_here, #cli, #in_ci, #skipped, (function()
+    local why = {}
+    for _, c in ipairs(skipped) do why[#why + 1] = c.text .. ": " .. NOT_HERE[c.text] end
+    return table.concat(why, "; ")
+  end)(), failed))
+os.exit(failed == 0 and 0 or 1)
