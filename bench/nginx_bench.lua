@@ -32,23 +32,14 @@ local HANDLER = ([[
         }
 ]]):gsub("ID", ID)
 
-local function swap(conf, from, to)
-  local start, stop = conf:find(from, 1, true)
-  assert(start, "README.md's nginx.conf no longer has: " .. from)
-  return conf:sub(1, start - 1) .. to .. conf:sub(stop + 1)
-end
-
--- README's configuration for the bench: its API, its CA, one worker, the
--- checkout's code, the handler above; pooled = false swaps the upstream
--- for a connection per call.
+-- README's configuration for the bench (nginx_process.readme_conf): its
+-- API, its CA, one worker, the handler above; pooled = false swaps the
+-- upstream for a connection per call.
 local function conf(pooled)
-  local c = nginx_process.readme_conf()
+  local swap = nginx_process.swap
+  local c = nginx_process.readme_conf("127.0.0.1:" .. API_PORT, CA)
   c = swap(c, "worker_processes auto;", "worker_processes 1;")
-  c = swap(c, "listen 8080;", "listen 127.0.0.1:PORT;\n" .. HANDLER)
-  c = swap(c, "server api.cloudflare.com:443;", "server 127.0.0.1:" .. API_PORT .. ";")
-  c = swap(c, "/etc/ssl/certs/ca-certificates.crt", CA)
-  c = swap(c, 'lua_package_path "/usr/local/share/lua/5.1/?.lua;;";', 'lua_package_path "ROOT/lua/?.lua;;";')
-  c = swap(c, 'lua_package_cpath "/usr/local/lib/lua/5.1/?.so;;";', 'lua_package_cpath "ROOT/build/luajit/?.so;;";')
+  c = swap(c, "listen 127.0.0.1:PORT;", "listen 127.0.0.1:PORT;\n" .. HANDLER)
   if not pooled then
     c = swap(c, "proxy_pass https://cloudflare_api$cf_es_uri;", "proxy_pass $cf_es_url;")
     -- the whole URL now decides where the call goes: the workers need the bench's base URL

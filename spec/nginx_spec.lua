@@ -297,30 +297,16 @@ describe("inside nginx", function()
 end)
 
 -- README.md's nginx.conf as it is written, but for the addresses, the
--- port, the package paths and the CA file: the API behind it is the
+-- port, the package paths, the access log and the CA file
+-- (nginx_process.readme_conf): the API behind it is the
 -- emulator, reached over HTTPS through a TLS front (a second nginx) whose
 -- certificate is made for api.cloudflare.com.
 describe("README.md's nginx.conf", function()
   local files = require("spec.support.files")
   local emu, front, app, certs
 
-  local function readme_conf(ca_file)
-    local conf = nginx_process.readme_conf()
-    local function swap(from, to)
-      local start, stop = conf:find(from, 1, true)
-      assert(start, "README.md's nginx.conf no longer has: " .. from)
-      conf = conf:sub(1, start - 1) .. to .. conf:sub(stop + 1)
-    end
-    swap("listen 8080;", "listen 127.0.0.1:PORT;")
-    swap("server api.cloudflare.com:443;", "server 127.0.0.1:" .. front.port .. ";")
-    swap("/etc/ssl/certs/ca-certificates.crt", ca_file)
-    swap('lua_package_path "/usr/local/share/lua/5.1/?.lua;;";', 'lua_package_path "ROOT/lua/?.lua;;";')
-    swap('lua_package_cpath "/usr/local/lib/lua/5.1/?.so;;";', 'lua_package_cpath "ROOT/build/luajit/?.so;;";')
-    return conf
-  end
-
   local function start_app(ca_file)
-    return nginx_process.start({ conf = readme_conf(ca_file),
+    return nginx_process.start({ conf = nginx_process.readme_conf("127.0.0.1:" .. front.port, ca_file),
       env = { CLOUDFLARE_API_TOKEN = emu.token, CLOUDFLARE_ACCOUNT_ID = ACCOUNT } })
   end
 

@@ -37,9 +37,33 @@ local function direct_locations()
 end
 
 --- README.md's nginx.conf, as it is.
-function nginx_process.readme_conf()
+function nginx_process.readme_text()
   local text = assert(files.read("README.md"), "README.md is missing")
   return assert(text:match("\n```nginx\n(.-)\n```\n"), "README.md has no ```nginx block")
+end
+
+local function swap(conf, from, to)
+  local start, stop = conf:find(from, 1, true)
+  assert(start, "README.md's nginx.conf no longer has: " .. from)
+  return conf:sub(1, start - 1) .. to .. conf:sub(stop + 1)
+end
+nginx_process.swap = swap
+
+--- README.md's nginx.conf for a run here, for nginx_process.start{ conf
+--- = ... }: only what must differ changes. api: the API's "host:port";
+--- ca: the file of the certificate it is to trust; the listening port
+--- (PORT) and the code (the copy under ROOT) are the run's; the access
+--- log goes beside the configuration (the default, /var/log/nginx, is
+--- root's).
+function nginx_process.readme_conf(api, ca)
+  local conf = nginx_process.readme_text()
+  conf = swap(conf, "listen 8080;", "listen 127.0.0.1:PORT;")
+  conf = swap(conf, "server api.cloudflare.com:443;", "server " .. api .. ";")
+  conf = swap(conf, "/etc/ssl/certs/ca-certificates.crt", ca)
+  conf = swap(conf, 'lua_package_path "/usr/local/share/lua/5.1/?.lua;;";', 'lua_package_path "ROOT/lua/?.lua;;";')
+  conf = swap(conf, 'lua_package_cpath "/usr/local/lib/lua/5.1/?.so;;";',
+              'lua_package_cpath "ROOT/build/luajit/?.so;;";\n    access_log DIR/logs/access.log;')
+  return conf
 end
 
 --- opts: locations (nginx text inside the server block, beside the proxy
