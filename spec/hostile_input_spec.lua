@@ -151,7 +151,9 @@ describe("hostile input", function()
       assert.matches("^cloudflare%.email_security: [<>] ", line)
     end
     assert.are.equal(4, n, out)
-    assert.matches("< GET .- api 404 code 1003", out)
+    assert.matches("< GET .- api 404 code 1003 in [%d.]+ ms ray %S+%-EMU\n", out)
+    -- a success line: ok and the time, as the README says
+    assert.matches("< GET [^\n]- ok in [%d.]+ ms\n", out)
     assert.is_nil(out:find(SECRET, 1, true))
   end)
 end)

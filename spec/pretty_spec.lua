@@ -38,6 +38,9 @@ describe("the REPL's printer", function()
     assert.are.equal("cloudflare.email_security client (account acct, open)\n", printed(cf))
     local _, err = cf.impersonation_registry:get("nope")
     assert.are.equal("nil\t" .. tostring(err) .. "\n", printed(nil, err))
+    -- an api error's envelope is not printed after its line
+    assert.are.equal("nil\t" .. tostring(err) .. "\n", printed(nil, err, { success = false, errors = { {
+      code = 1003, message = "Not found" } }, messages = {}, result = es.null }))
     cf:close()
   end)
 end)

@@ -126,6 +126,12 @@ function pretty.print(...)
     end
     return
   end
+  -- a method's failure, `nil, err, envelope`: the error's one line (the
+  -- envelope stays in the third value, and err.errors holds its errors)
+  if n == 3 and first == nil and errors.is_error(err) then
+    io.stdout:write("nil\t", tostring(err), "\n")
+    return
+  end
   local parts = {}
   for i = 1, n do
     local v = select(i, ...)
