@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const char *const es_http_header_names[ES_HDR_COUNT] = {
@@ -184,6 +185,24 @@ const char *es_http_open(es_http *h, const es_http_options *o)
                                         "Content-Type: application/json");
     if (h->json_headers == NULL)
         return "out of memory";
+    /* The User-Agent as one more prebuilt line: CURLOPT_USERAGENT makes
+     * libcurl format the header again on every request (callgrind, a whole
+     * update against the emulator: 7,400 instructions of 233,100). The Lua
+     * side refuses control bytes. */
+    if (o->user_agent != NULL) {
+        static const char prefix[] = "User-Agent: ";
+        size_t len = strlen(o->user_agent);
+        char *line = malloc(sizeof prefix + len);
+        int added;
+        if (line == NULL)
+            return "out of memory";
+        memcpy(line, prefix, sizeof prefix - 1);
+        memcpy(line + sizeof prefix - 1, o->user_agent, len + 1);
+        added = es_http_add_header(h, line);   /* libcurl keeps its own copy */
+        free(line);
+        if (!added)
+            return "out of memory";
+    }
 
     SET(CURLOPT_NOSIGNAL, 1L);          /* no SIGALRM in a host's process */
     SET(CURLOPT_ERRORBUFFER, h->errbuf);
@@ -193,7 +212,6 @@ const char *es_http_open(es_http *h, const es_http_options *o)
     SET(CURLOPT_HEADERDATA, h);
     SET(CURLOPT_READFUNCTION, on_read);
     SET(CURLOPT_READDATA, h);
-    SET(CURLOPT_USERAGENT, o->user_agent);
     SET(CURLOPT_FOLLOWLOCATION, 0L);    /* a redirect could carry the token away */
     SET(CURLOPT_SSL_VERIFYPEER, 1L);
     SET(CURLOPT_SSL_VERIFYHOST, 2L);
@@ -202,7 +220,9 @@ const char *es_http_open(es_http *h, const es_http_options *o)
     SET(CURLOPT_TIMEOUT_MS, o->timeout_ms);
     SET(CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
     SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_body);
-    SET(CURLOPT_ACCEPT_ENCODING, "");   /* whatever this libcurl can decode */
+    /* gzip only: "" would offer every coding this libcurl knows, a list it
+     * builds again for every request (4,800 instructions of 225,700) */
+    SET(CURLOPT_ACCEPT_ENCODING, "gzip");
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
 #if LIBCURL_VERSION_NUM >= 0x075500
     SET(CURLOPT_PROTOCOLS_STR, "http,https");

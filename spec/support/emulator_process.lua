@@ -91,6 +91,7 @@ end
 
 --- Starts one emulator. opts (all optional): token, email, key, idle_exit
 --- (seconds without traffic before it exits by itself, default 120),
+--- outlive (true: it does not exit with this process, only when idle),
 --- log_file (its stderr, with --verbose; else it is discarded).
 function emulator_process.start(opts)
   opts = opts or {}
@@ -109,7 +110,7 @@ function emulator_process.start(opts)
   -- The emulator is Lua 5.4's, whatever Lua starts it: a caller's Lua
   -- search paths (another version's modules) must not reach it.
   -- and it exits when this process is gone, however that ends
-  local parent = own_pid()
+  local parent = not opts.outlive and own_pid()
   local cmd = ("env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_4 -u LUA_CPATH_5_4"
     .. " lua5.4 %s --port 0 --port-file %s --idle-exit %s --token %s --email %s --key %s%s%s"
     .. " >/dev/null %s & echo $! > %s")
