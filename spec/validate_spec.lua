@@ -30,10 +30,16 @@ describe("validate", function()
     it("refuses anything else, naming the path parameter", function()
       for _, bad in ipairs({ "", "42", "f174e90a-fafe-4643-bbbc-4a0ed4fc841",
                              "f174e90a-fafe-4643-bbbc-4a0ed4fc8415/..", "../f174e90a",
-                             "f174e90a fafe 4643 bbbc 4a0ed4fc8415" }) do
+                             "f174e90a fafe 4643 bbbc 4a0ed4fc8415",
+                             -- what the check in C must refuse as the pattern did
+                             "f174e90a-fafe-4643-bbbc-4a0ed4fc8415a", "f174e90afafe-4643-bbbc-4a0ed4fc8415-",
+                             "g174e90a-fafe-4643-bbbc-4a0ed4fc8415", "f174e90a-fafe-4643-bbbc-4a0ed4fc841\0",
+                             "f174e90a-fafe-4643-bbbc\0-4a0ed4fc8415", "f174e90a-fafe-4643-bbbc-4a0ed4fc841\255",
+                             "\255174e90a-fafe-4643-bbbc-4a0ed4fc8415", "f174e90a-fafe-4643-bbbc_4a0ed4fc8415" }) do
         local field, rule = id(bad)
         assert.are.equal("impersonation_registry_id", field, bad)
-        assert.are.equal("format", rule)
+        -- a NUL or a byte that is no UTF-8 is refused before the format is looked at
+        assert.are.equal(bad:find("[%z\255]") and (bad:find("%z") and "nul" or "utf8") or "format", rule, bad)
       end
     end)
   end)
