@@ -55,7 +55,7 @@ local function commands(text)
           end
         end
       end
-    elseif line:find("^```sh%s*$") then
+    elseif line:find("^```sh%s*$") or line:find("^```bash%s*$") or line:find("^```shell%s*$") then
       in_block = true
     end
   end
@@ -73,12 +73,25 @@ end
 local readme = read("README.md")
 -- .ci/run's make commands as a person would type them
 local ci = read(".ci/run"):gsub("make %-%-no%-print%-directory ", "make ")
+-- Is the command in .ci/run as a whole command (not a prefix of a longer
+-- word: `make tes` is not `make test`), with at most more arguments?
+local function runs_in_ci(command)
+  local at = 1
+  while true do
+    local start, stop = ci:find(command, at, true)
+    if not start then return false end
+    local before, after = ci:sub(start - 1, start - 1), ci:sub(stop + 1, stop + 1)
+    if (start == 1 or before:find("[%s;&|(]")) and (after == "" or after:find("[%s;&|)>]")) then return true end
+    at = stop + 1
+  end
+end
+
 local run_here, in_ci, cli, skipped, unknown = {}, {}, {}, {}, {}
 for _, c in ipairs(commands(readme)) do
   if RUN_HERE[c.text] then run_here[#run_here + 1] = c
   elseif NOT_HERE[c.text] then skipped[#skipped + 1] = c
   elseif c.text:find("^cloudflare%-email%-security") then cli[#cli + 1] = c
-  elseif c.text:find("^make ") and ci:find(c.text, 1, true) then in_ci[#in_ci + 1] = c
+  elseif c.text:find("^make ") and runs_in_ci(c.text) then in_ci[#in_ci + 1] = c
   else unknown[#unknown + 1] = c end
 end
 for _, c in ipairs(unknown) do
@@ -106,20 +119,40 @@ local env = ("env -u CLOUDFLARE_EMAIL -u CLOUDFLARE_API_KEY CLOUDFLARE_API_TOKEN
   .. "CLOUDFLARE_BASE_URL=%s "):format(emu.token, account, emu.base_url)
 -- in the README's order: get and update find the seeded entry, delete
 -- removes it, then plan and apply work on what is left
+-- A form as commands to run: every [option] left out, then each option
+-- (each alternative of [a | b]) on its own; [--yes] always kept (apply has
+-- no terminal to ask on here), [ID...] never expanded.
+local function variants(form)
+  local base = form:gsub("%[%-%-yes%]", "--yes"):gsub("%s*%.%.%.$", "")
+  local out = { (base:gsub("%s*%[[^%]]*%]", "")) }
+  for group in base:gmatch("%[([^%]]*)%]") do
+    if not group:find("...", 1, true) then
+      for alternative in (group .. " | "):gmatch("%s*(.-)%s+|%s") do
+        local one = base:gsub("%[" .. group:gsub("%p", "%%%0") .. "%]", alternative, 1):gsub("%s*%[[^%]]*%]", "")
+        out[#out + 1] = one
+      end
+    end
+  end
+  return out
+end
+
+local forms = 0
 for _, c in ipairs(cli) do
-  local cmd = c.text:gsub("%[%-%-yes%]", "--yes"):gsub("%s*%[[^%]]*%]", ""):gsub("%s*%.%.%.$", "")
-    :gsub(" ID", " " .. seeded[1].id):gsub("partners%.csv", "examples/partners.csv")
-  -- plan exits 2 when it finds changes
-  local ok, code = sh(env .. cmd .. " >/dev/null")
-  if not ok and not (cmd:find(" plan ") and code == 2) then
-    io.stderr:write(("README.md line %d: `%s` failed (exit %s)\n"):format(c.line, cmd, tostring(code)))
-    failed = failed + 1
+  for _, variant in ipairs(variants(c.text)) do
+    forms = forms + 1
+    local cmd = variant:gsub(" ID", " " .. seeded[1].id):gsub("partners%.csv", "examples/partners.csv")
+    -- plan exits 2 when it finds changes
+    local ok, code = sh(env .. cmd .. " >/dev/null")
+    if not ok and not (cmd:find(" plan ") and code == 2) then
+      io.stderr:write(("README.md line %d: `%s` failed (exit %s)\n"):format(c.line, cmd, tostring(code)))
+      failed = failed + 1
+    end
   end
 end
 emu.stop()
 
-print(("README commands: %d run here, %d forms of the tool run, %d run by .ci/run, %d not run here (%s); %d failed")
-  :format(#run_here, #cli, #in_ci, #skipped, (function()
+print(("README commands: %d run here, %d forms of the tool run (%d commands), %d run by .ci/run, %d not run here"
+  .. " (%s); %d failed"):format(#run_here, #cli, forms, #in_ci, #skipped, (function()
     local why = {}
     for _, c in ipairs(skipped) do why[#why + 1] = c.text .. ": " .. NOT_HERE[c.text] end
     return table.concat(why, "; ")

@@ -109,6 +109,14 @@ describe("core.new", function()
     assert.are.equal(0, calls)
   end)
 
+  it("refuses a user_agent with a line break: it is a header line of its own", function()
+    for _, ua in ipairs({ "x\r\nX-Injected: 1", "x\nX-Injected: 1", "x\r" }) do
+      local ok, msg = pcall(core.new, { user_agent = ua })
+      assert.is_false(ok)
+      assert.matches("user_agent contains a line break", msg, 1, true)
+    end
+  end)
+
   it("keeps every string it gives libcurl alive while libcurl copies it", function()
     local emu = emulator_process.start()
     local ok, err = pcall(function()

@@ -126,6 +126,9 @@ static int client_new(lua_State *L)
     luaL_checktype(L, 1, LUA_TTABLE);
     memset(&o, 0, sizeof o);
     o.user_agent = opt_string(L, "user_agent", 1);
+    /* it becomes a header line of its own: nothing may end that line early */
+    if (o.user_agent != NULL && strpbrk(o.user_agent, "\r\n") != NULL)
+        return luaL_error(L, "user_agent contains a line break");
     o.ca_bundle = opt_string(L, "ca_bundle", 0);
     /* libcurl takes these as long; 2^31 - 1 fits a long everywhere */
     o.timeout_ms = (long)opt_positive(L, "timeout_ms", 60000, 2147483647.0);

@@ -1473,7 +1473,8 @@ local function parent_gone()
   local stat = f:read("*l") or ""
   f:close()
   -- "pid (name) S ...": a zombie (Z) has ended, its parent has not yet reaped it
-  return stat:match("%) (%a)") == "Z"
+  -- the name may itself hold ") ": the state follows the last one
+  return stat:match(".*%) (%a)") == "Z"
 end
 local next_parent_check = 0
 

@@ -126,7 +126,10 @@ LOCATIONS
   local globals = opts.conf and (" -g 'daemon off; pid %s/nginx.pid; error_log %s/error.log info;'"):format(dir, dir)
     or ""
   local env = ""
-  for k, v in pairs(opts.env or {}) do env = env .. k .. "='" .. tostring(v):gsub("'", "'\\''") .. "' " end
+  for k, v in pairs(opts.env or {}) do
+    assert(tostring(k):find("^[%a_][%w_]*$"), "nginx_process: not a variable name: " .. tostring(k))
+    env = env .. k .. "='" .. tostring(v):gsub("'", "'\\''") .. "' "
+  end
   os.execute(("%s timeout %d nginx -p %s -c %s/nginx.conf%s >%s/stderr.log 2>&1 &")
     :format(env ~= "" and ("env " .. env) or "", opts.lifetime or 120, dir, dir, globals, dir))
   local function error_log()
