@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Instructions per call, by callgrind: two runs of N and 2N calls, so that
 # start-up cancels out. First the module's own code on a canned answer
-# (bench/own_code.lua, no network), then a whole update through libcurl
+# (bench/own_code.lua, no network), then the decode of a 1000-entry list
+# page (bench/decode_page.lua), then a whole update through libcurl
 # against the emulator (bench/module_bench.lua; the emulator's own work is
 # in its own process and not counted).
 set -euo pipefail
@@ -15,6 +16,10 @@ refs() {
 a=$(refs bench/own_code.lua "$n")
 b=$(refs bench/own_code.lua $((2 * n)))
 echo "own code: $(( (b - a) / n )) instructions per update (validation, body, policy, decode of a 420-byte answer; callgrind, $n vs $((2 * n)) calls)"
+
+a=$(refs bench/decode_page.lua 5)
+b=$(refs bench/decode_page.lua 10)
+echo "list page: $(( (b - a) / 5 )) instructions to check and decode one 1000-entry page (callgrind, 5 vs 10 pages)"
 
 # the emulator, seeded with the entry the bench updates; gone when this script is
 url_file=$(mktemp)
