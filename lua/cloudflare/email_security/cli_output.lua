@@ -7,6 +7,7 @@
 local core = require("cloudflare.email_security.core")
 local errors = require("cloudflare.email_security.errors")
 local entries = require("cloudflare.email_security.sync.entries")
+local keys = require("cloudflare.email_security.sync.keys")
 local validate = require("cloudflare.email_security.schema.validate")
 
 local null, encode_string = core.null, core.json_encode
@@ -83,11 +84,10 @@ function output.entry_text(e, cols)
   return concat(out, "\n") .. "\n"
 end
 
+-- JSON has no NaN or infinity
 local function number(v)
-  if math.type and math.type(v) == "integer" then return format("%d", v) end
   if v ~= v or v == math.huge or v == -math.huge then return "null" end
-  if v == math.floor(v) and math.abs(v) < 2 ^ 53 then return format("%.0f", v) end
-  return format("%.17g", v)
+  return keys.number_text(v)
 end
 
 local LIST = { type = "array" }

@@ -134,29 +134,25 @@ function apply.apply(p, opts)
   local kinds = batch_kinds(r)
 
   -- one request per change, for the kinds without a batch list
-  if not kinds.creates then
-    for _, item in ipairs(p.creates) do
-      local _, err = r:create(item.fields)
-      if err then return stopped(err, "creating " .. item.key) end
-      done.created = done.created + 1
-      step()
-    end
-  end
-  if not kinds.updates then
-    for _, item in ipairs(p.updates) do
-      local _, err = r:update(item.id, item.fields)
-      if err then return stopped(err, "updating " .. item.key) end
-      done.updated = done.updated + 1
-      step()
-    end
-  end
-  if not kinds.deletes then
-    for _, item in ipairs(p.deletes) do
-      local _, err = r:delete(item.id)
-      -- gone already: what the plan wanted
-      if err and not is_gone(err) then return stopped(err, "deleting " .. item.key) end
-      done.deleted = done.deleted + 1
-      step()
+  local SINGLE = {
+    { kind = "creates", count = "created", doing = "creating",
+      send = function(item) return r:create(item.fields) end },
+    { kind = "updates", count = "updated", doing = "updating",
+      send = function(item) return r:update(item.id, item.fields) end },
+    -- a delete whose entry is gone already did what the plan wanted
+    { kind = "deletes", count = "deleted", doing = "deleting", done_if = is_gone,
+      send = function(item) return r:delete(item.id) end },
+  }
+  for _, single in ipairs(SINGLE) do
+    if not kinds[single.kind] then
+      for _, item in ipairs(p[single.kind]) do
+        local _, err = single.send(item)
+        if err and not (single.done_if and single.done_if(err)) then
+          return stopped(err, single.doing .. " " .. item.key)
+        end
+        done[single.count] = done[single.count] + 1
+        step()
+      end
     end
   end
 

@@ -21,6 +21,7 @@ local core = require("cloudflare.email_security.core")
 local cjson = require("cjson")
 local validate = require("cloudflare.email_security.schema.validate")
 local errors = require("cloudflare.email_security.errors")
+local number_text = require("cloudflare.email_security.sync.keys").number_text
 
 local null = core.null
 local concat, format, type = table.concat, string.format, type
@@ -316,11 +317,7 @@ local function cell_of(v)
   if v == null then return "null" end
   local t = type(v)
   if t == "boolean" then return tostring(v) end
-  if t == "number" then
-    if math.type and math.type(v) == "integer" then return format("%d", v) end
-    if v == math.floor(v) and math.abs(v) < 2 ^ 53 then return format("%.0f", v) end
-    return format("%.17g", v)
-  end
+  if t == "number" then return number_text(v) end
   if t == "table" then
     -- a list (an empty table is taken for one: objects are never empty
     -- here): its items as they are, joined by ";", the whole cell quoted

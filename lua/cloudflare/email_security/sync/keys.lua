@@ -44,6 +44,7 @@ end
 --- A number as text that is the same for 3 and 3.0 (a JSON file decoded
 --- by lua-cjson gives floats; the API's answers and CSV cells integers).
 function keys.number_text(v)
+  if math.type and math.type(v) == "integer" then return ("%d"):format(v) end
   if v == math.floor(v) and math.abs(v) < 2 ^ 53 then return ("%.0f"):format(v) end
   return ("%.17g"):format(v)
 end
