@@ -2,7 +2,7 @@
 -- memory is its own; bench/run.lua starts it and reads the one line it
 -- prints (the same format as bench/floor.c).
 --
---   module_bench.lua update|delete|create BASE_URL N
+--   module_bench.lua update|delete|get|create BASE_URL N
 --   module_bench.lua list BASE_URL PAGES ROUNDS     (PAGES pages of 1000 through reg:each)
 --   module_bench.lua flat BASE_URL N                RSS after 1,000 updates and after N
 local es = require("cloudflare.email_security")
@@ -40,6 +40,12 @@ elseif mode == "create" then
   local entry = { name = "Jane Roe", email = "jane@example.com", is_email_regex = false }
   for _ = 1, n do
     local r, err = reg:create(entry)
+    if not r then fail(err) end
+  end
+  calls = n
+elseif mode == "get" then
+  for _ = 1, n do
+    local r, err = reg:get(ID)
     if not r then fail(err) end
   end
   calls = n

@@ -1,0 +1,128 @@
+-- The canned API the benches call: a loopback nginx serving fixed
+-- Cloudflare envelopes for the impersonation registry, over plain HTTP,
+-- HTTPS with HTTP/1.1 and HTTPS with HTTP/2 (three ports; a certificate
+-- made for the run). An entry's path answers GET and PATCH with the entry,
+-- DELETE with its id; the collection answers POST with the entry and GET
+-- with one of ten pages of 1000 entries (?page=1..10). nginx does so little
+-- per request that what is measured is the client.
+--
+--   local server = require("bench.loopback_server").start()
+--   server.http, server.https1, server.https2   base URLs, ".../client/v4"
+--   server.ca, server.dir, server.https_port2   the certificate, the directory
+--   server.stop()
+
+local process = require("spec.support.process")
+
+local server = {}
+
+server.ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"
+server.ID = "f174e90a-fafe-4643-bbbc-4a0ed4fc8415"
+server.PATH = "/client/v4/accounts/" .. server.ACCOUNT .. "/email-security/settings/impersonation_registry"
+server.PAGES = 10
+
+local function sh(cmd)
+  local r = os.execute(cmd)
+  assert(r == true or r == 0, "failed: " .. cmd)
+end
+
+local function write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+local function read(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("*a")
+  p:close()
+  return out
+end
+
+-- One entry as the API writes it, by hand and in a fixed order (cjson's
+-- order follows the hash seed, which differs from run to run and would move
+-- the instruction counts). The directory fields are null, as for every entry
+-- made through the API.
+local function entry(i)
+  return ('{"id":"%08x-fafe-4643-bbbc-4a0ed4fc8415","name":"Person %d","email":"person%d@example.com",'
+    .. '"is_email_regex":false,"comments":null,"directory_id":null,"directory_node_id":null,'
+    .. '"external_directory_node_id":null,"provenance":"A1S_INTERNAL","created_at":"2026-01-01T00:00:00.000000Z",'
+    .. '"modified_at":"2026-01-01T00:00:00.000000Z","last_modified":"2026-01-01T00:00:00.000000Z"}'):format(i, i, i)
+end
+server.entry = entry
+
+local function envelope(result, info)
+  return '{"success":true,"errors":[],"messages":[],"result":' .. result
+    .. (info and (',"result_info":' .. info) or "") .. '}'
+end
+
+local CONF = [[
+worker_processes 1;
+daemon off;
+error_log DIR/error.log warn;
+pid DIR/nginx.pid;
+events { worker_connections 256; }
+http {
+  access_log off;
+  default_type application/json;
+  keepalive_requests 10000000;
+  keepalive_timeout 120s;
+  client_body_temp_path DIR/tmp/body;
+  proxy_temp_path DIR/tmp/proxy;
+  fastcgi_temp_path DIR/tmp/fastcgi;
+  uwsgi_temp_path DIR/tmp/uwsgi;
+  scgi_temp_path DIR/tmp/scgi;
+  ssl_certificate DIR/cert.pem;
+  ssl_certificate_key DIR/key.pem;
+  server {
+    listen 127.0.0.1:HTTP_PORT;
+    listen 127.0.0.1:HTTPS1_PORT ssl;
+    listen 127.0.0.1:HTTPS2_PORT ssl http2;
+    location = LIST_PATH {
+      if ($request_method = POST) { return 201 'ENTRY'; }
+      rewrite ^ /pages/page$arg_page.json last;
+    }
+    location /pages/ { internal; root DIR; }
+    location LIST_PATH/ {
+      if ($request_method = DELETE) { return 200 'DELETED'; }
+      return 200 'ENTRY';
+    }
+  }
+}
+]]
+
+function server.start()
+  local dir = read("mktemp -d"):gsub("%s+$", "")
+  -- nginx's worker runs as another user: it must be able to read the pages
+  sh(("chmod 755 %s && mkdir -p %s/pages %s/tmp"):format(dir, dir, dir))
+  -- for 127.0.0.1 (the clients) and api.cloudflare.com (README's nginx.conf, bench/nginx_bench.lua)
+  sh(("openssl req -x509 -newkey rsa:2048 -nodes -keyout %s/key.pem -out %s/cert.pem -subj /CN=127.0.0.1"
+    .. " -addext subjectAltName=IP:127.0.0.1,DNS:api.cloudflare.com -days 1 >/dev/null 2>&1"):format(dir, dir))
+  for page = 1, server.PAGES do
+    local items = {}
+    for i = 1, 1000 do items[i] = entry((page - 1) * 1000 + i) end
+    write(("%s/pages/page%d.json"):format(dir, page), envelope("[" .. table.concat(items, ",") .. "]",
+      ('{"page":%d,"per_page":1000,"count":1000,"total_count":%d}'):format(page, server.PAGES * 1000)))
+  end
+  local one = entry(1):gsub("00000001%-", server.ID:sub(1, 9))
+  local ports = { HTTP_PORT = process.free_port(), HTTPS1_PORT = process.free_port(),
+                  HTTPS2_PORT = process.free_port() }
+  local conf = CONF:gsub("DIR", dir):gsub("LIST_PATH", server.PATH)
+    :gsub("DELETED", envelope('{"id":"' .. server.ID .. '"}')):gsub("ENTRY", envelope(one))
+  for name, port in pairs(ports) do conf = conf:gsub(name, port) end
+  write(dir .. "/nginx.conf", conf)
+  -- `timeout`: gone after half an hour even if whoever started it is not
+  sh(("timeout 1800 nginx -p %s -c %s/nginx.conf >/dev/null 2>&1 &"):format(dir, dir))
+  for _, port in pairs(ports) do assert(process.wait_for_port(port, 10), "nginx did not start") end
+  local s = {
+    dir = dir, ca = dir .. "/cert.pem", https_port2 = ports.HTTPS2_PORT,
+    http = "http://127.0.0.1:" .. ports.HTTP_PORT .. "/client/v4",
+    https1 = "https://127.0.0.1:" .. ports.HTTPS1_PORT .. "/client/v4",
+    https2 = "https://127.0.0.1:" .. ports.HTTPS2_PORT .. "/client/v4",
+  }
+  function s.stop()
+    os.execute(("kill $(cat %s/nginx.pid 2>/dev/null) 2>/dev/null; sleep 0.2; rm -rf %s"):format(dir, dir))
+  end
+  return s
+end
+
+return server
