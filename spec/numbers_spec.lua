@@ -129,6 +129,60 @@ describe("numbers in answers", function()
     assert.are.same({ 2, 3 }, { result.d, result.e })
   end)
 
+  -- The walk that makes integer tokens Lua integers visits only the places
+  -- where the scan saw one: these answers put integers in some places and
+  -- not others, and every place must come out right all the same.
+  describe("where the integers are", function()
+    if not has_integers then
+      pending("Lua " .. _VERSION .. " has no integer subtype")
+      return
+    end
+    local function types(list)
+      local out = {}
+      for i, v in ipairs(list) do out[i] = type(v) == "number" and math.type(v) or type(v) end
+      return out
+    end
+
+    it("in some entries of a list, with floats in others", function()
+      local result, _, envelope = decode('{"success":true,"result":[{"v":1.5},{"v":2.0},{"v":3},{"v":4.0},'
+        .. '{"v":5},{"v":6.5}],"result_info":{"page":1,"count":6}}')
+      local v = {}
+      for i, e in ipairs(result) do v[i] = e.v end
+      assert.are.same({ "float", "float", "integer", "float", "integer", "float" }, types(v))
+      assert.are.same({ "integer", "integer" }, types({ envelope.result_info.page, envelope.result_info.count }))
+    end)
+
+    it("as items of a list, and in lists of lists", function()
+      local result = decode('{"success":true,"result":[[1,2.0],0.5,[3],7]}')
+      assert.are.same({ "integer", "float" }, types(result[1]))
+      assert.are.same({ "table", "float", "table", "integer" }, types(result))
+      assert.are.equal("integer", math.type(result[3][1]))
+    end)
+
+    it("in an envelope key of its own, and under a key written with an escape", function()
+      local _, _, envelope = decode('{"success":true,"result":{"f":1.5},"n":5,"\\u0072esult_info":{"page":2}}')
+      assert.are.equal("integer", math.type(envelope.n))
+      assert.are.equal("integer", math.type(envelope.result_info.page))
+      assert.are.equal("float", math.type(envelope.result.f))
+    end)
+
+    it("under a key given twice, as an array and then as an object (cjson keeps the last)", function()
+      local result = decode('{"success":true,"result":[1,2.5],"result":{"a":3,"b":4.5}}')
+      assert.are.same({ "integer", "float" }, { math.type(result.a), math.type(result.b) })
+      result = decode('{"success":true,"result":{"a":3.5},"result":[0.5,2]}')
+      assert.are.same({ "float", "integer" }, types(result))
+    end)
+
+    it("under more envelope keys than the places can hold", function()
+      local keys = {}
+      for i = 1, 12 do keys[i] = ('"k%d":{"i":%d,"f":0.5}'):format(i, i) end
+      local _, _, envelope = decode('{"success":true,"result":{},' .. table.concat(keys, ",") .. '}')
+      for i = 1, 12 do
+        assert.are.same({ "integer", "float" }, { math.type(envelope["k" .. i].i), math.type(envelope["k" .. i].f) })
+      end
+    end)
+  end)
+
   it("refuses numbers outside JSON's grammar, which cjson would take", function()
     for _, token in ipairs({ "1.", "-.5", "1.e5", "-", "01", "-01", "1e", "1e+", "--1", "0x10", "1.5.5", "1e5e5" }) do
       local result, err = decode(envelope(token))
