@@ -45,6 +45,19 @@ end
 
 local Resource = {}
 
+-- An entry op's suffix ("/{id}/verification") as the text before and after
+-- its id, split once per op.
+local splits = setmetatable({}, { __mode = "k" })
+local function split_suffix(op)
+  local s = splits[op]
+  if not s then
+    local at = op.suffix:find("{id}", 1, true)
+    s = { op.suffix:sub(1, at - 1), op.suffix:sub(at + 4) }
+    splits[op] = s
+  end
+  return s[1], s[2]
+end
+
 -- The path of an op, or an invalid error when the id is not what the
 -- description allows (the error then shows the path template, never the id).
 function Resource:_path(op, method, id)
@@ -56,8 +69,8 @@ function Resource:_path(op, method, id)
                                self._collection .. op.suffix:gsub("{id}", "{" .. c.id.param .. "}"))
   end
   -- a uuid has nothing to escape
-  local segment = c.id.format == "uuid" and id or escape(id)
-  return self._collection .. op.suffix:gsub("{id}", function() return segment end)
+  local before, after = split_suffix(op)
+  return self._collection .. before .. (c.id.format == "uuid" and id or escape(id)) .. after
 end
 
 -- The JSON body for an op from the caller's table, read once (snapshot),
@@ -77,7 +90,7 @@ end
 local ONCE = { once = true }
 
 -- The policy's options for an op: what the API needs of the token, for
--- a 401 or 403 to say, and more (once, gone_id) when given.
+-- a 401 or 403 to say, and more (once) when given.
 local plain_opts, once_opts = setmetatable({}, { __mode = "k" }), setmetatable({}, { __mode = "k" })
 local function opts_for(op, more)
   -- the two that every call of an op shares are made once
@@ -93,7 +106,9 @@ end
 -- The calls whose answer is one entry.
 local ENTRY_RESULT = { create = true, get = true, update = true, replace = true }
 
-local function call(self, name, id, value, more)
+-- gone: a DELETE, for which a 404 after a try that may have acted counts
+-- as done (see policy.call)
+local function call(self, name, id, value, more, gone)
   local op = self._c.ops[name]
   local path, err = self:_path(op, op.method, id)
   if not path then return nil, err end
@@ -103,7 +118,8 @@ local function call(self, name, id, value, more)
     if not body then return nil, err end
   end
   local result, envelope
-  result, err, envelope = policy.call(self._state, op.method, path, "", body, opts_for(op, more))
+  result, err, envelope = policy.call(self._state, op.method, path, "", body, opts_for(op, more),
+                                      gone and id or nil)
   if result ~= nil and ENTRY_RESULT[name] and (type(result) ~= "table" or (#result > 0)) then
     -- a create answered so has happened all the same
     local odd = errors.new("http", "the result is not an entry (an object)", { may_exist = name == "create" or nil })
@@ -147,7 +163,7 @@ end
 function Resource:delete(id)
   check_self(self, "delete")
   check_arg("delete", 1, id, "string")
-  local result, err, envelope = call(self, "delete", id, nil, { gone_id = id })
+  local result, err, envelope = call(self, "delete", id, nil, nil, true)
   -- an answer whose result is null still says which entry went
   if result and type(result) == "table" and result.id == nil then result.id = id end
   return result, err, envelope

@@ -11,7 +11,7 @@ local core = require("cloudflare.email_security.core")
 local encode_string = core.json_encode
 local null = core.null
 
-local format, find, concat, type = string.format, string.find, table.concat, type
+local format, find, concat, next, type = string.format, string.find, table.concat, next, type
 local math_type = math.type
 
 -- "name": for every field name, encoded once
@@ -42,19 +42,35 @@ local function scalar(v)
   return format("%.17g", v)
 end
 
+-- An object's given fields in the description's order: the names are
+-- put in place one by one (insertion by position), so that the work
+-- follows the fields given, not the fields the schema has.
+local function ordered_names(n, v)
+  local position, names, count = n.position, {}, 0
+  for name in next, v do
+    local at = position[name]
+    local i = count
+    while i > 0 and position[names[i]] > at do
+      names[i + 1] = names[i]
+      i = i - 1
+    end
+    names[i + 1] = name
+    count = count + 1
+  end
+  return names, count
+end
+
 function write(n, v)
   if v == null then return "null" end
   local t = n.type
   if t == "object" then
-    local parts, count = {}, 0
-    for _, name in ipairs(n.order) do
-      local value = v[name]
-      if value ~= nil then
-        count = count + 1
-        parts[count] = key_of(name) .. write(n.fields[name], value)
-      end
+    local names, count = ordered_names(n, v)
+    local fields = n.fields
+    for i = 1, count do
+      local name = names[i]
+      names[i] = key_of(name) .. write(fields[name], v[name])
     end
-    return "{" .. concat(parts, ",") .. "}"
+    return "{" .. concat(names, ",", 1, count) .. "}"
   end
   if t == "array" then
     local parts = {}
@@ -64,5 +80,6 @@ function write(n, v)
   return scalar(v)
 end
 
---- n: a compiled schema node; v: a value validate.body accepted against it.
+--- n: a compiled schema node; v: a value validate.body accepted against it
+--- (so every key of an object is one of its fields).
 return write

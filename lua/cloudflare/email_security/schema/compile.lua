@@ -25,6 +25,9 @@ local KEYS = {
 
 local node
 
+-- shared by every object node with no required field, never written to
+local NOTHING_REQUIRED = setmetatable({}, { __newindex = function() error("NOTHING_REQUIRED is shared", 2) end })
+
 -- The keys a check is made of, by type: any other on a node of that type
 -- would be a check the validator does not make, and is refused.
 local COMMON = { name = true, type = true, nullable = true, read_only = true, deprecated = true,
@@ -55,8 +58,9 @@ local function check_keys(raw, where)
 end
 
 --- One schema node: a copy with what the checks need precomputed. For an
---- object, `fields` maps each name to its node and `order` lists the names
---- in the order a body writes them.
+--- object, `fields` maps each name to its node, `order` lists the names in
+--- the order a body writes them and `position` gives each name's place in
+--- it; `required` is always a list, empty when nothing is.
 function node(raw, where)
   check_keys(raw, where)
   local n = {}
@@ -69,13 +73,15 @@ function node(raw, where)
     if not raw.items then error(where .. ": an array without items", 0) end
     n.items = node(raw.items, where .. "[]")
   elseif raw.type == "object" then
-    n.fields, n.order = {}, {}
+    n.fields, n.order, n.position = {}, {}, {}
     for i, p in ipairs(raw.properties or {}) do
       if type(p.name) ~= "string" then error(where .. ": property " .. i .. " has no name", 0) end
       n.fields[p.name] = node(p, where .. "." .. p.name)
       n.order[i] = p.name
+      n.position[p.name] = i
     end
     n.properties = nil
+    n.required = n.required or NOTHING_REQUIRED
     for _, name in ipairs(raw.required or {}) do
       if not n.fields[name] then error(where .. ": required '" .. name .. "' is not a property", 0) end
     end

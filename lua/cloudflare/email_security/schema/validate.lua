@@ -213,8 +213,9 @@ local function check_object(n, v, path, what)
     local field, rule, message = check(f, value, join(path, name))
     if field then return field, rule, message end
   end
-  for _, name in ipairs(n.required or {}) do
-    if v[name] == nil then return join(path, name), "required", "is required" end
+  local required = n.required
+  for i = 1, #required do
+    if v[required[i]] == nil then return join(path, required[i]), "required", "is required" end
   end
   if n.min_properties and count < n.min_properties then
     return path or "fields", "min_properties", ("needs at least %d field%s"):format(n.min_properties,

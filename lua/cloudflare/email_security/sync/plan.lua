@@ -29,7 +29,7 @@ local function loose_node(c)
   if n then return n end
   n = {}
   for k, v in pairs(c.bodies.create) do n[k] = v end
-  n.required = nil
+  n.required = {}
   loose[c] = n
   return n
 end
