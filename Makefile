@@ -37,7 +37,7 @@ LUA_DIR      = $(DESTDIR)$(PREFIX)/share/lua/$(LUA_VERSION)
 LIB_DIR      = $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_VERSION)
 BIN_DIR      = $(DESTDIR)$(PREFIX)/bin
 
-.PHONY: all deps deps-checks test install install-files rock-install nginx-install uninstall clean lint demo emulator check-memory check-asan check-threads spec-hosts fuzz soak bench repl resources
+.PHONY: all deps deps-checks test install install-files rock-install nginx-install uninstall clean lint demo emulator check-memory check-asan check-threads spec-hosts fuzz soak bench bench-peers repl resources
 
 all: $(MODULE)
 
@@ -118,17 +118,30 @@ $(C_HOST): spec/c_host/two_states.c
 	@mkdir -p $(dir $@)
 	$(CC) $(WARNINGS) -O1 -g $(shell $(PKG_CONFIG) --cflags lua5.4 2>/dev/null) -o $@ $< -llua5.4 -pthread
 
-# The module beside a raw libcurl loop, against a loopback nginx (HTTP and
-# HTTPS with HTTP/2); then the module's own instructions per call.
-FLOOR_BIN = build/bench/floor
+# The module beside the floor (libcurl plus lua-cjson's decode) and libcurl
+# alone, against a loopback nginx (HTTP/1.1, HTTPS with HTTP/1.1 and with
+# HTTP/2); bulk work against the emulator; then instructions per call of
+# module and floor (callgrind).
+# The floor embeds the same Lua as the module runs on (LuaJIT too).
+FLOOR_BIN = $(BUILD)/bench/floor
 $(FLOOR_BIN): bench/floor.c
 	@mkdir -p $(dir $@)
-	$(CC) $(WARNINGS) -O2 $(LUA_CFLAGS) $(CURL_CFLAGS) -o $@ $< $(CURL_LIBS) -llua$(LUA_VERSION)
+	$(CC) $(WARNINGS) -O2 $(LUA_CFLAGS) $(CURL_CFLAGS) -o $@ $< $(CURL_LIBS) \
+		$(shell $(PKG_CONFIG) --libs $(LUA_PC) 2>/dev/null || echo -llua$(LUA_VERSION))
 bench:
 	@bash .ci/deps --bench
 	@$(MAKE) --no-print-directory all $(FLOOR_BIN) spec-hosts
 	LUA=$(LUA) BENCH_FLOOR=$(FLOOR_BIN) LUA_CPATH='./$(BUILD)/?.so;;' $(LUA) bench/run.lua
-	LUA=$(LUA) LUA_CPATH='./$(BUILD)/?.so;;' bash bench/instructions.sh
+	LUA=$(LUA) LUA_CPATH='./$(BUILD)/?.so;;' $(LUA) bench/bulk_bench.lua
+	LUA=$(LUA) BENCH_FLOOR=$(FLOOR_BIN) LUA_CPATH='./$(BUILD)/?.so;;' bash bench/instructions.sh
+
+# The module beside Cloudflare's TypeScript SDK on Node (installed from npm
+# into build/peers, with Debian's nodejs when the machine has none).
+bench-peers:
+	@bash .ci/deps --bench
+	@bash bench/peers/install.sh
+	@$(MAKE) --no-print-directory all spec-hosts
+	LUA=$(LUA) LUA_CPATH='./$(BUILD)/?.so;;' $(LUA) bench/peers.lua
 
 lint:
 	luacheck lua spec examples bench tools

@@ -13,7 +13,7 @@ local loopback_server = require("bench.loopback_server")
 
 local N = tonumber(os.getenv("N") or "2000")
 local LUA = os.getenv("LUA") or "lua5.4"
-local FLOOR = os.getenv("BENCH_FLOOR") or "build/bench/floor"
+local FLOOR = os.getenv("BENCH_FLOOR") or "build/lua5.4/bench/floor"
 
 -- cmd: { environment, command }
 local function refs(cmd)

@@ -15,7 +15,7 @@ local LIST_ROUNDS = tonumber(os.getenv("BENCH_LIST_ROUNDS") or "5")
 local REPEAT = tonumber(os.getenv("BENCH_REPEAT") or "3")
 local FLAT_CALLS = tonumber(os.getenv("BENCH_FLAT_CALLS") or "100000")
 local LUA = os.getenv("LUA") or "lua5.4"
-local FLOOR = os.getenv("BENCH_FLOOR") or "build/bench/floor"
+local FLOOR = os.getenv("BENCH_FLOOR") or "build/lua5.4/bench/floor"
 local ID, PATH = loopback_server.ID, loopback_server.PATH
 
 local function read(cmd)

@@ -144,12 +144,12 @@ describe("numbers in answers", function()
     end
 
     it("in some entries of a list, with floats in others", function()
-      local result, _, envelope = decode('{"success":true,"result":[{"v":1.5},{"v":2.0},{"v":3},{"v":4.0},'
+      local result, _, answer = decode('{"success":true,"result":[{"v":1.5},{"v":2.0},{"v":3},{"v":4.0},'
         .. '{"v":5},{"v":6.5}],"result_info":{"page":1,"count":6}}')
       local v = {}
       for i, e in ipairs(result) do v[i] = e.v end
       assert.are.same({ "float", "float", "integer", "float", "integer", "float" }, types(v))
-      assert.are.same({ "integer", "integer" }, types({ envelope.result_info.page, envelope.result_info.count }))
+      assert.are.same({ "integer", "integer" }, types({ answer.result_info.page, answer.result_info.count }))
     end)
 
     it("as items of a list, and in lists of lists", function()
@@ -160,10 +160,10 @@ describe("numbers in answers", function()
     end)
 
     it("in an envelope key of its own, and under a key written with an escape", function()
-      local _, _, envelope = decode('{"success":true,"result":{"f":1.5},"n":5,"\\u0072esult_info":{"page":2}}')
-      assert.are.equal("integer", math.type(envelope.n))
-      assert.are.equal("integer", math.type(envelope.result_info.page))
-      assert.are.equal("float", math.type(envelope.result.f))
+      local _, _, answer = decode('{"success":true,"result":{"f":1.5},"n":5,"\\u0072esult_info":{"page":2}}')
+      assert.are.equal("integer", math.type(answer.n))
+      assert.are.equal("integer", math.type(answer.result_info.page))
+      assert.are.equal("float", math.type(answer.result.f))
     end)
 
     it("under a key given twice, as an array and then as an object (cjson keeps the last)", function()
@@ -176,9 +176,9 @@ describe("numbers in answers", function()
     it("under more envelope keys than the places can hold", function()
       local keys = {}
       for i = 1, 12 do keys[i] = ('"k%d":{"i":%d,"f":0.5}'):format(i, i) end
-      local _, _, envelope = decode('{"success":true,"result":{},' .. table.concat(keys, ",") .. '}')
+      local _, _, answer = decode('{"success":true,"result":{},' .. table.concat(keys, ",") .. '}')
       for i = 1, 12 do
-        assert.are.same({ "integer", "float" }, { math.type(envelope["k" .. i].i), math.type(envelope["k" .. i].f) })
+        assert.are.same({ "integer", "float" }, { math.type(answer["k" .. i].i), math.type(answer["k" .. i].f) })
       end
     end)
   end)

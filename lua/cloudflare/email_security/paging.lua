@@ -61,6 +61,9 @@ return function(list, params)
         index = index + 1
         return items[index]
       end
+      -- the page walked is let go before the next one arrives, so that a
+      -- walk holds one page at a time (peak memory, make bench)
+      items = nil
       if finished then return nil end
       local err = fetch()
       if err then
