@@ -129,7 +129,7 @@ $(FLOOR_BIN): bench/floor.c
 	$(CC) $(WARNINGS) -O2 $(LUA_CFLAGS) $(CURL_CFLAGS) -o $@ $< $(CURL_LIBS) \
 		$(shell $(PKG_CONFIG) --libs $(LUA_PC) 2>/dev/null || echo -llua$(LUA_VERSION))
 bench:
-	@bash .ci/deps --bench
+	@bash .ci/deps --bench --lua=$(notdir $(LUA))
 	@$(MAKE) --no-print-directory all $(FLOOR_BIN) spec-hosts
 	LUA=$(LUA) BENCH_FLOOR=$(FLOOR_BIN) LUA_CPATH='./$(BUILD)/?.so;;' $(LUA) bench/run.lua
 	LUA=$(LUA) LUA_CPATH='./$(BUILD)/?.so;;' $(LUA) bench/bulk_bench.lua
@@ -138,7 +138,7 @@ bench:
 # The module beside Cloudflare's TypeScript SDK on Node (installed from npm
 # into build/peers, with Debian's nodejs when the machine has none).
 bench-peers:
-	@bash .ci/deps --bench
+	@bash .ci/deps --bench --lua=$(notdir $(LUA))
 	@bash bench/peers/install.sh
 	@$(MAKE) --no-print-directory all spec-hosts
 	LUA=$(LUA) LUA_CPATH='./$(BUILD)/?.so;;' $(LUA) bench/peers.lua

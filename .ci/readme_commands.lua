@@ -21,6 +21,8 @@ local RUN_HERE = {
 }
 local NOT_HERE = {
   ["make bench"] = "timings: a benchmark, not a check (it runs by hand)",
+  ["make bench LUA_VERSION=5.1 LUA=luajit LUA_PC=luajit"] = "timings: make bench on LuaJIT, by hand",
+  ["make bench-peers"] = "timings: the module beside Cloudflare's Node SDK, a benchmark run by hand",
   -- the same install as make install's: run by .ci/run into a tree of its own, which it also checks
   ["LUAROCKS_CONFIG=rockspec/debian.lua luarocks --lua-version=5.4 make --deps-mode=none "
     .. "rockspec/cloudflare-email-security-0.1.0-1.rockspec"] = ".ci/run runs it with --tree in a throwaway"
