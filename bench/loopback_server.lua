@@ -90,13 +90,28 @@ http {
 }
 ]]
 
+--- s as one word for the shell
+local function quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+server.quote = quote
+
+-- Three loopback ports, none the same (each is free when asked, not held).
+local function three_ports()
+  while true do
+    local a, b, c = process.free_port(), process.free_port(), process.free_port()
+    if a ~= b and b ~= c and a ~= c then return a, b, c end
+  end
+end
+
 function server.start()
   local dir = read("mktemp -d"):gsub("%s+$", "")
+  local q = quote(dir)
   -- nginx's worker runs as another user: it must be able to read the pages
-  sh(("chmod 755 %s && mkdir -p %s/pages %s/tmp"):format(dir, dir, dir))
+  sh(("chmod 755 %s && mkdir -p %s/pages %s/tmp"):format(q, q, q))
   -- for 127.0.0.1 (the clients) and api.cloudflare.com (README's nginx.conf, bench/nginx_bench.lua)
   sh(("openssl req -x509 -newkey rsa:2048 -nodes -keyout %s/key.pem -out %s/cert.pem -subj /CN=127.0.0.1"
-    .. " -addext subjectAltName=IP:127.0.0.1,DNS:api.cloudflare.com -days 1 >/dev/null 2>&1"):format(dir, dir))
+    .. " -addext subjectAltName=IP:127.0.0.1,DNS:api.cloudflare.com -days 1 >/dev/null 2>&1"):format(q, q))
   for page = 1, server.PAGES do
     local items = {}
     for i = 1, 1000 do items[i] = entry((page - 1) * 1000 + i) end
@@ -104,24 +119,33 @@ function server.start()
       ('{"page":%d,"per_page":1000,"count":1000,"total_count":%d}'):format(page, server.PAGES * 1000)))
   end
   local one = entry(1):gsub("00000001%-", server.ID:sub(1, 9))
-  local ports = { HTTP_PORT = process.free_port(), HTTPS1_PORT = process.free_port(),
-                  HTTPS2_PORT = process.free_port() }
+  local ports = {}
+  ports.HTTP_PORT, ports.HTTPS1_PORT, ports.HTTPS2_PORT = three_ports()
   local conf = CONF:gsub("DIR", dir):gsub("LIST_PATH", server.PATH)
     :gsub("DELETED", envelope('{"id":"' .. server.ID .. '"}')):gsub("ENTRY", envelope(one))
   for name, port in pairs(ports) do conf = conf:gsub(name, port) end
   write(dir .. "/nginx.conf", conf)
-  -- `timeout`: gone after half an hour even if whoever started it is not
-  sh(("timeout 1800 nginx -p %s -c %s/nginx.conf >/dev/null 2>&1 &"):format(dir, dir))
-  for _, port in pairs(ports) do assert(process.wait_for_port(port, 10), "nginx did not start") end
+  -- `timeout`: gone after half an hour even if whoever started it is not;
+  -- --foreground keeps it (and nginx) in the caller's process group, so
+  -- that a Ctrl-C or a TERM to make's group stops nginx too
+  sh(("timeout --foreground 1800 nginx -p %s -c %s/nginx.conf >%s/nginx.out 2>&1 &"):format(q, q, q))
+  local function stop()
+    os.execute(("kill $(cat %s/nginx.pid 2>/dev/null) 2>/dev/null; sleep 0.2; rm -rf %s"):format(q, q))
+  end
+  for _, port in pairs(ports) do
+    if not process.wait_for_port(port, 10) then
+      local out = read("cat " .. q .. "/nginx.out " .. q .. "/error.log 2>/dev/null")
+      stop()
+      error("the bench's nginx did not start:\n" .. out, 0)
+    end
+  end
   local s = {
     dir = dir, ca = dir .. "/cert.pem", https_port2 = ports.HTTPS2_PORT,
     http = "http://127.0.0.1:" .. ports.HTTP_PORT .. "/client/v4",
     https1 = "https://127.0.0.1:" .. ports.HTTPS1_PORT .. "/client/v4",
     https2 = "https://127.0.0.1:" .. ports.HTTPS2_PORT .. "/client/v4",
   }
-  function s.stop()
-    os.execute(("kill $(cat %s/nginx.pid 2>/dev/null) 2>/dev/null; sleep 0.2; rm -rf %s"):format(dir, dir))
-  end
+  s.stop = stop
   return s
 end
 

@@ -34,9 +34,10 @@ end
 
 -- the SDK reads these from the environment; none may change what it sends
 local NODE = ("env -u CLOUDFLARE_BASE_URL -u CLOUDFLARE_LOG -u CLOUDFLARE_CUSTOM_HEADERS -u CLOUDFLARE_API_KEY"
-  .. " -u CLOUDFLARE_EMAIL NODE_EXTRA_CA_CERTS=%s node bench/peers/sdk_bench.mjs "):format(server.ca)
+  .. " -u CLOUDFLARE_EMAIL NODE_EXTRA_CA_CERTS=%s node bench/peers/sdk_bench.mjs ")
+  :format(loopback_server.quote(server.ca))
 local MODULE = ("BENCH_CA=%s LUA_PATH='./lua/?.lua;./?.lua;;' LUA_CPATH=%q %s bench/module_bench.lua ")
-  :format(server.ca, os.getenv("LUA_CPATH") or "./build/lua5.4/?.so;;", LUA)
+  :format(loopback_server.quote(server.ca), os.getenv("LUA_CPATH") or "./build/lua5.4/?.so;;", LUA)
 
 local rows = {}
 local ok, err = pcall(function()

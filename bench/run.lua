@@ -31,15 +31,12 @@ local stop = server.stop
 local function parse(line)
   local t = {}
   for k, v in line:gmatch("([%w_]+)=([%d%.]+)") do t[k] = tonumber(v) end
-  if not t.calls then
-    stop()
-    error("no measurement in: " .. line)
-  end
+  if not t.calls then error("no measurement in: " .. line, 0) end
   return t
 end
 
 local ENV = ("BENCH_CA=%s LUA_PATH='./lua/?.lua;./?.lua;;' LUA_CPATH=%q")
-  :format(server.ca, os.getenv("LUA_CPATH") or "./build/lua5.4/?.so;;")
+  :format(loopback_server.quote(server.ca), os.getenv("LUA_CPATH") or "./build/lua5.4/?.so;;")
 
 local function module(args) return parse(read(ENV .. " " .. LUA .. " bench/module_bench.lua " .. args)) end
 local function floor(args, decode, env)
@@ -65,49 +62,56 @@ local function best_of(runs)
   return best
 end
 
-local TRANSPORTS = { { "HTTP/1.1", server.http }, { "HTTPS, HTTP/1.1", server.https1 },
-                     { "HTTPS, HTTP/2", server.https2 } }
-local update_body = '{"name":"John Doe","comments":null}'
-local create_body = '{"name":"Jane Roe","email":"jane@example.com","is_email_regex":false}'
-local rows, creates = {}, {}
-for _, transport in ipairs(TRANSPORTS) do
-  local label, base = transport[1], transport[2]
-  local origin = base:gsub("/client/v4$", "")
-  local item = origin .. PATH .. "/" .. ID
-  local list = origin .. PATH .. "?per_page=1000"
-  for _, case in ipairs({
-    { "update (PATCH)", "update " .. base .. " " .. N, ("%s PATCH %d '%s'"):format(item, N, update_body) },
-    { "delete (DELETE)", "delete " .. base .. " " .. N, ("%s DELETE %d"):format(item, N) },
-    { "get (GET)", "get " .. base .. " " .. N, ("%s GET %d"):format(item, N) },
-    { "list page of 1000 (each)", ("list %s %d %d"):format(base, loopback_server.PAGES, LIST_ROUNDS),
-      ("--list '%s' %d %d"):format(list, loopback_server.PAGES, LIST_ROUNDS) },
-  }) do
+-- whatever fails below, nginx is stopped (and a Ctrl-C stops it with the
+-- rest of the process group: see loopback_server.lua)
+local function run_all()
+  local TRANSPORTS = { { "HTTP/1.1", server.http }, { "HTTPS, HTTP/1.1", server.https1 },
+                       { "HTTPS, HTTP/2", server.https2 } }
+  local update_body = '{"name":"John Doe","comments":null}'
+  local create_body = '{"name":"Jane Roe","email":"jane@example.com","is_email_regex":false}'
+  local rows, creates = {}, {}
+  for _, transport in ipairs(TRANSPORTS) do
+    local label, base = transport[1], transport[2]
+    local origin = base:gsub("/client/v4$", "")
+    local item = origin .. PATH .. "/" .. ID
+    local list = origin .. PATH .. "?per_page=1000"
+    for _, case in ipairs({
+      { "update (PATCH)", "update " .. base .. " " .. N, ("%s PATCH %d '%s'"):format(item, N, update_body) },
+      { "delete (DELETE)", "delete " .. base .. " " .. N, ("%s DELETE %d"):format(item, N) },
+      { "get (GET)", "get " .. base .. " " .. N, ("%s GET %d"):format(item, N) },
+      { "list page of 1000 (each)", ("list %s %d %d"):format(base, loopback_server.PAGES, LIST_ROUNDS),
+        ("--list '%s' %d %d"):format(list, loopback_server.PAGES, LIST_ROUNDS) },
+    }) do
+      local best = best_of({
+        module = function() return module(case[2]) end,
+        floor = function() return floor(case[3], true) end,
+        bytes = function() return floor(case[3], false) end,
+      })
+      rows[#rows + 1] = { label, case[1], best.module, best.floor, best.bytes }
+    end
+    -- A create must never be sent twice: the module hands its body to
+    -- libcurl through a read callback that cannot rewind, so libcurl cannot
+    -- resend it by itself. The floor three ways: the body as POSTFIELDS
+    -- (which libcurl may resend), as the module sends it, and on a new
+    -- connection per call (the other way to the same guarantee).
+    local floor_create = ("%s POST %d '%s'"):format(origin .. PATH, N, create_body)
     local best = best_of({
-      module = function() return module(case[2]) end,
-      floor = function() return floor(case[3], true) end,
-      bytes = function() return floor(case[3], false) end,
+      module = function() return module("create " .. base .. " " .. N) end,
+      postfields = function() return floor(floor_create, true) end,
+      once = function() return floor(floor_create, true, "FLOOR_ONCE=1 ") end,
+      fresh = function() return floor(floor_create, true, "FLOOR_FRESH=1 ") end,
     })
-    rows[#rows + 1] = { label, case[1], best.module, best.floor, best.bytes }
+    creates[#creates + 1] = { label, best }
   end
-  -- A create must never be sent twice: the module hands its body to
-  -- libcurl through a read callback that cannot rewind, so libcurl cannot
-  -- resend it by itself. The floor three ways: the body as POSTFIELDS
-  -- (which libcurl may resend), as the module sends it, and on a new
-  -- connection per call (the other way to the same guarantee).
-  local floor_create = ("%s POST %d '%s'"):format(origin .. PATH, N, create_body)
-  local best = best_of({
-    module = function() return module("create " .. base .. " " .. N) end,
-    postfields = function() return floor(floor_create, true) end,
-    once = function() return floor(floor_create, true, "FLOOR_ONCE=1 ") end,
-    fresh = function() return floor(floor_create, true, "FLOOR_FRESH=1 ") end,
-  })
-  creates[#creates + 1] = { label, best }
+  local flat = parse(read(ENV .. " " .. LUA .. " bench/module_bench.lua flat " .. server.http .. " " .. FLAT_CALLS))
+  -- calls made inside nginx, with README's configuration, against the same API
+  local inside_nginx = read(("LUA_PATH='./lua/?.lua;./?.lua;;' %s bench/nginx_bench.lua %d %s 2>&1")
+    :format(LUA, server.https_port2, loopback_server.quote(server.ca)))
+  return rows, creates, flat, inside_nginx
 end
-local flat = parse(read(ENV .. " " .. LUA .. " bench/module_bench.lua flat " .. server.http .. " " .. FLAT_CALLS))
--- calls made inside nginx, with README's configuration, against the same API
-local inside_nginx = read(("LUA_PATH='./lua/?.lua;./?.lua;;' %s bench/nginx_bench.lua %d %s 2>&1")
-  :format(LUA, server.https_port2, server.ca))
+local ok, rows, creates, flat, inside_nginx = pcall(run_all)
 stop()
+if not ok then error(rows, 0) end
 
 local function rate(t) return t.calls / t.wall end
 local function mib(t) return ("%.1f MiB"):format(t.peak_kib / 1024) end
