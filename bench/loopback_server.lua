@@ -6,7 +6,7 @@
 -- with one of ten pages of 1000 entries (?page=1..10). nginx does so little
 -- per request that what is measured is the client.
 --
---   local server = require("bench.loopback_server").start()
+--   local server = require("bench.loopback_server").start()   (or start(100): 100 pages)
 --   server.http, server.https1, server.https2   base URLs, ".../client/v4"
 --   server.ca, server.dir, server.https_port2   the certificate, the directory
 --   server.stop()
@@ -104,7 +104,9 @@ local function three_ports()
   end
 end
 
-function server.start()
+--- pages: how many pages of 1000 the list has (default server.PAGES).
+function server.start(pages)
+  pages = pages or server.PAGES
   local dir = read("mktemp -d"):gsub("%s+$", "")
   local q = quote(dir)
   -- nginx's worker runs as another user: it must be able to read the pages
@@ -112,11 +114,11 @@ function server.start()
   -- for 127.0.0.1 (the clients) and api.cloudflare.com (README's nginx.conf, bench/nginx_bench.lua)
   sh(("openssl req -x509 -newkey rsa:2048 -nodes -keyout %s/key.pem -out %s/cert.pem -subj /CN=127.0.0.1"
     .. " -addext subjectAltName=IP:127.0.0.1,DNS:api.cloudflare.com -days 1 >/dev/null 2>&1"):format(q, q))
-  for page = 1, server.PAGES do
+  for page = 1, pages do
     local items = {}
     for i = 1, 1000 do items[i] = entry((page - 1) * 1000 + i) end
     write(("%s/pages/page%d.json"):format(dir, page), envelope("[" .. table.concat(items, ",") .. "]",
-      ('{"page":%d,"per_page":1000,"count":1000,"total_count":%d}'):format(page, server.PAGES * 1000)))
+      ('{"page":%d,"per_page":1000,"count":1000,"total_count":%d}'):format(page, pages * 1000)))
   end
   local one = entry(1):gsub("00000001%-", server.ID:sub(1, 9))
   local ports = {}

@@ -5,6 +5,7 @@
 --   module_bench.lua update|delete|get|create BASE_URL N
 --   module_bench.lua list BASE_URL PAGES ROUNDS     (PAGES pages of 1000 through reg:each)
 --   module_bench.lua flat BASE_URL N                RSS after 1,000 updates and after N
+--   module_bench.lua flat_list BASE_URL PAGES       RSS after 10 pages of one listing and at its end
 local es = require("cloudflare.email_security")
 local core = require("cloudflare.email_security.core")
 
@@ -72,6 +73,21 @@ elseif mode == "flat" then
   for _ = 1, n do assert(reg:update(ID, fields)) end
   collectgarbage()
   print(("calls=%d rss_before_kib=%d rss_after_kib=%d"):format(n, before, status_kib("VmRSS")))
+  os.exit(0)
+elseif mode == "flat_list" then
+  local entries, before = 0, nil
+  for entry, err in reg:each({ per_page = 1000 }) do
+    if not entry then fail(err) end
+    entries = entries + 1
+    if entries == 10 * 1000 then
+      collectgarbage()
+      before = status_kib("VmRSS")
+    end
+  end
+  if entries ~= n * 1000 then fail("walked " .. entries .. " entries") end
+  collectgarbage()
+  print(("calls=%d rss_before_kib=%d rss_after_kib=%d peak_kib=%d"):format(n, before, status_kib("VmRSS"),
+                                                                           status_kib("VmHWM")))
   os.exit(0)
 else
   fail("unknown mode " .. tostring(mode))

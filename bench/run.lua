@@ -104,6 +104,14 @@ local function run_all()
     creates[#creates + 1] = { label, best }
   end
   local flat = parse(read(ENV .. " " .. LUA .. " bench/module_bench.lua flat " .. server.http .. " " .. FLAT_CALLS))
+  -- one listing of 100 pages, on a server of its own that has them
+  local long = loopback_server.start(100)
+  local ok, walked = pcall(function()
+    return parse(read(ENV .. " " .. LUA .. " bench/module_bench.lua flat_list " .. long.http .. " 100"))
+  end)
+  long.stop()
+  if not ok then error(walked, 0) end
+  flat.list = walked
   -- calls made inside nginx, with README's configuration, against the same API
   local inside_nginx = read(("LUA_PATH='./lua/?.lua;./?.lua;;' %s bench/nginx_bench.lua %d %s 2>&1")
     :format(LUA, server.https_port2, loopback_server.quote(server.ca)))
@@ -141,6 +149,10 @@ for _, c in ipairs(creates) do
 end
 print(("\nmemory across %d updates (after 1,000 warm-up calls): RSS %d KiB -> %d KiB (%+d KiB)")
   :format(flat.calls, flat.rss_before_kib, flat.rss_after_kib, flat.rss_after_kib - flat.rss_before_kib))
+local l = flat.list
+print(("memory across one listing of %d pages of 1000 (each, HTTP/1.1): RSS after 10 pages %d KiB -> after %d"
+  .. " pages %d KiB (%+d KiB), peak %.1f MiB"):format(l.calls, l.rss_before_kib, l.calls, l.rss_after_kib,
+  l.rss_after_kib - l.rss_before_kib, l.peak_kib / 1024))
 print("targets (bench/instructions.sh holds the instruction counts they are set in): update within 1.15x the"
   .. " floor, delete and get within 1.10x, a list page within 1.05x; peak RSS <= 16 MiB; flat memory")
 io.write(inside_nginx)

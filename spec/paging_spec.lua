@@ -33,6 +33,30 @@ local function collect(list, params)
 end
 
 describe("paging", function()
+  it("lets go of a page it has walked before the next one arrives (one page in memory at a time)", function()
+    local pages = setmetatable({}, { __mode = "v" })
+    local held_while_fetching = {}
+    local function list(query)
+      -- what is still reachable of the pages walked so far, as this one is asked for
+      collectgarbage()
+      collectgarbage()
+      local held = 0
+      for _ in pairs(pages) do held = held + 1 end
+      held_while_fetching[#held_while_fetching + 1] = held
+      local items = {}
+      for i = 1, 10 do items[i] = { id = ("p%d-%d"):format(query.page, i) } end
+      pages[query.page] = items
+      return items, nil, { result_info = { page = query.page, per_page = 10, total_count = 30 } }
+    end
+    local walked = 0
+    for entry in paging(list, { per_page = 10 }) do
+      assert.is_truthy(entry.id)
+      walked = walked + 1
+    end
+    assert.are.equal(30, walked)
+    assert.are.same({ 0, 0, 0 }, held_while_fetching)
+  end)
+
   it("walks every page and stops when page * per_page reaches total_count", function()
     local list, calls = fake_list(25)
     local got = collect(list, { per_page = 10 })
