@@ -400,6 +400,33 @@ static int is_uuid(lua_State *L)
     return 1;
 }
 
+/* core.text_flags(s) -> has_nul, has_high, needs_escape: whether s holds a
+ * NUL byte, a byte of 0x80 or more (so UTF-8 to check), and a byte JSON
+ * must escape or that the body writer leaves to lua-cjson (control bytes,
+ * the quote, the backslash, 0x7F and up). Every string field's check and
+ * its writing ask this; in C because the Lua patterns that asked it cost
+ * about 240 instructions a byte (callgrind: 8,600 for a 36-byte id). */
+static int text_flags(lua_State *L)
+{
+    size_t len, i;
+    const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &len);
+    int nul = 0, high = 0, escape = 0;
+    for (i = 0; i < len; i++) {
+        unsigned char c = s[i];
+        if (c < 0x20 || c == '"' || c == '\\' || c >= 0x7f) {
+            escape = 1;
+            if (c == 0)
+                nul = 1;
+            else if (c >= 0x80)
+                high = 1;
+        }
+    }
+    lua_pushboolean(L, nul);
+    lua_pushboolean(L, high);
+    lua_pushboolean(L, escape);
+    return 3;
+}
+
 /* Percent-encodes one path segment: only RFC 3986's unreserved characters
  * stay as they are, so no value can add a segment or a query. */
 static int escape_segment(lua_State *L)
@@ -490,6 +517,7 @@ ES_EXPORT int luaopen_cloudflare_email_security_core(lua_State *L)
         { "decode", decode },
         { "escape_segment", escape_segment },
         { "is_uuid", is_uuid },
+        { "text_flags", text_flags },
         { "sleep", sleep_seconds },
         { "monotonic", monotonic },
         { NULL, NULL }

@@ -8,10 +8,10 @@
 -- lua-cjson through the C core, which loads it once per Lua state under
 -- its lock (lua-cjson sets a process-wide static as it loads)
 local core = require("cloudflare.email_security.core")
-local encode_string = core.json_encode
+local encode_string, text_flags = core.json_encode, core.text_flags
 local null = core.null
 
-local format, find, concat, next, type = string.format, string.find, table.concat, next, type
+local format, concat, next, type = string.format, table.concat, next, type
 local math_type = math.type
 
 -- "name": for every field name, encoded once
@@ -31,7 +31,9 @@ local function scalar(v)
   local t = type(v)
   if t == "string" then
     -- nothing to escape: no control byte, quote, backslash or non-ASCII
-    if not find(v, '[%z\1-\31"\\\127-\255]') then return '"' .. v .. '"' end
+    -- (asked in C: the Lua pattern cost about 240 instructions a byte)
+    local _, _, needs_escape = text_flags(v)
+    if not needs_escape then return '"' .. v .. '"' end
     return encode_string(v)
   end
   if t == "boolean" then return v and "true" or "false" end

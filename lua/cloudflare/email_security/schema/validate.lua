@@ -8,7 +8,7 @@
 -- names the place ("posts[2].pattern").
 
 local core = require("cloudflare.email_security.core")
-local null, is_uuid = core.null, core.is_uuid
+local null, is_uuid, text_flags = core.null, core.is_uuid, core.text_flags
 local compile = require("cloudflare.email_security.schema.compile")
 
 local byte, floor, huge, next, type = string.byte, math.floor, math.huge, next, type
@@ -66,9 +66,10 @@ local check
 local function check_string(n, v)
   if type(v) ~= "string" then return "type", "must be a string, got " .. type(v) end
   local len = #v
-  -- one scan in the common case: plain ASCII without NUL needs no more
-  if v:find("[%z\128-\255]") then
-    if v:find("\0", 1, true) then return "nul", "must not contain a NUL byte" end
+  -- one scan, in C: plain ASCII without NUL needs no more
+  local has_nul, has_high = text_flags(v)
+  if has_nul then return "nul", "must not contain a NUL byte" end
+  if has_high then
     len = validate.utf8_length(v)
     if not len then return "utf8", "must be valid UTF-8" end
   end
