@@ -5,7 +5,7 @@
 --   module_bench.lua update|delete|get|create BASE_URL N
 --   module_bench.lua list BASE_URL PAGES ROUNDS     (PAGES pages of 1000 through reg:each)
 --   module_bench.lua flat BASE_URL N                RSS after 1,000 updates and after N
---   module_bench.lua flat_list BASE_URL PAGES       RSS after 10 pages of one listing and at its end
+--   module_bench.lua flat_list BASE_URL PAGES       RSS after 10 pages (or PAGES) of one listing and at its end
 local es = require("cloudflare.email_security")
 local core = require("cloudflare.email_security.core")
 
@@ -79,7 +79,7 @@ elseif mode == "flat_list" then
   for entry, err in reg:each({ per_page = 1000 }) do
     if not entry then fail(err) end
     entries = entries + 1
-    if entries == 10 * 1000 then
+    if entries == math.min(10, n) * 1000 then
       collectgarbage()
       before = status_kib("VmRSS")
     end

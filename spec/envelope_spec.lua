@@ -110,6 +110,47 @@ describe("core.decode refuses what cjson would let through", function()
     assert.matches("not valid UTF%-8", err.message)
   end)
 
+  -- The scan reads plain text 16 bytes at a time, then 8, then one: each
+  -- kind of bad sequence, at every offset of a long string, meets each path.
+  it("invalid UTF-8 of every kind, wherever it falls in a long string", function()
+    local bad = {
+      ["overlong"] = "\192\175", ["overlong of three"] = "\224\128\175", ["surrogate"] = "\237\160\128",
+      ["past U+10FFFF"] = "\244\144\128\128", ["bad third byte"] = "\226\130A",
+      ["bad fourth byte"] = "\240\159\152A", ["lone continuation"] = "\128", ["never in UTF-8"] = "\255",
+      ["lead byte C1"] = "\193\191", ["lead byte F5"] = "\245\128\128\128",
+    }
+    local checked = 0
+    for what, seq in pairs(bad) do
+      for offset = 0, 40 do
+        local text = ("a"):rep(offset) .. seq .. ("b"):rep(40 - offset)
+        local _, err = core.decode(200, '{"success":true,"result":{"name":"' .. text .. '"}}')
+        assert.is_table(err, what .. " at " .. offset)
+        assert.matches("not valid UTF%-8", err.message, nil, what .. " at " .. offset)
+        -- cut off in the middle: the sequence ends the answer
+        _, err = core.decode(200, '{"success":true,"result":{"name":"' .. ("a"):rep(offset) .. seq:sub(1, 1))
+        assert.matches("not valid UTF%-8", err.message, nil, what .. " cut at " .. offset)
+        checked = checked + 1
+      end
+    end
+    assert.are.equal(410, checked)
+  end)
+
+  it("valid UTF-8 wherever it falls in a long string, and bytes past 0x7F outside strings", function()
+    for _, seq in ipairs({ "\195\169", "\226\130\172", "\240\159\152\128", "\244\143\191\191", "\127" }) do
+      for offset = 0, 40 do
+        local text = ("a"):rep(offset) .. seq .. ("b"):rep(40 - offset)
+        local result, err = core.decode(200, '{"success":true,"result":{"name":"' .. text .. '"}}')
+        assert.is_nil(err, offset .. ": " .. tostring(err and err.message))
+        assert.are.equal(text, result.name)
+      end
+    end
+    -- outside a string: checked as UTF-8 first, then not JSON either way
+    local _, err = core.decode(200, '{"success":true,"result":{},"x":\255}')
+    assert.matches("not valid UTF%-8", err.message)
+    _, err = core.decode(200, '{"success":true,"result":{},"x":\195\169}')
+    assert.is_nil(err.message:find("UTF-8", 1, true), err.message)
+  end)
+
   it("keeps valid UTF-8 as it is", function()
     local result = core.decode(200, '{"success":true,"result":{"name":"Jos\195\169 \240\159\152\128"}}')
     assert.are.equal("Jos\195\169 \240\159\152\128", result.name)

@@ -225,6 +225,26 @@ describe("resilience against the emulator's faults", function()
     assert.matches("gzip", emu.requests()[1].headers["accept-encoding"], 1, true)
   end)
 
+  it("asks for gzip only where an answer can be large: a list page, a batch; not for one entry", function()
+    local cf = client()
+    local made = assert(cf.impersonation_registry:create({ name = "A", email = "a@example.com",
+                                                           is_email_regex = false }))
+    assert(cf.impersonation_registry:list())
+    assert(cf.impersonation_registry:get(made.id))
+    assert(cf.impersonation_registry:update(made.id, { name = "B" }))
+    assert(cf.impersonation_registry:list())
+    assert(cf.allow_policies:batch({ posts = { { pattern = "x@example.com", pattern_type = "EMAIL",
+      is_regex = false, is_trusted_sender = false, is_exempt_recipient = false, is_acceptable_sender = true,
+      verify_sender = true } } }))
+    assert(cf.impersonation_registry:delete(made.id))
+    cf:close()
+    local asked = {}
+    for _, r in ipairs(emu.requests()) do
+      asked[#asked + 1] = r.method .. " " .. (r.headers["accept-encoding"] or "-")
+    end
+    assert.are.same({ "POST -", "GET gzip", "GET -", "PATCH -", "GET gzip", "POST gzip", "DELETE -" }, asked)
+  end)
+
   local function served(body)
     local cf = client({ max_retries = 0 })
     emu.fault({ method = "GET", status = 200, headers = { ["Content-Type"] = "application/json" }, body = body })

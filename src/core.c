@@ -292,9 +292,10 @@ static int answer(lua_State *L)
     return n;
 }
 
-/* client:request(method, url [, body [, at_most_once]]) -> result, err,
- * envelope [, headers] (headers: the retry and rate-limit ones, when the
- * answer had any). at_most_once: see es_http_perform. */
+/* client:request(method, url [, body [, at_most_once [, compressed]]]) ->
+ * result, err, envelope [, headers] (headers: the retry and rate-limit
+ * ones, when the answer had any). at_most_once, compressed: see
+ * es_http_perform. */
 /* The methods a request may use; core.methods gives the list to Lua, so
  * that the nginx transport takes the same ones. */
 static const char *const methods[] = { "GET", "POST", "PATCH", "PUT", "DELETE", NULL };
@@ -306,7 +307,7 @@ static int client_request(lua_State *L)
     size_t url_len, body_len = 0;
     const char *url = luaL_checklstring(L, 3, &url_len);
     const char *body = luaL_optlstring(L, 4, NULL, &body_len);
-    int at_most_once = lua_toboolean(L, 5);
+    int at_most_once = lua_toboolean(L, 5), compressed = lua_toboolean(L, 6);
     CURLcode rc;
     long status;
     int top, failed;
@@ -314,7 +315,7 @@ static int client_request(lua_State *L)
     luaL_argcheck(L, strlen(url) == url_len, 3, "URL contains a NUL byte");
     if (c->in_call)
         return luaL_error(L, "this client is already performing a request");
-    lua_settop(L, 5);
+    lua_settop(L, 6);
     top = lua_gettop(L);
     /* pushed before the call is marked in flight: these may allocate, and
      * an error now leaves nothing to undo */
@@ -330,7 +331,7 @@ static int client_request(lua_State *L)
         return 3;
     }
     c->in_call = 1;
-    rc = es_http_perform(&c->http, methods[m], url, body, body_len, at_most_once, &status);
+    rc = es_http_perform(&c->http, methods[m], url, body, body_len, at_most_once, compressed, &status);
     lua_pushinteger(L, (lua_Integer)rc);
     lua_pushinteger(L, (lua_Integer)status);
     lua_pushvalue(L, DECODE_UPVALUE);

@@ -48,6 +48,7 @@ typedef struct es_http {
     const char *upload;                 /* an at_most_once body, while sent */
     size_t upload_left;
     int request_sent;                   /* the last perform issued request bytes */
+    int gzip;                           /* the handle now asks for gzip */
     char errbuf[CURL_ERROR_SIZE];
 } es_http;
 
@@ -74,9 +75,12 @@ int es_http_add_header(es_http *h, const char *line);
  * through a read callback that cannot rewind: the transfer then fails
  * (CURLE_SEND_FAIL_REWIND) instead of sending it twice, and the
  * connection is still reused as any other. */
+/* compressed: ask for a gzip-compressed answer (Accept-Encoding), for the
+ * calls whose answers can be large: a list page, a batch. Elsewhere the
+ * header would cost more than it saves (see es_http_perform). */
 CURLcode es_http_perform(es_http *h, const char *method, const char *url,
                          const char *body, size_t body_len, int at_most_once,
-                         long *status);
+                         int compressed, long *status);
 
 /* "" when the last response did not carry that header. Of a header sent
  * twice, the first value counts (the nginx transport reads them the same

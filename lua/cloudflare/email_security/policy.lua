@@ -25,7 +25,8 @@ end
 --- sleep, log); path without the base URL; query: "" or "?a=b"; body: a
 --- JSON string or nil; opts (or nil): once = true when the request must
 --- never reach the server twice (a create, a batch with posts), so that it
---- is retried only when no try can have acted. gone_id: the id a DELETE
+--- is retried only when no try can have acted; large = true when the answer
+--- can be large (a list page, a batch), so that it is asked for compressed. gone_id: the id a DELETE
 --- removes, so that a 404 after a try that may have acted counts as done
 --- (an argument of its own, so that the options of an op are made once).
 function policy.call(state, method, path, query, body, opts, gone_id)
@@ -58,7 +59,7 @@ function policy.call(state, method, path, query, body, opts, gone_id)
       return nil, errors.wrap(err, method, path)
     end
 
-    local result, err, envelope, headers = transport:request(method, url, body, once)
+    local result, err, envelope, headers = transport:request(method, url, body, once, opts and opts.large)
 
     if write then log.response(write, method, path .. query, monotonic() - started, err) end
     local seen = headers or (err and err.headers)

@@ -92,12 +92,16 @@ local ONCE = { once = true }
 -- The policy's options for an op: what the API needs of the token, for
 -- a 401 or 403 to say, and more (once) when given.
 local plain_opts, once_opts = setmetatable({}, { __mode = "k" }), setmetatable({}, { __mode = "k" })
-local function opts_for(op, more)
+-- The ops whose answer can be large, asked for compressed (gzip): where
+-- the answer is one entry, the header costs more than it saves.
+local LARGE_ANSWER = { list = true, batch = true, delete_many = true }
+
+local function opts_for(name, op, more)
   -- the two that every call of an op shares are made once
   local cache = (more == nil and plain_opts) or (more == ONCE and once_opts) or nil
   local opts = cache and cache[op]
   if opts then return opts end
-  opts = { permissions = op.permissions }
+  opts = { permissions = op.permissions, large = LARGE_ANSWER[name] }
   for k, v in pairs(more or {}) do opts[k] = v end
   if cache then cache[op] = opts end
   return opts
@@ -118,7 +122,7 @@ local function call(self, name, id, value, more, gone)
     if not body then return nil, err end
   end
   local result, envelope
-  result, err, envelope = policy.call(self._state, op.method, path, "", body, opts_for(op, more),
+  result, err, envelope = policy.call(self._state, op.method, path, "", body, opts_for(name, op, more),
                                       gone and id or nil)
   if result ~= nil and ENTRY_RESULT[name] and (type(result) ~= "table" or (#result > 0)) then
     -- a create answered so has happened all the same
@@ -228,7 +232,7 @@ function Resource:batch(spec)
   end
   -- posts create entries: such a batch is sent at most once, as a create
   local posts = type(body.posts) == "table" and #body.posts > 0
-  return policy.call(self._state, op.method, path, "", json, opts_for(op, posts and ONCE or nil))
+  return policy.call(self._state, op.method, path, "", json, opts_for("batch", op, posts and ONCE or nil))
 end
 
 local function query_value(v)
@@ -262,7 +266,7 @@ function Resource:list(params)
   local field, rule, message = validate.params(c, params)
   if field then return nil, errors.invalid(field, rule, message, "GET", path) end
   local result, err, envelope = policy.call(self._state, "GET", path, query_string(c, params),
-                                            nil, opts_for(c.ops.list))
+                                            nil, opts_for("list", c.ops.list))
   if result and type(result) ~= "table" then
     return nil, errors.wrap(errors.new("http", "the list result is not an array"), "GET", path), envelope
   end
