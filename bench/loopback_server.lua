@@ -130,10 +130,11 @@ function server.start(pages)
   -- `timeout`: gone after half an hour even if whoever started it is not;
   -- --foreground keeps it (and nginx) in the caller's process group, so
   -- that a Ctrl-C or a TERM to make's group stops nginx too. The shell
-  -- around it ignores both and removes the directory (its private key,
-  -- its pages) once nginx is gone, however that came about.
-  sh(("(trap '' INT TERM; timeout --foreground 1800 nginx -p %s -c %s/nginx.conf >%s/nginx.out 2>&1;"
-    .. " rm -rf %s) >/dev/null 2>&1 &"):format(q, q, q, q))
+  -- around it ignores those and removes the directory (its private key,
+  -- its pages) once nginx is gone, however that came about, except when
+  -- nginx could not start (status 1): its messages are then read below.
+  sh(("(trap '' INT TERM HUP; timeout --foreground 1800 nginx -p %s -c %s/nginx.conf >%s/nginx.out 2>&1;"
+    .. " [ $? = 1 ] || rm -rf %s) >/dev/null 2>&1 &"):format(q, q, q, q))
   local function stop()
     os.execute(("kill $(cat %s/nginx.pid 2>/dev/null) 2>/dev/null; sleep 0.2; rm -rf %s"):format(q, q))
   end

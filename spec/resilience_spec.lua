@@ -225,6 +225,25 @@ describe("resilience against the emulator's faults", function()
     assert.matches("gzip", emu.requests()[1].headers["accept-encoding"], 1, true)
   end)
 
+  it("reads a gzip answer it did not ask for (a server may compress when the request names no coding)", function()
+    local cf = client({ max_retries = 0 })
+    local made = assert(cf.impersonation_registry:create({ name = "A", email = "a@example.com",
+                                                           is_email_regex = false }))
+    emu.fault({ method = "PATCH", gzip = true })
+    emu.fault({ method = "POST", gzip = true })
+    local updated, err = cf.impersonation_registry:update(made.id, { name = "Zipped" })
+    assert.is_nil(err)
+    assert.are.equal("Zipped", updated.name)
+    local again
+    again, err = cf.impersonation_registry:create({ name = "B", email = "b@example.com", is_email_regex = false })
+    assert.is_nil(err)
+    assert.are.equal("B", again.name)
+    cf:close()
+    local requests = emu.requests()
+    assert.is_nil(requests[#requests].headers["accept-encoding"])
+    assert.is_nil(requests[#requests - 1].headers["accept-encoding"])
+  end)
+
   it("asks for gzip only where an answer can be large: a list page, a batch; not for one entry", function()
     local cf = client()
     local made = assert(cf.impersonation_registry:create({ name = "A", email = "a@example.com",

@@ -39,6 +39,8 @@ typedef struct es_http {
     CURL *easy;
     struct curl_slist *plain_headers;   /* requests without a body */
     struct curl_slist *json_headers;    /* requests with a JSON body */
+    struct curl_slist *plain_headers_small;  /* the same, for an answer that */
+    struct curl_slist *json_headers_small;   /* is one entry: no Accept-Encoding */
     es_buffer body;
     size_t max_body;
     int body_too_large;
@@ -48,7 +50,6 @@ typedef struct es_http {
     const char *upload;                 /* an at_most_once body, while sent */
     size_t upload_left;
     int request_sent;                   /* the last perform issued request bytes */
-    int gzip;                           /* the handle now asks for gzip */
     char errbuf[CURL_ERROR_SIZE];
 } es_http;
 
@@ -77,7 +78,8 @@ int es_http_add_header(es_http *h, const char *line);
  * connection is still reused as any other. */
 /* compressed: ask for a gzip-compressed answer (Accept-Encoding), for the
  * calls whose answers can be large: a list page, a batch. Elsewhere the
- * header would cost more than it saves (see es_http_perform). */
+ * header would cost more than it saves (see es_http_open); a compressed
+ * answer is decoded all the same, asked for or not. */
 CURLcode es_http_perform(es_http *h, const char *method, const char *url,
                          const char *body, size_t body_len, int at_most_once,
                          int compressed, long *status);
