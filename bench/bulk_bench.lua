@@ -19,12 +19,7 @@ local function policy(i, comment)
            verify_sender = true, comments = comment or "partner" }
 end
 
-local function status_kib(field)
-  local f = assert(io.open("/proc/self/status"))
-  local kib = tonumber(f:read("*a"):match(field .. ":%s*(%d+)"))
-  f:close()
-  return kib
-end
+local status_kib = require("bench.memory")
 
 if arg[1] == "run" then
   local es = require("cloudflare.email_security")

@@ -31,12 +31,7 @@ local function write(path, text)
   f:close()
 end
 
-local function read(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
+local read = require("spec.support.files").command_output
 
 -- One entry as the API writes it, by hand and in a fixed order (cjson's
 -- order follows the hash seed, which differs from run to run and would move
@@ -107,7 +102,7 @@ end
 --- pages: how many pages of 1000 the list has (default server.PAGES).
 function server.start(pages)
   pages = pages or server.PAGES
-  local dir = read("mktemp -d"):gsub("%s+$", "")
+  local dir = read("mktemp -d")
   local q = quote(dir)
   -- nginx's worker runs as another user: it must be able to read the pages
   sh(("chmod 755 %s && mkdir -p %s/pages %s/tmp"):format(q, q, q))

@@ -12,12 +12,7 @@ local core = require("cloudflare.email_security.core")
 local mode, base_url, n, rounds = arg[1], arg[2], tonumber(arg[3]), tonumber(arg[4] or "1")
 local ID = "f174e90a-fafe-4643-bbbc-4a0ed4fc8415"
 
-local function status_kib(field)
-  local f = assert(io.open("/proc/self/status"))
-  local kib = tonumber(f:read("*a"):match(field .. ":%s*(%d+)"))
-  f:close()
-  return kib
-end
+local status_kib = require("bench.memory")
 
 local cf = es.new({ account_id = "023e105f4ecef8ad9ca31a8372d0c353", api_token = "bench-token",
                     base_url = base_url, ca_bundle = os.getenv("BENCH_CA"), max_retries = 0 })
@@ -31,28 +26,17 @@ end
 
 local calls = 0
 local wall, cpu = core.monotonic(), os.clock()
-if mode == "update" then
+local new_entry = { name = "Jane Roe", email = "jane@example.com", is_email_regex = false }
+local ONE = {
+  update = function() return reg:update(ID, fields) end,
+  create = function() return reg:create(new_entry) end,
+  get = function() return reg:get(ID) end,
+  delete = function() return reg:delete(ID) end,
+}
+if ONE[mode] then
+  local call = ONE[mode]
   for _ = 1, n do
-    local r, err = reg:update(ID, fields)
-    if not r then fail(err) end
-  end
-  calls = n
-elseif mode == "create" then
-  local entry = { name = "Jane Roe", email = "jane@example.com", is_email_regex = false }
-  for _ = 1, n do
-    local r, err = reg:create(entry)
-    if not r then fail(err) end
-  end
-  calls = n
-elseif mode == "get" then
-  for _ = 1, n do
-    local r, err = reg:get(ID)
-    if not r then fail(err) end
-  end
-  calls = n
-elseif mode == "delete" then
-  for _ = 1, n do
-    local r, err = reg:delete(ID)
+    local r, err = call()
     if not r then fail(err) end
   end
   calls = n

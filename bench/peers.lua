@@ -13,12 +13,7 @@ local N = tonumber(os.getenv("BENCH_N") or "2000")
 local LIST_ROUNDS = tonumber(os.getenv("BENCH_LIST_ROUNDS") or "5")
 local LUA = os.getenv("LUA") or "lua5.4"
 
-local function read(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
+local read = require("spec.support.files").command_output
 
 local server = loopback_server.start()
 
@@ -55,10 +50,9 @@ server.stop()
 if not ok then error(err, 0) end
 
 local version = read("node -p \"require('./build/peers/node_modules/cloudflare/package.json').version\" 2>/dev/null")
-  :gsub("%s+$", "")
 print(("\nThe module (%s) beside Cloudflare's TypeScript SDK %s on Node %s: %d calls per row (%d walks of %d"
   .. " pages for list), one client, sequential, loopback nginx"):format(LUA, version,
-  read("node --version"):gsub("%s+$", ""), N, LIST_ROUNDS, loopback_server.PAGES))
+  read("node --version"), N, LIST_ROUNDS, loopback_server.PAGES))
 print("| transport | call | module req/s | SDK req/s | module CPU us/call | SDK CPU us/call | module peak RSS"
   .. " | SDK peak RSS | module: rate, CPU, memory |")
 print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")

@@ -18,12 +18,7 @@ local LUA = os.getenv("LUA") or "lua5.4"
 local FLOOR = os.getenv("BENCH_FLOOR") or "build/lua5.4/bench/floor"
 local ID, PATH = loopback_server.ID, loopback_server.PATH
 
-local function read(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
+local read = require("spec.support.files").command_output
 
 local server = loopback_server.start()
 local stop = server.stop
@@ -126,7 +121,7 @@ local function mib(t) return ("%.1f MiB"):format(t.peak_kib / 1024) end
 
 print(("\n%s, %d calls per row (%d walks of %d pages of 1000 entries for a list row), best of %d;"
   .. " one client, sequential, loopback nginx, %s"):format(LUA, N, LIST_ROUNDS, loopback_server.PAGES, REPEAT,
-  read("uname -m"):gsub("%s+$", "")))
+  read("uname -m")))
 print("The floor is libcurl plus lua-cjson's decode of each answer; libcurl alone only collects the bytes.")
 print("| transport | call | module req/s | floor req/s | libcurl alone req/s | module CPU us/call"
   .. " | floor CPU us/call | libcurl alone CPU us/call | CPU ratio to floor | rate ratio to floor"
@@ -155,4 +150,4 @@ print(("memory across one listing of %d pages of 1000 (each, HTTP/1.1): RSS afte
   l.rss_after_kib - l.rss_before_kib, l.peak_kib / 1024))
 print("targets (bench/instructions.sh holds the instruction counts they are set in): update within 1.15x the"
   .. " floor, delete and get within 1.10x, a list page within 1.05x; peak RSS <= 16 MiB; flat memory")
-io.write(inside_nginx)
+print(inside_nginx)
