@@ -154,6 +154,18 @@ static size_t on_header(char *line, size_t size, size_t count, void *userdata)
     return n;
 }
 
+/* One more line on a header list; 0 when memory runs out, the list then
+ * kept as it was (curl_slist_append gives NULL and frees nothing), for
+ * es_http_close to free. */
+static int append_line(struct curl_slist **list, const char *line)
+{
+    struct curl_slist *longer = curl_slist_append(*list, line);
+    if (longer == NULL)
+        return 0;
+    *list = longer;
+    return 1;
+}
+
 #define SET(option, value) \
     do { if (curl_easy_setopt(h->easy, option, value) != CURLE_OK) \
         return "libcurl refused option " #option; } while (0)
@@ -181,19 +193,11 @@ const char *es_http_open(es_http *h, const es_http_options *o)
         if (!es_http_add_header(h, common[i]))
             return "out of memory";
     }
-    h->json_headers = curl_slist_append(h->json_headers,
-                                        "Content-Type: application/json");
-    if (h->json_headers == NULL)
-        return "out of memory";
-    h->json_headers_small = curl_slist_append(h->json_headers_small,
-                                              "Content-Type: application/json");
-    if (h->json_headers_small == NULL)
-        return "out of memory";
-    h->plain_headers_small = curl_slist_append(h->plain_headers_small, "Accept-Encoding:");
-    if (h->plain_headers_small == NULL)
-        return "out of memory";
-    h->json_headers_small = curl_slist_append(h->json_headers_small, "Accept-Encoding:");
-    if (h->json_headers_small == NULL)
+    /* the small lists: an empty Accept-Encoding line (see below) */
+    if (!append_line(&h->json_headers, "Content-Type: application/json") ||
+        !append_line(&h->json_headers_small, "Content-Type: application/json") ||
+        !append_line(&h->plain_headers_small, "Accept-Encoding:") ||
+        !append_line(&h->json_headers_small, "Accept-Encoding:"))
         return "out of memory";
     /* The User-Agent as one more prebuilt line: CURLOPT_USERAGENT makes
      * libcurl format the header again on every request (callgrind, a whole
@@ -249,19 +253,8 @@ const char *es_http_open(es_http *h, const es_http_options *o)
 
 int es_http_add_header(es_http *h, const char *line)
 {
-    struct curl_slist **lists[4];
-    int i;
-    lists[0] = &h->plain_headers;
-    lists[1] = &h->json_headers;
-    lists[2] = &h->plain_headers_small;
-    lists[3] = &h->json_headers_small;
-    for (i = 0; i < 4; i++) {
-        struct curl_slist *longer = curl_slist_append(*lists[i], line);
-        if (longer == NULL)
-            return 0;
-        *lists[i] = longer;
-    }
-    return 1;
+    return append_line(&h->plain_headers, line) && append_line(&h->json_headers, line) &&
+           append_line(&h->plain_headers_small, line) && append_line(&h->json_headers_small, line);
 }
 
 CURLcode es_http_perform(es_http *h, const char *method, const char *url,

@@ -26,9 +26,10 @@ end
 --- JSON string or nil; opts (or nil): once = true when the request must
 --- never reach the server twice (a create, a batch with posts), so that it
 --- is retried only when no try can have acted; large = true when the answer
---- can be large (a list page, a batch), so that it is asked for compressed. gone_id: the id a DELETE
---- removes, so that a 404 after a try that may have acted counts as done
---- (an argument of its own, so that the options of an op are made once).
+--- can be large (a list page, a batch), so that it is asked for compressed.
+--- gone_id: the id a DELETE removes, so that a 404 after a try that may have
+--- acted counts as done (an argument of its own, so that the options of an
+--- op are made once).
 function policy.call(state, method, path, query, body, opts, gone_id)
   local once = opts and opts.once or false
   local transport = state.transport

@@ -89,13 +89,14 @@ end
 
 local ONCE = { once = true }
 
--- The policy's options for an op: what the API needs of the token, for
--- a 401 or 403 to say, and more (once) when given.
-local plain_opts, once_opts = setmetatable({}, { __mode = "k" }), setmetatable({}, { __mode = "k" })
 -- The ops whose answer can be large, asked for compressed (gzip): where
 -- the answer is one entry, the header costs more than it saves.
 local LARGE_ANSWER = { list = true, batch = true, delete_many = true }
 
+-- The policy's options for the op called name: what the API needs of the
+-- token, for a 401 or 403 to say, whether its answer is asked for
+-- compressed, and more (once) when given.
+local plain_opts, once_opts = setmetatable({}, { __mode = "k" }), setmetatable({}, { __mode = "k" })
 local function opts_for(name, op, more)
   -- the two that every call of an op shares are made once
   local cache = (more == nil and plain_opts) or (more == ONCE and once_opts) or nil
