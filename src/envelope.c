@@ -313,10 +313,10 @@ static uint64_t run_ends(uint64_t w)
 
 /* Where the run of plain text inside a string that starts at i ends: the
  * first quote, backslash or byte of 0x80 and up, or n. Most of an answer
- * is such text: 8 bytes at a time, and on a little-endian machine the
- * first marked byte found from the mask (callgrind, a 1000-entry page:
- * 5.7M instructions with a pass of the scan's loop a byte, 3.2M with a
- * loop over 8 bytes at a time and then byte by byte). */
+ * is such text: 16 bytes at a time with SSE2, else 8, the first marked
+ * byte found from the mask (callgrind, the scan of a 1000-entry page:
+ * 5.7M instructions with a pass of its loop a byte, 2.4M 8 bytes at a
+ * time, 1.75M 16 at a time). */
 static size_t skip_run(const unsigned char *p, size_t i, size_t n)
 {
 #ifdef ES_SSE2_RUNS

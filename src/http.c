@@ -240,7 +240,7 @@ const char *es_http_open(es_http *h, const es_http_options *o)
      * compress when the request names no coding); the requests whose answer
      * is one entry send an empty Accept-Encoding line, which tells libcurl
      * to send none: there the line costs more than it saves (callgrind, a
-     * whole update: about 5,000 instructions of 197,000). */
+     * whole update: 196,559 instructions before, 192,383 after). */
     SET(CURLOPT_ACCEPT_ENCODING, "gzip");
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
 #if LIBCURL_VERSION_NUM >= 0x075500

@@ -87,24 +87,22 @@ function Resource:_body(op, path, value)
   return write_body(node, value)
 end
 
-local ONCE = { once = true }
-
 -- The ops whose answer can be large, asked for compressed (gzip): where
 -- the answer is one entry, the header costs more than it saves.
 local LARGE_ANSWER = { list = true, batch = true, delete_many = true }
 
--- The policy's options for the op called name: what the API needs of the
--- token, for a 401 or 403 to say, whether its answer is asked for
--- compressed, and more (once) when given.
+-- The policy's options for the op called name, made once per op and kind:
+-- what the API needs of the token, for a 401 or 403 to say, whether its
+-- answer is asked for compressed, and once (sent at most once: a create, a
+-- batch with posts).
 local plain_opts, once_opts = setmetatable({}, { __mode = "k" }), setmetatable({}, { __mode = "k" })
-local function opts_for(name, op, more)
-  -- the two that every call of an op shares are made once
-  local cache = (more == nil and plain_opts) or (more == ONCE and once_opts) or nil
-  local opts = cache and cache[op]
-  if opts then return opts end
-  opts = { permissions = op.permissions, large = LARGE_ANSWER[name] }
-  for k, v in pairs(more or {}) do opts[k] = v end
-  if cache then cache[op] = opts end
+local function opts_for(name, op, once)
+  local cache = once and once_opts or plain_opts
+  local opts = cache[op]
+  if not opts then
+    opts = { permissions = op.permissions, large = LARGE_ANSWER[name], once = once or nil }
+    cache[op] = opts
+  end
   return opts
 end
 
@@ -113,7 +111,7 @@ local ENTRY_RESULT = { create = true, get = true, update = true, replace = true 
 
 -- gone: a DELETE, for which a 404 after a try that may have acted counts
 -- as done (see policy.call)
-local function call(self, name, id, value, more, gone)
+local function call(self, name, id, value, once, gone)
   local op = self._c.ops[name]
   local path, err = self:_path(op, op.method, id)
   if not path then return nil, err end
@@ -123,7 +121,7 @@ local function call(self, name, id, value, more, gone)
     if not body then return nil, err end
   end
   local result, envelope
-  result, err, envelope = policy.call(self._state, op.method, path, "", body, opts_for(name, op, more),
+  result, err, envelope = policy.call(self._state, op.method, path, "", body, opts_for(name, op, once),
                                       gone and id or nil)
   if result ~= nil and ENTRY_RESULT[name] and (type(result) ~= "table" or (#result > 0)) then
     -- a create answered so has happened all the same
@@ -137,7 +135,7 @@ end
 function Resource:create(fields)
   check_self(self, "create")
   check_arg("create", 1, fields, "table")
-  return call(self, "create", nil, snapshot(fields), ONCE)
+  return call(self, "create", nil, snapshot(fields), true)
 end
 
 function Resource:get(id)
@@ -233,7 +231,7 @@ function Resource:batch(spec)
   end
   -- posts create entries: such a batch is sent at most once, as a create
   local posts = type(body.posts) == "table" and #body.posts > 0
-  return policy.call(self._state, op.method, path, "", json, opts_for("batch", op, posts and ONCE or nil))
+  return policy.call(self._state, op.method, path, "", json, opts_for("batch", op, posts))
 end
 
 local function query_value(v)
