@@ -14,6 +14,11 @@ BUSTED      ?= $(shell command -v busted 2>/dev/null || echo /usr/bin/busted)
 LUA_CFLAGS  ?= $(shell $(PKG_CONFIG) --cflags $(LUA_PC) 2>/dev/null || echo -I/usr/include/lua$(LUA_VERSION))
 CURL_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libcurl 2>/dev/null)
 CURL_LIBS   ?= $(shell $(PKG_CONFIG) --libs libcurl 2>/dev/null || echo -lcurl)
+# libunistring: lower-casing beyond ASCII (src/casefold.c)
+TEXT_LIBS   ?= -lunistring
+# zlib: gzip and deflate answers for the nginx transport (src/http.c,
+# es_content_decode); libcurl decodes them for the other with the same zlib
+ZLIB_LIBS   ?= $(shell $(PKG_CONFIG) --libs zlib 2>/dev/null || echo -lz)
 
 CFLAGS      ?= -O2 -g
 WARNINGS     = -Wall -Wextra -pedantic -std=c99 -Werror
@@ -47,7 +52,7 @@ $(OBJDIR)/%.o: src/%.c $(HEADERS)
 
 $(MODULE): $(OBJECTS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $(OBJECTS) $(CURL_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(OBJECTS) $(CURL_LIBS) $(TEXT_LIBS) $(ZLIB_LIBS)
 
 # Installs what is missing (Debian packages; Prism from npm for the specs).
 # The build then runs in a new make, which sees the freshly installed tools.

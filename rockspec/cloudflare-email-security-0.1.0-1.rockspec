@@ -27,6 +27,10 @@ external_dependencies = {
   -- include directory that the header check does not search, while the
   -- compiler finds it by itself.
   CURL = { library = "curl" },
+  -- lower-casing beyond ASCII, for the keys plan matches entries by
+  UNISTRING = { library = "unistring" },
+  -- gzip and deflate answers inside nginx (libcurl decodes them outside)
+  ZLIB = { library = "z" },
 }
 -- Built by the Makefile in a directory of its own that it removes after
 -- (the builtin backend would leave objects and a core.so in the work tree).

@@ -105,6 +105,61 @@ describe("the nginx transport", function()
     assert.are.equal(1, #fake.calls)
   end)
 
+  -- What capture gives when nginx finalizes the subrequest itself, before
+  -- any answer from the API (measured with nginx 1.22 and lua-nginx-module):
+  -- the status nginx chose, no body, truncated, and no header of the API's.
+  local function nginx_own(status)
+    return { status = status, header = { ["Content-Type"] = "application/json" }, body = "", truncated = true }
+  end
+
+  it("reports a body nginx refuses (its own 413) as refused here: not sent, not retried, no may-exist", function()
+    local cf, fake = client(nginx_own(413), { max_retries = 2 })
+    local calls = {
+      function() return cf.allow_policies:batch({ deletes = { ID } }) end,
+      function() return cf.allow_policies:batch({ posts = { { pattern = "a@example.com", pattern_type = "EMAIL",
+        is_regex = false, is_trusted_sender = true, is_exempt_recipient = false, is_acceptable_sender = false,
+        verify_sender = true } } }) end,
+      function() return cf.impersonation_registry:create({ name = "A", email = "a@example.com",
+        is_email_regex = false }) end,
+      function() return cf.impersonation_registry:update(ID, { name = "A" }) end,
+    }
+    for i, f in ipairs(calls) do
+      local result, err = f()
+      assert.is_nil(result)
+      assert.are.same({ "invalid", "transport", 413, 1 }, { err.kind, err.field, err.nginx_status, err.attempts },
+                      tostring(err))
+      assert.is_nil(err.status)
+      assert.is_nil(err.may_exist)
+      assert.matches("nginx refused", err.message, 1, true)
+      assert.matches("client_max_body_size", err.message, 1, true)
+      assert.is_nil(tostring(err):find("may have been created", 1, true))
+      assert.are.equal(i, #fake.calls, "one subrequest per call: never tried again")
+    end
+    assert.are.same({}, fake.slept)
+  end)
+
+  it("reports any other answer nginx makes itself before proxying (a 4xx) the same way", function()
+    for _, status in ipairs({ 400, 403, 404, 405, 414 }) do
+      local cf, fake = client(nginx_own(status), { max_retries = 2 })
+      local _, err = cf.impersonation_registry:get(ID)
+      assert.are.same({ "invalid", "transport", status, 1 }, { err.kind, err.field, err.nginx_status, err.attempts })
+      assert.matches(("nginx answered HTTP %d itself"):format(status), err.message, 1, true)
+      assert.are.equal(1, #fake.calls)
+    end
+    -- 499: the visitor went away while nginx waited for the API, after
+    -- sending: that one may have acted
+    local cf = client(nginx_own(499), { max_retries = 0 })
+    local _, err = cf.impersonation_registry:create({ name = "A", email = "a@example.com", is_email_regex = false })
+    assert.are.same({ "transport", true }, { err.kind, err.may_exist })
+  end)
+
+  it("keeps the API's own 413 (a body, a cf-ray) an answer of the API", function()
+    local cf = client({ status = 413, header = { ["CF-RAY"] = "abc-LHR", ["Content-Type"] = "application/json" },
+      body = '{"success":false,"errors":[{"code":10000,"message":"too large"}],"messages":[],"result":null}' })
+    local _, err = cf.impersonation_registry:get(ID)
+    assert.are.same({ "api", 413, 10000 }, { err.kind, err.status, err.code })
+  end)
+
   it("reads the API's own 502 (a body, a cf-ray) as an http error", function()
     local cf = client({ status = 502, header = { ["CF-RAY"] = "abc-LHR", ["Content-Type"] = "text/html" },
                         body = "<html>bad gateway</html>" }, { max_retries = 0 })
@@ -122,6 +177,55 @@ describe("the nginx transport", function()
     end)
     assert(cf.impersonation_registry:get(ID))
     assert.are.same({ 3 }, fake.slept)
+  end)
+
+  -- capture's res.header keys each spelling apart and keeps no order
+  -- between them: the spelling that sorts first counts (README.md, "Inside
+  -- nginx"), whatever order pairs() meets them in. Tables of many sizes,
+  -- the two spellings put in both orders, make pairs() meet them both ways.
+  it("reads a header sent under two spellings as the spelling that sorts first, in every table order", function()
+    local seen = {}
+    for size = 0, 40 do
+      for _, order in ipairs({ { "Retry-After", "retry-after" }, { "retry-after", "Retry-After" } }) do
+        local header = { ["Content-Type"] = "application/json", ["CF-RAY"] = "abc-LHR" }
+        for i = 1, size do header["X-Filler-" .. i] = "x" end
+        local values = { ["Retry-After"] = { "3", "4" }, ["retry-after"] = "9" }
+        for _, name in ipairs(order) do header[name] = values[name] end
+        local cf = client({ status = 429, header = header,
+          body = '{"success":false,"errors":[{"code":971,"message":"slow down"}],"messages":[],"result":null}' },
+          { max_retries = 0 })
+        local _, err = cf.impersonation_registry:get(ID)
+        seen[err.headers["retry-after"]] = true
+      end
+    end
+    assert.are.same({ ["3"] = true }, seen)
+  end)
+
+  -- nginx hands the bytes over as sent: the transport decodes them as
+  -- libcurl does for the other (spec/transports_agree_spec.lua compares
+  -- the two on the wire)
+  it("decodes gzip content it did not ask for, and refuses a coding it does not decode", function()
+    local file = os.tmpname()
+    local pipe = assert(io.popen("gzip -c -n > " .. file, "w"))
+    pipe:write(OK_BODY)
+    pipe:close()
+    local f = assert(io.open(file, "rb"))
+    local packed = f:read("*a")
+    f:close()
+    os.remove(file)
+    for _, coding in ipairs({ "gzip", "x-gzip", { "identity", "gzip" } }) do
+      local cf = client({ status = 200, header = { ["Content-Encoding"] = coding }, body = packed })
+      local result, err = cf.impersonation_registry:get(ID)
+      assert.is_nil(err, err and tostring(err))
+      assert.are.equal("A", result.name)
+    end
+    local cf = client({ status = 200, header = { ["Content-Encoding"] = "br" }, body = packed })
+    local _, err = cf.impersonation_registry:get(ID)
+    assert.are.same({ "http", 200 }, { err.kind, err.status })
+    assert.matches("content coding br, which this client does not decode", err.message, 1, true)
+    cf = client({ status = 200, header = { ["Content-Encoding"] = "gzip" }, body = packed }, { max_response_size = 64 })
+    _, err = cf.impersonation_registry:get(ID)
+    assert.matches("larger than max_response_size (64 bytes)", err.message, 1, true)
   end)
 
   it("refuses an answer larger than max_response_size", function()

@@ -6,15 +6,19 @@
  */
 #include <lua.h>
 #include <lauxlib.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "casefold.h"
 #include "clock.h"
 #include "compat.h"
 #include "envelope.h"
 #include "http.h"
 
 #define CLIENT_MT "cloudflare.email_security.client"
+#define DECODE_BUFFERS_MT "cloudflare.email_security.decode_buffers"
 #define DECODE_UPVALUE lua_upvalueindex(1)
 
 #if defined(__GNUC__)
@@ -210,21 +214,46 @@ static int has_policy_headers(const es_http *h)
     return 0;
 }
 
+/* An answer in a content coding not decoded here (refused: its name), or
+ * whose compressed content would not decode (detail: why), as an http
+ * error: the same words from both transports (es_http.h). */
+static void push_coding_error(lua_State *L, long status, const char *refused, const char *detail,
+                              const char *ray)
+{
+    char message[CURL_ERROR_SIZE + ES_HDR_VALUE_MAX + 128];
+    if (refused != NULL)
+        snprintf(message, sizeof message, "the answer came in content coding %s, which this client"
+                 " does not decode (it decodes gzip and deflate)", refused);
+    else
+        snprintf(message, sizeof message, "the answer's compressed content could not be decoded: %s",
+                 detail);
+    es_push_error(L, "http", status, message, ray);
+}
+
+static void push_too_large(lua_State *L, long status, size_t max, const char *ray)
+{
+    char message[96];
+    snprintf(message, sizeof message, "response body larger than max_response_size (%lu bytes)",
+             (unsigned long)max);
+    es_push_error(L, "http", status, message, ray);
+}
+
 static int push_transport_error(lua_State *L, es_client *c, CURLcode rc, long status)
 {
     const es_http *h = &c->http;
     const char *ray = es_http_header(h, ES_HDR_CF_RAY);
     const char *detail = h->errbuf[0] != '\0' ? h->errbuf : curl_easy_strerror(rc);
+    const char *undecoded = es_http_decode_failure(h, rc);
 
     lua_pushnil(L);
     if (h->body_too_large || rc == CURLE_FILESIZE_EXCEEDED) {
-        char message[96];
-        snprintf(message, sizeof message,
-                 "response body larger than max_response_size (%lu bytes)",
-                 (unsigned long)h->max_body);
-        es_push_error(L, "http", status, message, ray);
+        push_too_large(L, status, h->max_body, ray);
     } else if (h->out_of_memory) {
         es_push_error(L, "transport", status, "out of memory while reading the response", ray);
+    } else if (h->refused_coding[0] != '\0') {
+        push_coding_error(L, status, h->refused_coding, NULL, ray);
+    } else if (undecoded != NULL) {
+        push_coding_error(L, status, NULL, undecoded, ray);
     } else if (rc == CURLE_SEND_FAIL_REWIND) {
         /* only an at_most_once body cannot be rewound: libcurl wanted to
          * send it again after the connection died unanswered */
@@ -358,18 +387,83 @@ static int monotonic(lua_State *L)
     return 1;
 }
 
-/* core.decode(status, body [, headers]) -> result, err, envelope: the same
- * decoder, for transports that fetch the bytes themselves. */
+/* The two buffers of a content decoding, in Lua's memory so that an error
+ * raised while the result is pushed (out of memory) leaks neither. */
+typedef struct decode_buffers {
+    es_buffer out;
+    es_buffer spare;
+} decode_buffers;
+
+static int free_decode_buffers(lua_State *L)
+{
+    decode_buffers *b = luaL_checkudata(L, 1, DECODE_BUFFERS_MT);
+    es_buffer_free(&b->out);
+    es_buffer_free(&b->spare);
+    return 0;
+}
+
+/* For decode: the body at index 2, sent with the Content-Encoding at index
+ * 4, at most max_response_size (index 5) decoded, as libcurl decodes it
+ * for the other transport (es_content_decode). 0: the decoded body is at
+ * index 2 now; else nil, err, nil are pushed and it returns 3. */
+static int decode_content(lua_State *L, const es_response *r)
+{
+    size_t coding_len, body_len;
+    const char *coding = luaL_checklstring(L, 4, &coding_len);
+    const char *body = lua_tolstring(L, 2, &body_len);
+    lua_Number max_n = luaL_checknumber(L, 5);
+    size_t max;
+    const char *detail;
+    decode_buffers *b;
+    es_decode_status st;
+
+    /* compared as numbers first: a cast of an out-of-range float is
+     * undefined behaviour */
+    luaL_argcheck(L, max_n >= 0 && max_n <= 9007199254740992.0, 5, "max_response_size out of range");
+    max = (double)max_n >= (double)((size_t)-1) ? (size_t)-1 : (size_t)max_n;
+    b = lua_newuserdatauv(L, sizeof *b, 0);
+    memset(b, 0, sizeof *b);
+    es_setmetatable(L, DECODE_BUFFERS_MT);
+    st = es_content_decode(coding, coding_len, body, body_len, max, &b->out, &b->spare, &detail);
+    es_buffer_free(&b->spare);
+    if (st == ES_DECODED) {
+        lua_pushlstring(L, b->out.data != NULL ? b->out.data : "", b->out.len);
+        es_buffer_free(&b->out);
+        lua_replace(L, 2);
+        lua_pop(L, 1);
+        return 0;
+    }
+    es_buffer_free(&b->out);
+    lua_pushnil(L);
+    if (st == ES_DECODE_REFUSED) {
+        char name[ES_HDR_VALUE_MAX];
+        es_http_refused_coding(coding, coding_len, name, sizeof name);
+        push_coding_error(L, r->status, name, NULL, r->ray_id);
+    } else if (st == ES_DECODE_CORRUPT) {
+        push_coding_error(L, r->status, NULL, detail, r->ray_id);
+    } else if (st == ES_DECODE_TOO_LARGE) {
+        push_too_large(L, r->status, max, r->ray_id);
+    } else {
+        es_push_error(L, "transport", r->status, "out of memory while reading the response", r->ray_id);
+    }
+    lua_pushnil(L);
+    return 3;
+}
+
+/* core.decode(status, body [, headers [, content_encoding, max_response_size]])
+ * -> result, err, envelope: the same decoder, for transports that fetch the
+ * bytes themselves; with a Content-Encoding, the body is decoded first, as
+ * libcurl does for the curl transport. */
 static int decode(lua_State *L)
 {
     es_response r;
     lua_Integer status = luaL_checkinteger(L, 1);
-    r.body = luaL_checklstring(L, 2, &r.body_len);
-    lua_settop(L, 3);
+    luaL_checkstring(L, 2);
+    lua_settop(L, 5);
     r.status = (long)status;
     r.content_type = "";
     r.ray_id = "";
-    if (!lua_isnoneornil(L, 3)) {
+    if (!lua_isnil(L, 3)) {
         luaL_checktype(L, 3, LUA_TTABLE);
         lua_getfield(L, 3, "content-type");
         if (lua_type(L, -1) == LUA_TSTRING)
@@ -378,6 +472,9 @@ static int decode(lua_State *L)
         if (lua_type(L, -1) == LUA_TSTRING)
             r.ray_id = lua_tostring(L, -1);
     }
+    if (!lua_isnil(L, 4) && decode_content(L, &r) != 0)
+        return 3;
+    r.body = lua_tolstring(L, 2, &r.body_len);
     return es_push_decoded(L, DECODE_UPVALUE, 2, &r);
 }
 
@@ -426,6 +523,42 @@ static int text_flags(lua_State *L)
     lua_pushboolean(L, high);
     lua_pushboolean(L, escape);
     return 3;
+}
+
+/* core.lower_text(s) -> s lower-cased beyond ASCII, in normalization form
+ * C (src/casefold.c); nil and a message when s is not UTF-8. For keys that
+ * compare without regard to case: Lua's string.lower knows ASCII only. */
+static int lower_text(lua_State *L)
+{
+    size_t len, room, out_len = 0;
+    const char *s = luaL_checklstring(L, 1, &len);
+    char *buf, *lowered;
+
+    if (len == 0) {
+        lua_pushliteral(L, "");
+        return 1;
+    }
+    room = es_lower_text_room(len);
+    if (room == 0)
+        return luaL_error(L, "not enough memory");
+    /* the result's room is Lua's memory, so that nothing leaks if pushing
+     * the result raises (out of memory) */
+    buf = lua_newuserdatauv(L, room, 0);
+    lowered = es_lower_text(s, len, buf, room, &out_len);
+    if (lowered == NULL) {
+        if (errno == ENOMEM)
+            return luaL_error(L, "not enough memory");
+        lua_pushnil(L);
+        lua_pushliteral(L, "is not valid UTF-8");
+        return 2;
+    }
+    if (lowered != buf) {
+        /* past the bound es_lower_text_room states: never seen */
+        free(lowered);
+        return luaL_error(L, "lower_text: the lower-case form outgrew its bound");
+    }
+    lua_pushlstring(L, buf, out_len);
+    return 1;
 }
 
 /* Percent-encodes one path segment: only RFC 3986's unreserved characters
@@ -518,6 +651,7 @@ ES_EXPORT int luaopen_cloudflare_email_security_core(lua_State *L)
         { "decode", decode },
         { "escape_segment", escape_segment },
         { "is_uuid", is_uuid },
+        { "lower_text", lower_text },
         { "text_flags", text_flags },
         { "sleep", sleep_seconds },
         { "monotonic", monotonic },
@@ -531,6 +665,11 @@ ES_EXPORT int luaopen_cloudflare_email_security_core(lua_State *L)
     encode_index = lua_gettop(L);
     decode_index = encode_index - 1;
     null_index = encode_index - 2;
+
+    luaL_newmetatable(L, DECODE_BUFFERS_MT);
+    lua_pushcfunction(L, free_decode_buffers);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
 
     luaL_newmetatable(L, CLIENT_MT);
     lua_pushvalue(L, decode_index);

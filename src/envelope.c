@@ -207,13 +207,16 @@ typedef struct es_place {
     size_t first, last;         /* 0-based elements of that array */
 } es_place;
 
-/* What the scan of an answer saw of its numbers. */
+/* What the scan of an answer saw of its numbers, and of its result. */
 typedef struct es_numbers {
     size_t integers;            /* tokens with no fraction and no exponent */
     size_t floats;              /* every other number token */
     int everywhere;             /* the places below do not say it all */
     int places;
     es_place place[PLACES_MAX];
+    /* '{' or '[' when the envelope's last "result" is an object or an
+     * array, else 0: lua-cjson decodes {} and [] to one empty table */
+    unsigned char result_open;
 } es_numbers;
 
 /* Where the scan is in the envelope's structure. */
@@ -224,6 +227,7 @@ typedef struct es_position {
     int expect_key;             /* at depth 1, the next string is a key */
     int value_is_array;         /* the value at depth 1 is an array */
     size_t element;             /* its element now being read */
+    int key_is_result;          /* the envelope's key last read is "result" */
 } es_position;
 
 /* An integer token at the position: note its place. */
@@ -291,6 +295,44 @@ static const unsigned char marks_structure[256] = {
     [0xC0] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     [0xE0] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 };
+
+static int hex_value(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Whether a key's bytes as written (between its quotes) spell "result".
+ * lua-cjson keeps the last of the keys that decode alike, escapes and
+ * all, so "res\u0075lt" counts too; no other escape stands for a letter. */
+static int spells_result(const unsigned char *k, size_t n)
+{
+    static const char want[] = "result";
+    size_t i = 0, w;
+
+    for (w = 0; want[w] != '\0'; w++) {
+        if (i < n && k[i] != '\\') {
+            if (k[i] != (unsigned char)want[w])
+                return 0;
+            i++;
+        } else if (i + 6 <= n && k[i + 1] == 'u') {
+            int a = hex_value(k[i + 2]), b = hex_value(k[i + 3]),
+                c = hex_value(k[i + 4]), d = hex_value(k[i + 5]);
+            if (a < 0 || b < 0 || c < 0 || d < 0 ||
+                ((a << 12) | (b << 8) | (c << 4) | d) != want[w])
+                return 0;
+            i += 6;
+        } else {
+            return 0;
+        }
+    }
+    return i == n;
+}
 
 static int is_digit(unsigned char c)
 {
@@ -392,16 +434,18 @@ static const char *scan(const unsigned char *p, size_t n, es_numbers *seen, luaL
 {
     static const char limit[] = "9007199254740992";    /* 2^53 */
     size_t i = 0, copied = 0;
-    es_position at = { 0, NULL, 0, 0, 0, 0 };
+    es_position at = { 0, NULL, 0, 0, 0, 0, 0 };
 
     while (i < n) {
         unsigned char c = p[i];
         switch (c) {
         case '"': {
             int key = at.expect_key && at.depth == 1;
+            const unsigned char *start = p + i + 1;
             if (key) {
                 at.expect_key = 0;
-                at.key = p + i + 1;
+                at.key = start;
+                at.key_is_result = 0;
             }
             i++;
             for (;;) {
@@ -412,6 +456,8 @@ static const char *scan(const unsigned char *p, size_t n, es_numbers *seen, luaL
                 if (c == '"') {
                     if (key && at.key != NULL)
                         at.key_len = (size_t)(p + i - at.key);
+                    if (key)
+                        at.key_is_result = spells_result(start, (size_t)(p + i - start));
                     i++;
                     break;
                 }
@@ -436,6 +482,9 @@ static const char *scan(const unsigned char *p, size_t n, es_numbers *seen, luaL
             } else if (at.depth == 2) {
                 at.value_is_array = c == '[';
                 at.element = 0;
+                /* a later "result" replaces an earlier one, as in cjson */
+                if (at.key_is_result)
+                    seen->result_open = c;
             }
             i++;
             break;
@@ -631,6 +680,25 @@ static int restore_places(lua_State *L, int env, const es_numbers *seen, int all
 }
 #endif
 
+/*
+ * An empty result was {} or [] in the answer, which lua-cjson decodes
+ * alike: the envelope gets a metatable whose field empty_result says
+ * which ("object" or "array"), so that a call can refuse the one it does
+ * not return. The envelope, not the result: a metatable on a result would
+ * show in every caller's entries. Two shared metatables, made once.
+ */
+static void mark_empty_result(lua_State *L, int env, unsigned char open)
+{
+    const char *kind = open == '[' ? "array" : "object";
+    if (!lua_checkstack(L, 3))
+        return;                 /* unmarked: taken for either, as before */
+    if (luaL_newmetatable(L, open == '[' ? ES_EMPTY_ARRAY_MT : ES_EMPTY_OBJECT_MT)) {
+        lua_pushstring(L, kind);
+        lua_setfield(L, -2, "empty_result");
+    }
+    lua_setmetatable(L, env);
+}
+
 int es_push_decoded(lua_State *L, int decode_index, int body_index, const es_response *r)
 {
     const char *p = r->body, *end = r->body + r->body_len;
@@ -700,6 +768,12 @@ int es_push_decoded(lua_State *L, int decode_index, int body_index, const es_res
     if (lua_isnil(L, -1) || (lua_islightuserdata(L, -1) && lua_touserdata(L, -1) == NULL)) {
         lua_pop(L, 1);
         lua_newtable(L);
+    } else if (lua_istable(L, -1)) {
+        lua_pushnil(L);
+        if (lua_next(L, -2) != 0)
+            lua_pop(L, 2);
+        else if (seen.result_open != 0)
+            mark_empty_result(L, env, seen.result_open);
     }
     lua_pushnil(L);
     lua_pushvalue(L, env);

@@ -27,6 +27,12 @@ int es_push_decoded(lua_State *L, int decode_index, int body_index, const es_res
  * (errors.lua gives it __tostring). */
 #define ES_ERROR_MT "cloudflare.email_security.error"
 
+/* The registry names of the metatables an envelope gets when its result is
+ * an empty table, {} or [] in the answer (field empty_result: "object" or
+ * "array"), which lua-cjson decodes alike. */
+#define ES_EMPTY_OBJECT_MT "cloudflare.email_security.envelope: result {}"
+#define ES_EMPTY_ARRAY_MT "cloudflare.email_security.envelope: result []"
+
 /* Pushes a new error table: kind, message, and status and ray_id when
  * known, with empty errors and messages lists, and the error metatable
  * when the module has made it. */

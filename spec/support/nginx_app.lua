@@ -4,14 +4,25 @@
 -- from the variables of the location (base URL, token).
 local cjson = require("cjson")
 local es = require("cloudflare.email_security")
+local retry = require("cloudflare.email_security.retry")
 
 local app = {}
 
--- An error's fields and its one-line text: what the spec compares.
+-- An error's fields and its one-line text: what the specs compare.
 local function error_fields(err)
   return { kind = err.kind, status = err.status, code = err.code, message = err.message,
            field = err.field, attempts = err.attempts, broken = err.broken,
-           nginx_status = err.nginx_status, text = tostring(err) }
+           nginx_status = err.nginx_status, may_exist = err.may_exist, rule = err.rule,
+           headers = err.headers, retry_after = err.retry_after, text = tostring(err),
+           -- what the retry policy makes of it, whatever the transport's own fields
+           retried = retry.retryable(false, err, false), create_retried = retry.retryable(true, err, false),
+           may_have_acted = retry.may_have_acted(err) }
+end
+
+--- A call's outcome as the specs compare it, inside nginx or out:
+--- { result, err = error_fields }.
+function app.outcome(result, err)
+  return { result = result, err = err and error_fields(err) or nil }
 end
 
 function app.call()
@@ -24,6 +35,7 @@ function app.call()
                  base_url = args.base_url or ngx.var.es_base_url,
                  max_retries = tonumber(args.max_retries), max_retry_wait = 2 }
   if args.timeout then opts.timeout = tonumber(args.timeout) end
+  if args.max_response_size then opts.max_response_size = tonumber(args.max_response_size) end
   if args.location then opts.nginx_location = args.location end
   local ok, cf = pcall(es.new, opts)
   if not ok then
@@ -43,6 +55,8 @@ function app.call()
       if done then break end
       ngx.sleep(0.01)
     end
+  elseif op == "create" then
+    result, err = reg:create(fields)
   elseif op == "update" then
     result, err = reg:update(id, fields)
   elseif op == "delete" then
@@ -58,13 +72,30 @@ function app.call()
                               targets = { "SUBJECT", "BODY" } })
     if result then result, err = cp:update(result.id, { enabled = false, notes = es.null }) end
     if result then result, err = cp:delete(result.id) end
+  elseif op == "batch" then
+    -- a batch of allow policies made here, so that the request to this
+    -- location stays small whatever the batch: `posts` and `deletes` of
+    -- them (deletes by made-up ids), each post's comments `size` characters
+    local posts, deletes = {}, {}
+    for i = 1, tonumber(args.posts) or 0 do
+      posts[i] = { pattern = ("partner%04d@example.com"):format(i), pattern_type = "EMAIL", is_regex = false,
+                   is_trusted_sender = true, is_exempt_recipient = false, is_acceptable_sender = false,
+                   verify_sender = true, comments = ("c"):rep(tonumber(args.size) or 0) }
+    end
+    for i = 1, tonumber(args.deletes) or 0 do
+      deletes[i] = ("%08x-0000-4000-8000-000000000000"):format(i)
+    end
+    result, err = cf.allow_policies:batch({ posts = posts, deletes = deletes })
+    -- what was sent, not the 1000 entries made
+    if result then result = { created = #(result.posts or {}) } end
   elseif op == "get" then
     result, err = reg:get(id)
   elseif op == "list" then
     result, err = reg:list({ per_page = 5 })
   end
-  ngx.say(cjson.encode({ pid = ngx.worker.pid(), result = result,
-                         err = err and error_fields(err) or nil }))
+  local out = app.outcome(result, err)
+  out.pid = ngx.worker.pid()
+  ngx.say(cjson.encode(out))
 end
 
 return app

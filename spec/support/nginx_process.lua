@@ -54,13 +54,16 @@ nginx_process.swap = swap
 --- ca: the file of the certificate it is to trust; the listening port
 --- (PORT) and the code (the copy under ROOT) are the run's; the access
 --- log goes beside the configuration (the default, /var/log/nginx, is
---- root's).
-function nginx_process.readme_conf(api, ca)
+--- root's). locations (optional): nginx text added to the server block,
+--- beside README's own locations, which stay as written (the spec's
+--- handlers, spec/support/nginx_app.lua, load from ROOT/spec).
+function nginx_process.readme_conf(api, ca, locations)
   local conf = nginx_process.readme_text()
-  conf = swap(conf, "listen 8080;", "listen 127.0.0.1:PORT;")
+  conf = swap(conf, "listen 8080;", "listen 127.0.0.1:PORT;\n" .. (locations or ""))
   conf = swap(conf, "server api.cloudflare.com:443;", "server " .. api .. ";")
   conf = swap(conf, "/etc/ssl/certs/ca-certificates.crt", ca)
-  conf = swap(conf, 'lua_package_path "/usr/local/share/lua/5.1/?.lua;;";', 'lua_package_path "ROOT/lua/?.lua;;";')
+  conf = swap(conf, 'lua_package_path "/usr/local/share/lua/5.1/?.lua;;";',
+              'lua_package_path "ROOT/lua/?.lua;ROOT/?.lua;;";')
   conf = swap(conf, 'lua_package_cpath "/usr/local/lib/lua/5.1/?.so;;";',
               'lua_package_cpath "ROOT/build/luajit/?.so;;";\n    access_log DIR/logs/access.log;')
   return conf

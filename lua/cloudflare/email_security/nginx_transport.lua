@@ -4,7 +4,8 @@
 -- (ngx.location.capture) to an internal proxy location the user declares
 -- (README, "Inside nginx"), so the worker goes on serving other requests
 -- and only the calling request waits. Answers go through the same C
--- decoder as libcurl's.
+-- decoder as libcurl's, their gzip or deflate content through the C core's
+-- zlib as libcurl's (nginx hands the bytes over as they were sent).
 --
 -- The URL and the credential reach that location as nginx variables, set
 -- for the subrequest alone (capture's `vars`); they are declared with `set`
@@ -43,20 +44,64 @@ local function new_error(kind, status, message, ray_id)
   return errors.new(kind, message, { status = status, ray_id = ray_id })
 end
 
--- Lower-cased names; a header sent twice keeps its first value, and bytes
--- outside printable ASCII become '?': both as in the libcurl transport
--- (src/http.c).
-local function wanted_headers(raw)
-  local out
-  for name, value in pairs(raw) do
+-- capture's res.header: one key per spelling of a name as it arrived, a
+-- header sent twice under one spelling a list of its values in order. Which
+-- of two spellings ("Retry-After", "retry-after") came first is lost there:
+-- the spelling that sorts first in byte order counts ("Retry-After" before
+-- "retry-after"), whatever the order of pairs(), so that one answer always
+-- reads the same (README, "Inside nginx"; libcurl takes the first to arrive).
+-- Returns lower-cased name -> the spellings found, sorted, for the names
+-- read here (the policy's and Content-Encoding).
+local function spellings(raw)
+  local by_name = {}
+  for name in pairs(raw) do
     local lower = name:lower()
+    if WANTED[lower] or lower == "content-encoding" then
+      local list = by_name[lower]
+      if not list then
+        list = {}
+        by_name[lower] = list
+      end
+      list[#list + 1] = name
+    end
+  end
+  for _, list in pairs(by_name) do
+    if #list > 1 then table.sort(list) end
+  end
+  return by_name
+end
+
+-- Lower-cased names; of a header sent twice the first value counts, and
+-- bytes outside printable ASCII become '?': both as in the libcurl
+-- transport (src/http.c).
+local function wanted_headers(raw, by_name)
+  local out
+  for lower, list in pairs(by_name) do
     if WANTED[lower] then
+      local value = raw[list[1]]
       if type(value) == "table" then value = value[1] end
       out = out or {}
       out[lower] = tostring(value):sub(1, 127):gsub("[^\32-\126]", "?")
     end
   end
   return out
+end
+
+-- The answer's Content-Encoding, every line of it (libcurl stacks the
+-- codings of all its lines), or nil.
+local function content_encoding(raw, by_name)
+  local list = by_name["content-encoding"]
+  if not list then return nil end
+  local parts = {}
+  for _, name in ipairs(list) do
+    local value = raw[name]
+    if type(value) == "table" then
+      for _, v in ipairs(value) do parts[#parts + 1] = tostring(v) end
+    else
+      parts[#parts + 1] = tostring(value)
+    end
+  end
+  return table.concat(parts, ", ")
 end
 
 local Transport = {}
@@ -106,8 +151,9 @@ function Transport:request(method, url, body)
     return nil, refused(("transport: the nginx subrequest to %s failed (%s); it needs the"
       .. " locations of README.md's \"Inside nginx\""):format(self.location, tostring(res))), nil
   end
-  local status, text = res.status, res.body or ""
-  local headers = wanted_headers(res.header or {})
+  local status, text, raw = res.status, res.body or "", res.header or {}
+  local by_name = spellings(raw)
+  local headers = wanted_headers(raw, by_name)
   local ray = headers and headers["cf-ray"]
 
   -- nginx's own 502 and 504 (the API could not be reached, or did not
@@ -120,8 +166,32 @@ function Transport:request(method, url, body)
     err.broken, err.nginx_status, err.headers = true, status, headers
     return nil, err, nil
   end
+  -- An answer nginx made itself, before proxying: lua-nginx-module gives
+  -- the status nginx ended the subrequest with, no body, and truncated
+  -- (no body was ever sent down the subrequest), and none of the API's
+  -- headers (Cloudflare's edge sends cf-ray with every answer, its own
+  -- errors included). A 4xx from nginx (413: the body is over
+  -- client_max_body_size; 404: no such location; 403: a rule denied it)
+  -- comes from a phase before the proxy's, so nothing went to the API:
+  -- refused here, never retried, and a create it refused certainly does
+  -- not exist. 499 is not among them: nginx ends a subrequest so when the
+  -- visitor goes away while it waits for the API, after sending.
+  if res.truncated and text == "" and not ray and status >= 400 and status < 499 then
+    local err = refused(status == 413
+      and ("transport: nginx refused to send the request body (%d bytes) itself (its own HTTP 413:"
+        .. " over client_max_body_size); nothing was sent to the API. Raise client_max_body_size in the"
+        .. " proxy location (%s) of README.md's \"Inside nginx\""):format(body and #body or 0, self.location)
+      or ("transport: nginx answered HTTP %d itself, before sending anything to the API (its error log"
+        .. " says why): see the proxy location (%s) of README.md's \"Inside nginx\""):format(status,
+        self.location))
+    err.nginx_status, err.headers = status, headers
+    return nil, err, nil
+  end
   if res.truncated then
-    local err = new_error("transport", nil, "the answer was cut short (nginx: res.truncated)", ray)
+    -- the API's status when its answer had begun (a body, or its headers)
+    local answered = text ~= "" or ray ~= nil
+    local err = new_error("transport", answered and status or nil,
+                          "the answer was cut short (nginx: res.truncated)", ray)
     err.broken, err.headers = true, headers
     return nil, err, nil
   end
@@ -132,7 +202,15 @@ function Transport:request(method, url, body)
     return nil, err, nil
   end
 
-  local result, err, envelope = core.decode(status, text, headers)
+  -- gzip or deflate content is decoded as libcurl decodes it for the
+  -- other transport, in C, to at most max_response_size bytes
+  local coding = content_encoding(raw, by_name)
+  local result, err, envelope
+  if coding then
+    result, err, envelope = core.decode(status, text, headers, coding, self.max_response_size)
+  else
+    result, err, envelope = core.decode(status, text, headers)
+  end
   if err then
     err.headers = headers
     return nil, err, envelope
