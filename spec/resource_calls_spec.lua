@@ -114,12 +114,14 @@ describe("resource calls", function()
     assert.are.equal(2, #sent)
   end)
 
-  it("gives an empty table for a success whose result is null, and a delete its id", function()
-    local cf = scripted({ { 200, OK:format("null") } })
-    assert.are.same({}, assert(cf.allow_policies:get(ID)))
-    assert.are.same({ id = ID }, assert(cf.allow_policies:delete(ID)))
-    cf = scripted({ { 200, '{"success":true,"errors":[],"messages":[]}' } })
-    assert.are.same({}, assert(cf.allow_policies:get(ID)))
+  it("gives a delete whose result is null or absent its id, and refuses a get so answered", function()
+    for _, body in ipairs({ OK:format("null"), '{"success":true,"errors":[],"messages":[]}' }) do
+      local cf = scripted({ { 200, body } })
+      assert.are.same({ id = ID }, assert(cf.allow_policies:delete(ID)))
+      local got, err = cf.allow_policies:get(ID)
+      assert.is_nil(got)
+      assert.are.equal("http", err.kind)
+    end
   end)
 
   it("keeps a 404 the api error it is after a refusal, or when it names no entry", function()
@@ -187,6 +189,34 @@ describe("resource calls", function()
     local done, err = cf.domains:delete_many({})
     assert.is_nil(done)
     assert.are.same({ "invalid", "min_items" }, { err.kind, err.rule })
+  end)
+
+  it("fails each and all, never ends them early, when every answer says it is page 1", function()
+    -- 50 entries, 20 a page; the server pages right but echoes page 1
+    local answers = {}
+    for page = 1, 3 do
+      local items = {}
+      for i = (page - 1) * 20 + 1, math.min(page * 20, 50) do
+        items[#items + 1] = ('{"id":"%08d-0000-4000-8000-000000000000","name":"n","email":"e@x.example",'
+          .. '"is_email_regex":false}'):format(i)
+      end
+      answers[page] = { 200, ('{"success":true,"errors":[],"messages":[],"result":[%s],"result_info":'
+        .. '{"page":1,"per_page":20,"count":%d,"total_count":50}}'):format(table.concat(items, ","), #items) }
+    end
+    local cf, sent = scripted(answers)
+    local all, err = cf.impersonation_registry:all()
+    assert.is_nil(all)
+    assert.are.same({ "http", "GET", "/accounts/" .. ACCOUNT .. "/email-security/settings/impersonation_registry" },
+                    { err.kind, err.method, err.path })
+    assert.matches("asked for page 2, the answer says page 1", tostring(err), 1, true)
+    assert.are.equal(2, #sent)
+    cf = scripted(answers)
+    local walked, failures = 0, {}
+    for entry, e in cf.impersonation_registry:each() do
+      if entry then walked = walked + 1 else failures[#failures + 1] = e end
+    end
+    assert.are.equal(20, walked)
+    assert.are.equal(1, #failures)
   end)
 
   it("sends a list parameter given as a list once per item", function()

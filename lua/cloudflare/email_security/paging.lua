@@ -1,31 +1,98 @@
--- Walks every page of a list, one entry at a time. Page-number paging with
--- no total_pages, so it stops on whichever comes first: an empty or short
--- page, page * per_page reaching total_count, or a page it has already seen
--- (a server that ignores `page` must not make it loop forever). The pages
--- are counted here, from the one asked for; what the answer says of its
--- page and per_page is believed only where it cannot make the walk endless.
+-- Walks every page of a list, one entry at a time, by page number: the
+-- pages are counted here, from the one asked for, never taken from the
+-- answers. The walk ends only where the answers agree that the listing is
+-- whole: an empty page or one short of per_page (and then total_count, when
+-- given, reached), or a full page that reaches total_count. Where the
+-- answers contradict the request or each other, it fails with an http
+-- error that says how, since a listing cut short must never pass for the
+-- whole of it (plan would create again what exists, and could not delete
+-- what it never saw): a page number other than the one asked for, a
+-- per_page other than the one asked for, a page holding the entries of one
+-- already walked (a server that ignores `page`), more entries on a page
+-- than per_page, and a total_count the pages do not bear out. A
+-- total_count that changes between pages, or an entry of one page shown
+-- again on the next, says that entries came or went during the walk:
+-- err.listing_moved = true, for a caller that would list again.
+--
+-- The OpenAPI file describes total_count as the count "without any search
+-- parameters": with a filter given, a total_count above what the pages
+-- hold is no contradiction, and a short or empty page ends the walk.
 
+local errors = require("cloudflare.email_security.errors")
 local snapshot = require("cloudflare.email_security.snapshot")
+
+local floor, next, tonumber, tostring, type = math.floor, next, tonumber, tostring, type
 
 local DEFAULT_PER_PAGE = 20     -- the API's default, when neither side says
 
--- Identifies a page by what it holds, for servers that echo no page number.
+-- The list parameters that choose no entries; any other is a filter.
+local NOT_FILTERS = { page = true, per_page = true, order = true, direction = true }
+
+-- An entry's id as a key, or nil when it has none to go by.
+local function id_of(entry)
+  local id = type(entry) == "table" and entry.id
+  if type(id) == "string" or type(id) == "number" then return id end
+end
+
+-- Identifies a page by what it holds, for servers that send the same page
+-- again whatever `page` asks for; nil when its entries have no ids.
 local function fingerprint(items)
-  local first, last = items[1], items[#items]
-  return #items .. ":" .. tostring(type(first) == "table" and first.id)
-    .. ":" .. tostring(type(last) == "table" and last.id)
+  local first, last = id_of(items[1]), id_of(items[#items])
+  if first == nil or last == nil then return nil end
+  return #items .. ":" .. tostring(first) .. ":" .. tostring(last)
+end
+
+-- A count the answer gives (per_page, total_count), or nil when it gives
+-- none that is one.
+local function count_of(v)
+  v = tonumber(v)
+  if v and v >= 0 and floor(v) == v then return v end
 end
 
 --- list(params) -> result, err, envelope; params: the caller's list
---- parameters, read once, raw (snapshot), and never changed. Returns a
+--- parameters, read once, raw (snapshot), and never changed; method and
+--- path (optional): the request, for the errors the walk makes. Returns a
 --- for-in iterator.
-return function(list, params)
+return function(list, params, method, path)
   local query = snapshot(params)
+  local filtered = false
+  for name in next, query do filtered = filtered or not NOT_FILTERS[name] end
   local page = query.page or 1
-  local asked = query.per_page or DEFAULT_PER_PAGE
+  local asked = query.per_page
   local items, index = nil, 0
   local finished = false
-  local seen_pages, seen_contents = {}, {}
+  local walked = 0               -- entries handed out so far
+  local per_page, total, first_page
+  local seen_contents = {}       -- fingerprint -> the page that held it
+  local previous_last            -- the id of the last entry walked
+
+  local function contradiction(message, moved)
+    local err = errors.new("http", ("%s (%d entries were walked before it: the listing is not whole)")
+      :format(message, walked), { listing_moved = moved or nil })
+    if method and path then errors.wrap(err, method, path) end
+    return err
+  end
+
+  -- The page size the walk counts by, from the first answer: the one
+  -- asked for, which the answer may only repeat; the answer's own when
+  -- none was asked for.
+  local function page_size(info)
+    local says = info.per_page
+    if asked ~= nil then
+      if says ~= nil and tonumber(says) ~= asked then
+        return nil, contradiction(("asked for per_page %s, the answer says per_page %s")
+          :format(tostring(asked), tostring(says)))
+      end
+      return asked
+    end
+    if says == nil then return per_page or DEFAULT_PER_PAGE end
+    local n = count_of(says)
+    if not n or n < 1 or (per_page and n ~= per_page) then
+      return nil, contradiction(("page %s says per_page %s, %s"):format(tostring(page), tostring(says),
+        per_page and ("where the pages before said " .. per_page) or "which is no page size"))
+    end
+    return n
+  end
 
   local function fetch()
     query.page = page
@@ -33,25 +100,57 @@ return function(list, params)
     if not result then return err end
     local info = type(envelope) == "table" and type(envelope.result_info) == "table"
       and envelope.result_info or {}
-    -- the page number the server says it sent, to notice one that ignores
-    -- `page` and sends the same page again
-    local number = tonumber(info.page) or page
-    local content = fingerprint(result)
-    if #result == 0 or seen_pages[number] or seen_contents[content] then
-      finished = true
-      return
+    if info.page ~= nil and tonumber(info.page) ~= tonumber(page) then
+      return contradiction(("asked for page %s, the answer says page %s"):format(tostring(page), tostring(info.page)))
     end
-    seen_pages[number], seen_contents[content] = true, true
-    items, index = result, 0
+    per_page, err = page_size(info)
+    if not per_page then return err end
+    local n = #result
+    if n > per_page then
+      return contradiction(("page %s holds %d entries, more than per_page %d"):format(tostring(page), n, per_page))
+    end
 
-    -- a per_page that is absent, not positive or larger than asked would
-    -- make no page count as short: the one asked for is used instead
-    local per_page = tonumber(info.per_page)
-    if not per_page or per_page < 1 or per_page > asked then per_page = asked end
-    local total = tonumber(info.total_count)
-    if #result < per_page or (total and page * per_page >= total) then
-      finished = true
+    local content = n > 0 and fingerprint(result)
+    if content and seen_contents[content] then
+      return contradiction(("page %s holds the entries of page %s: the server does not page")
+        :format(tostring(page), tostring(seen_contents[content])))
     end
+    -- an entry made ahead of the walk's place pushes the last ones of a
+    -- page onto the next: the last entry walked shows again. (One id, not
+    -- the page's: the walk holds no more than one page.)
+    if previous_last ~= nil then
+      for i = 1, n do
+        if id_of(result[i]) == previous_last then
+          return contradiction(("entry %s is on page %s and on page %s: entries came or went during the walk")
+            :format(tostring(previous_last), tostring(page - 1), tostring(page)), true)
+        end
+      end
+    end
+
+    local says_total = count_of(info.total_count)
+    if says_total and total and says_total ~= total then
+      return contradiction(("page %s said total_count %d, page %s says %d: entries came or went during the walk")
+        :format(tostring(first_page), total, tostring(page), says_total), true)
+    end
+    if says_total and not total then total, first_page = says_total, page end
+    -- the place of this page's entries in the whole listing
+    local before = (page - 1) * per_page
+    if total and n > 0 and before + n > total then
+      return contradiction(("page %s holds entries %d to %d, past total_count %d")
+        :format(tostring(page), before + 1, before + n, total))
+    end
+    if n < per_page and total and before + n < total and not filtered then
+      return contradiction(("page %s holds %d entries of per_page %d, but total_count %d says %d more")
+        :format(tostring(page), n, per_page, total, total - before - n))
+    end
+
+    if content then seen_contents[content] = page end
+    previous_last = n > 0 and id_of(result[n]) or nil
+    items, index = result, 0
+    walked = walked + n
+    -- an empty or short page is the last; a full one is, when it reaches
+    -- total_count
+    if n < per_page or (total and before + n >= total) then finished = true end
     page = page + 1
   end
 

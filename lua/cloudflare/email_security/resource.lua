@@ -14,8 +14,10 @@ local policy = require("cloudflare.email_security.policy")
 local paging = require("cloudflare.email_security.paging")
 local snapshot = require("cloudflare.email_security.snapshot")
 
-local escape = core.escape_segment
-local concat, format, next, type = table.concat, string.format, next, type
+local escape, null = core.escape_segment, core.null
+local concat, format, getmetatable, next, rawget, type = table.concat, string.format, getmetatable, next, rawget,
+  type
+local RESULTS = compile.RESULTS
 
 local resource = {}
 
@@ -106,8 +108,86 @@ local function opts_for(name, op, once)
   return opts
 end
 
--- The calls whose answer is one entry.
-local ENTRY_RESULT = { create = true, get = true, update = true, replace = true }
+-- The JSON kind of a decoded value: "object", "array", "null", "string",
+-- "number" or "boolean"; for an answer's result also "absent". lua-cjson
+-- decodes {} and [] to one empty table: for an answer's result, the C
+-- decoder says which on the envelope's metatable (envelope.c); an empty
+-- table nothing says more of is "empty", taken for either.
+local function kind_of(v, envelope)
+  if v == null then return "null" end
+  local t = type(v)
+  if t ~= "table" then return t end
+  local k = next(v)
+  if k ~= nil then return type(k) == "number" and "array" or "object" end
+  if type(envelope) ~= "table" then return "empty" end
+  -- the decoder gives an empty table for a null or absent result
+  local raw = rawget(envelope, "result")
+  if raw == nil then return "absent" end
+  if raw == null then return "null" end
+  local mt = getmetatable(envelope)
+  return type(mt) == "table" and rawget(mt, "empty_result") or "empty"
+end
+
+local function is_kind(kind, want)
+  return kind == want or kind == "empty"
+end
+
+local A_KIND = { object = "an object", array = "an array", null = "null", absent = "absent", string = "a string",
+                 number = "a number", boolean = "a boolean" }
+
+local function a_kind(kind)
+  return A_KIND[kind] or kind
+end
+
+-- Whether the items of list (an array) are all of kind `want`, or what
+-- is wrong: "item 3 is a string".
+local function bad_item(list, want, where)
+  for i = 1, #list do
+    local kind = kind_of(list[i])
+    if not is_kind(kind, want) then return ("%s %d is %s, not %s"):format(where, i, a_kind(kind), a_kind(want)) end
+  end
+end
+
+-- nil when an answer's result has the shape the call `name` returns
+-- (compile.RESULTS), else what is wrong, in words.
+local function misshapen(name, result, envelope)
+  local shape = RESULTS[name]
+  local kind = kind_of(result, envelope)
+  if shape.nullable and (kind == "null" or kind == "absent") then return nil end
+  if not is_kind(kind, shape.type) then
+    return ("the answer's result is %s, where %s answers %s%s"):format(a_kind(kind), name, a_kind(shape.type),
+      shape.items and " of " .. shape.items .. "s" or "")
+  end
+  if shape.items then
+    local bad = bad_item(result, shape.items, "the answer's result item")
+    if bad then return bad end
+  end
+  for _, field in ipairs(shape.lists or {}) do
+    local list = result[field]
+    if list ~= nil then
+      local list_kind = kind_of(list)
+      if not is_kind(list_kind, "array") then
+        return ("the answer's result.%s is %s, where %s answers an array of objects"):format(field, a_kind(list_kind),
+                                                                                           name)
+      end
+      local bad = bad_item(list, "object", "the answer's result." .. field .. " item")
+      if bad then return bad end
+    end
+  end
+end
+
+-- result, err, envelope as a call returns them: an answer of a shape the
+-- call does not return becomes an http error that keeps the envelope.
+-- may_exist: the call (a create, a batch with posts) has happened all the
+-- same.
+local function checked(name, method, path, may_exist, result, err, envelope)
+  if err then return nil, err, envelope end
+  local wrong = misshapen(name, result, envelope)
+  if wrong then
+    return nil, errors.wrap(errors.new("http", wrong, { may_exist = may_exist or nil }), method, path), envelope
+  end
+  return result, nil, envelope
+end
 
 -- gone: a DELETE, for which a 404 after a try that may have acted counts
 -- as done (see policy.call)
@@ -120,15 +200,8 @@ local function call(self, name, id, value, once, gone)
     body, err = self:_body(op, path, value)
     if not body then return nil, err end
   end
-  local result, envelope
-  result, err, envelope = policy.call(self._state, op.method, path, "", body, opts_for(name, op, once),
-                                      gone and id or nil)
-  if result ~= nil and ENTRY_RESULT[name] and (type(result) ~= "table" or (#result > 0)) then
-    -- a create answered so has happened all the same
-    local odd = errors.new("http", "the result is not an entry (an object)", { may_exist = name == "create" or nil })
-    return nil, errors.wrap(odd, op.method, path), envelope
-  end
-  return result, err, envelope
+  return checked(name, op.method, path, once,
+                 policy.call(self._state, op.method, path, "", body, opts_for(name, op, once), gone and id or nil))
 end
 
 --- Creates an entry; answers the entry as stored.
@@ -168,7 +241,7 @@ function Resource:delete(id)
   check_arg("delete", 1, id, "string")
   local result, err, envelope = call(self, "delete", id, nil, nil, true)
   -- an answer whose result is null still says which entry went
-  if result and type(result) == "table" and result.id == nil then result.id = id end
+  if result and result.id == nil then result.id = id end
   return result, err, envelope
 end
 
@@ -231,7 +304,8 @@ function Resource:batch(spec)
   end
   -- posts create entries: such a batch is sent at most once, as a create
   local posts = type(body.posts) == "table" and #body.posts > 0
-  return policy.call(self._state, op.method, path, "", json, opts_for("batch", op, posts))
+  return checked("batch", op.method, path, posts,
+                 policy.call(self._state, op.method, path, "", json, opts_for("batch", op, posts)))
 end
 
 local function query_value(v)
@@ -264,20 +338,14 @@ function Resource:list(params)
   local path = self._collection .. c.ops.list.suffix
   local field, rule, message = validate.params(c, params)
   if field then return nil, errors.invalid(field, rule, message, "GET", path) end
-  local result, err, envelope = policy.call(self._state, "GET", path, query_string(c, params),
-                                            nil, opts_for("list", c.ops.list))
-  if result and type(result) ~= "table" then
-    return nil, errors.wrap(errors.new("http", "the list result is not an array"), "GET", path), envelope
-  end
-  if result then
-    for i = 1, #result do
-      if type(result[i]) ~= "table" then
-        return nil, errors.wrap(errors.new("http", ("the list result's item %d is not an object"):format(i)),
-                                "GET", path), envelope
-      end
-    end
-  end
-  return result, err, envelope
+  return checked("list", "GET", path, false,
+                 policy.call(self._state, "GET", path, query_string(c, params), nil, opts_for("list", c.ops.list)))
+end
+
+-- The walk of every page (paging.lua), whose errors name the list's path.
+local function walk(self, params)
+  return paging(function(query) return self:list(query) end, params or {}, "GET",
+                self._collection .. self._c.ops.list.suffix)
 end
 
 --- Every entry of every page: `for entry, err in r:each{...}`. On a
@@ -285,7 +353,7 @@ end
 function Resource:each(params)
   check_self(self, "each")
   check_arg("each", 1, params, "table", true)
-  return paging(function(query) return self:list(query) end, params or {})
+  return walk(self, params)
 end
 
 --- Every entry of every page as one list, or nil and the error: a loop
@@ -294,7 +362,7 @@ function Resource:all(params)
   check_self(self, "all")
   check_arg("all", 1, params, "table", true)
   local out = {}
-  for entry, err in paging(function(query) return self:list(query) end, params or {}) do
+  for entry, err in walk(self, params) do
     if not entry then return nil, err end
     out[#out + 1] = entry
   end

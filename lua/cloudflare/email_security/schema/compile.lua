@@ -14,6 +14,25 @@ compile.FORMATS = {
   ["date-time"] = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d",
 }
 
+-- What each call's answer holds as `result`, from the OpenAPI file's
+-- success answers (tools/gen_resources.lua stops when the file says
+-- otherwise); resource.lua refuses an answer of any other shape as an http
+-- error. items: the kind of an array's items; lists: the fields of an
+-- object that are arrays of objects when present; nullable: null (or no
+-- result) is taken too (a delete that names nothing still removed the
+-- entry it was sent for).
+compile.RESULTS = {
+  list = { type = "array", items = "object" },
+  delete_many = { type = "array", items = "object" },
+  create = { type = "object" },
+  get = { type = "object" },
+  update = { type = "object" },
+  replace = { type = "object" },
+  verification = { type = "object" },
+  delete = { type = "object", nullable = true },
+  batch = { type = "object", lists = { "deletes", "patches", "posts", "puts" } },
+}
+
 local KEYS = {
   name = "string", type = "string", format = "string", nullable = "boolean", enum = "table",
   min_length = "number", max_length = "number", minimum = "number", maximum = "number",
