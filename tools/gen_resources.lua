@@ -7,14 +7,28 @@
 --
 -- Defaults: ../shared/openapi/email-security.openapi.json, and the
 -- repository's lua/cloudflare/email_security/resources. Needs lua-cjson.
+--
+-- Every part of the file that changes what a request must carry (its
+-- parameters, wherever declared, its credentials, its server) either
+-- reaches a description or stops the generator with a message naming the
+-- operation and the part; so does an answer whose result is not the shape
+-- the engine checks for. Last, each description is compiled as the module
+-- will load it (schema/compile.lua): the files are written only when every
+-- one loads, so a failed run leaves the committed ones as they were.
 local cjson = require("cjson")
+
+-- the engine's compile, from the repository this script is in
+local root = (arg and arg[0] or ""):match("^(.-)/?tools/[^/]+$") or "."
+package.path = (root == "" and "." or root) .. "/lua/?.lua;" .. package.path
+local compile = require("cloudflare.email_security.schema.compile")
 
 local openapi_path = arg[1] or os.getenv("EMAIL_SECURITY_OPENAPI") or "../shared/openapi/email-security.openapi.json"
 local out_dir = arg[2] or "lua/cloudflare/email_security/resources"
 local PREFIX = "/accounts/{account_id}/email-security/settings/"
 
+-- Every stop comes before the first file is written.
 local function fail(message)
-  io.stderr:write("gen_resources: ", message, "\n")
+  io.stderr:write("gen_resources: ", message, " (nothing was written)\n")
   os.exit(1)
 end
 
@@ -186,28 +200,159 @@ local function successes(op)
   return list
 end
 
--- What a query parameter may say besides its schema: anything else
--- (style, explode, required, deprecated...) would change what is sent or
--- checked, and stops the generator instead of being dropped.
+-- What a parameter may say besides its schema: anything else (style,
+-- explode, deprecated...) would change what is sent or checked, and stops
+-- the generator instead of being dropped. `required` is read apart.
 local PARAMETER_KEYS = { name = true, ["in"] = true, schema = true, description = true, example = true,
-                         examples = true }
+                         examples = true, required = true }
 
-local function parameters(op, where)
-  local list = {}
+-- An operation's parameters: its own, then those of its path item that
+-- none of its own replaces (one with the same name and place: OpenAPI's
+-- rule). Each is { p = resolved, on_path = declared on the path item }.
+local function effective_parameters(item, op)
+  local list, own = {}, {}
   for _, raw in ipairs(op.parameters or {}) do
     local p = resolve(raw)
+    own[tostring(p["in"]) .. " " .. tostring(p.name)] = true
+    list[#list + 1] = { p = p, on_path = false }
+  end
+  for _, raw in ipairs(item.parameters or {}) do
+    local p = resolve(raw)
+    if not own[tostring(p["in"]) .. " " .. tostring(p.name)] then list[#list + 1] = { p = p, on_path = true } end
+  end
+  return list
+end
+
+-- Checks every parameter of one operation (where: "things.get (GET
+-- /path)"), and gives the list's query parameters as description nodes:
+-- a parameter reaches the description (a list's query parameter, the
+-- account and the entry's id in the path) or stops the generator.
+-- path_params: the names the path holds.
+local function parameters(call, params, where, path_params)
+  local list = {}
+  for _, entry in ipairs(params) do
+    local p = entry.p
+    local name, place = tostring(p.name), tostring(p["in"])
+    local what = ("%s: %s parameter '%s'%s%s"):format(where, place, name, p.required == true and " (required)" or "",
+                                                     entry.on_path and ", declared on the path item," or "")
     for k in pairs(p) do
-      if not PARAMETER_KEYS[k] and p["in"] == "query" then
-        fail(where .. "?" .. tostring(p.name) .. ": unknown parameter keyword " .. k)
-      end
+      if not PARAMETER_KEYS[k] then fail(what .. ": unknown parameter keyword " .. k) end
     end
-    if p["in"] == "query" then
-      local node = flatten(p.schema, where .. "?" .. p.name)
-      node.name = p.name
+    if place == "path" then
+      if not path_params[name] then fail(what .. " is not in the path") end
+    elseif place == "query" then
+      if call ~= "list" then fail(what .. " is not carried: only list takes query parameters") end
+      if p.required == true then
+        fail(what .. " is not carried: the engine takes every list parameter as optional")
+      end
+      local node = flatten(p.schema, where .. "?" .. name)
+      node.name = name
       list[#list + 1] = node
+    elseif place == "header" then
+      fail(what .. " is not carried: the engine sends no header an operation asks for")
+    else
+      fail(what .. " is not carried: the engine sends no " .. place .. " parameter")
     end
   end
   return list
+end
+
+-- The credentials the client sends (config.lua): an API token as a bearer
+-- token, or an email and a global API key in two headers. Each operation
+-- must take both, as the client may hold either.
+local SCHEMES = {
+  api_token = { type = "http", scheme = "bearer" },
+  api_email = { type = "apiKey", ["in"] = "header", name = "X-Auth-Email" },
+  api_key = { type = "apiKey", ["in"] = "header", name = "X-Auth-Key" },
+}
+local CREDENTIALS = { { "api_token" }, { "api_email", "api_key" } }
+
+local function check_security(op, where)
+  local requirements = op.security or doc.security
+  local function offered(names)
+    for _, alternative in ipairs(requirements or {}) do
+      local count, all = 0, true
+      for scheme in pairs(alternative) do
+        count = count + 1
+        local known = false
+        for _, n in ipairs(names) do known = known or n == scheme end
+        all = all and known
+      end
+      if all and count == #names then return true end
+    end
+    return false
+  end
+  for _, names in ipairs(CREDENTIALS) do
+    if not offered(names) then
+      fail(("%s: its security does not take %s, which the client sends"):format(where, table.concat(names, " and ")))
+    end
+    for _, name in ipairs(names) do
+      local scheme = doc.components and doc.components.securitySchemes and doc.components.securitySchemes[name]
+      for k, v in pairs(SCHEMES[name]) do
+        if type(scheme) ~= "table" or scheme[k] ~= v then
+          fail(("%s: security scheme %s is not the %s the client sends"):format(where, name,
+            SCHEMES[name].name or SCHEMES[name].scheme))
+        end
+      end
+    end
+  end
+end
+
+-- What an operation may hold besides what is read here: anything else
+-- (servers, callbacks) would change where or how a request goes.
+local HTTP_METHODS = { get = true, put = true, post = true, delete = true, options = true, head = true,
+                       patch = true, trace = true }
+local OPERATION_KEYS = { summary = true, description = true, operationId = true, tags = true, parameters = true,
+                         requestBody = true, responses = true, security = true, deprecated = true,
+                         externalDocs = true }
+local PATH_ITEM_KEYS = { summary = true, description = true, parameters = true }
+for method in pairs(HTTP_METHODS) do PATH_ITEM_KEYS[method] = true end
+
+local function check_keys(t, known, where)
+  for k in pairs(t) do
+    if not known[k] and not tostring(k):find("^x%-") then
+      fail(where .. ": " .. tostring(k) .. " is not carried by the engine")
+    end
+  end
+end
+
+-- A success answer's result against the shape the engine checks answers
+-- for (compile.RESULTS): a file that says otherwise would have every
+-- answer refused, or a wrong one taken.
+local function check_result(call, op, where)
+  local shape = compile.RESULTS[call]
+  for _, code in ipairs(successes(op)) do
+    local r = resolve(op.responses[tostring(code)])
+    local schema = r.content and r.content["application/json"] and r.content["application/json"].schema
+    if not schema then
+      -- the one answer without a body the engine knows (resource.lua)
+      if not (call == "verification" and code == 204) then
+        fail(("%s: its %d answer has no JSON body, which the engine takes for an error"):format(where, code))
+      end
+    else
+      local node = flatten(schema, where .. " " .. code)
+      local result = node.properties and node.properties.result
+      local function wrong(what)
+        fail(("%s: the result of its %d answer is %s, where the engine takes %s"):format(where, code, what,
+          shape.type .. (shape.items and " of " .. shape.items .. "s" or "")))
+      end
+      if not result then wrong("absent") end
+      if result.type ~= shape.type then wrong("a " .. tostring(result.type)) end
+      if shape.items and (not result.items or result.items.type ~= shape.items) then
+        wrong("an array of " .. tostring(result.items and result.items.type) .. "s")
+      end
+      if shape.lists then
+        local lists = {}
+        for _, name in ipairs(shape.lists) do lists[name] = true end
+        for name, p in pairs(result.properties or {}) do
+          if not lists[name] then wrong("an object with a field " .. name .. " the engine does not check") end
+          if p.type ~= "array" or not p.items or p.items.type ~= "object" then
+            wrong("an object whose " .. name .. " is no array of objects")
+          end
+        end
+      end
+    end
+  end
 end
 
 local function path_param(path)
@@ -246,14 +391,24 @@ local function describe_resource(r)
       d.id = d.id or { param = param }
       suffix = suffix:gsub("{" .. param .. "}", "{id}")
     end
+    check_keys(item, PATH_ITEM_KEYS, path)
+    -- the names the path holds, for its path parameters
+    local path_params = {}
+    for name in path:gmatch("{([^}]+)}") do path_params[name] = true end
     for method, op in pairs(item) do
-      if method ~= "parameters" then
+      if HTTP_METHODS[method] then
         local call
         for _, c in ipairs(CALLS) do
           if c.suffix == suffix and c.method == method then call = c end
         end
         if not call then fail(("%s: %s %s is none of the project's calls"):format(r.name, method:upper(), path)) end
         local where = r.name .. "." .. call.call
+        -- the operation, for what a request must carry
+        local where_op = ("%s (%s %s)"):format(where, method:upper(), path)
+        check_keys(op, OPERATION_KEYS, where_op)
+        check_security(op, where_op)
+        check_result(call.call, op, where_op)
+        local params = parameters(call.call, effective_parameters(item, op), where_op, path_params)
         local entry = {
           method = method:upper(), suffix = suffix, operation_id = op.operationId,
           success = successes(op), permissions = op["x-api-token-group"],
@@ -264,7 +419,7 @@ local function describe_resource(r)
           if not d.bodies[call.body] then fail(where .. ": no request body") end
           entry.body = call.body
         end
-        if call.call == "list" then d.list_params = parameters(op, where) end
+        if call.call == "list" then d.list_params = params end
         if call.call == "get" then d.entry = result_of(op, "200", where) end
         if call.call == "verification" then d.verification = result_of(op, "200", where) end
         d.ops[call.call] = entry
@@ -279,7 +434,7 @@ local function describe_resource(r)
         if p.name == d.id.param and path:find("{" .. d.id.param .. "}", 1, true) then id_schema = p.schema end
       end
       for method, op in pairs(item) do
-        if method ~= "parameters" then
+        if HTTP_METHODS[method] then
           for _, raw in ipairs(op.parameters or {}) do
             local p = resolve(raw)
             if p.name == d.id.param then id_schema = p.schema end
@@ -378,15 +533,25 @@ local names = {}
 for name in pairs(resources) do names[#names + 1] = name end
 table.sort(names)
 local source_name = openapi_path:match("[^/]+$")
+local outputs = {}
 for _, name in ipairs(names) do
-  local d = describe_resource(resources[name])
-  local f = assert(io.open(out_dir .. "/" .. name .. ".lua", "wb"))
-  f:write(HEADER:format(source_name), "return ", emit(d, 0), "\n")
-  f:close()
+  local text = HEADER:format(source_name) .. "return " .. emit(describe_resource(resources[name]), 0) .. "\n"
+  -- loaded from its own text and compiled, as the module will load the
+  -- file: a description the engine refuses is never written
+  local chunk, why = load(text, "=" .. name .. ".lua")
+  if not chunk then fail(name .. ".lua would not load: " .. tostring(why)) end
+  local ok, err = pcall(compile.resource, chunk())
+  if not ok then fail(name .. ".lua would be refused by the engine: " .. tostring(err)) end
+  outputs[#outputs + 1] = { name .. ".lua", text }
 end
 -- names.lua rather than init.lua: not every host's path has ?/init.lua
 -- (nginx's lua_package_path is often written with ?.lua alone)
-local f = assert(io.open(out_dir .. "/names.lua", "wb"))
-f:write(HEADER:format(source_name), "-- The resources, in alphabetical order.\nreturn ", emit(names, 0), "\n")
-f:close()
+outputs[#outputs + 1] = { "names.lua", HEADER:format(source_name) .. "-- The resources, in alphabetical order.\nreturn "
+  .. emit(names, 0) .. "\n" }
+for _, out in ipairs(outputs) do
+  local f, why = io.open(out_dir .. "/" .. out[1], "wb")
+  if not f then fail("cannot write " .. tostring(why)) end
+  f:write(out[2])
+  f:close()
+end
 print(("gen_resources: %d resources written to %s"):format(#names, out_dir))
