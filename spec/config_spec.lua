@@ -139,7 +139,13 @@ describe("config.resolve", function()
 
     it("an unknown option (a typo)", function()
       local _, why = config.resolve({ account_id = ACCOUNT, api_tokne = "t" }, env({}))
-      assert.matches("unknown option 'api_tokne'", why, 1, true)
+      assert.matches("unknown option 'api_tokne': did you mean `api_token`?", why, 1, true)
+    end)
+
+    it("an option of rate_limit it does not know (a burst it would not keep)", function()
+      local _, why = config.resolve({ account_id = ACCOUNT, api_token = "t",
+                                      rate_limit = { requests = 10, per = 1, burst = 5 } }, env({}))
+      assert.matches("rate_limit.burst is not an option of rate_limit", why, 1, true)
     end)
   end)
 end)

@@ -81,7 +81,12 @@ for _, name in ipairs(names) do
   local key = require("cloudflare.email_security.sync.keys").RESOURCES[name]
   if key then
     local fields = {}
-    for i, f in ipairs(key.fields) do fields[i] = "`" .. f .. "`" .. ((key.lower or {})[f] and " (any case)" or "") end
+    for i, f in ipairs(key.fields) do
+      local rule = (key.lower or {})[f]
+      fields[i] = "`" .. f .. "`" .. (rule == true and " (any case)"
+        or rule and (" (any case, unless `" .. rule .. "` is true: a regular expression is compared as written)")
+        or "")
+    end
     add()
     add(("`r:plan(desired, opts)` and `plan:apply()` match entries by %s%s."):format(table.concat(fields, ", "),
       key.guard and ("; deletes only with `" .. key.guard .. " = true`") or ""))

@@ -127,7 +127,11 @@ function config.resolve(opts, getenv)
   opts = snapshot(opts)
   for name in pairs(opts) do
     if not KNOWN[name] then
+      local names = {}
+      for known in pairs(KNOWN) do names[#names + 1] = known end
+      table.sort(names)
       return nil, "unknown option '" .. tostring(name) .. "'"
+        .. require("cloudflare.email_security.schema.validate").suggest(tostring(name), names)
     end
   end
 
@@ -204,6 +208,11 @@ function config.resolve(opts, getenv)
        or limit.requests ~= math.floor(limit.requests) or type(limit.per) ~= "number"
        or limit.per ~= limit.per or limit.per <= 0 or limit.per == math.huge then
       return nil, "rate_limit must be { requests = N (a whole number), per = seconds }"
+    end
+    for name in next, limit do
+      if name ~= "requests" and name ~= "per" then
+        return nil, "rate_limit." .. tostring(name) .. " is not an option of rate_limit (there are: requests, per)"
+      end
     end
     c.rate_limit = { requests = limit.requests, per = limit.per }
   end

@@ -12,6 +12,7 @@
 -- their keys, so what was created is found, and what was deleted is gone.
 
 local errors = require("cloudflare.email_security.errors")
+local retry = require("cloudflare.email_security.retry")
 local snapshot = require("cloudflare.email_security.snapshot")
 
 local format, min, ceil, type = string.format, math.min, math.ceil, type
@@ -64,8 +65,43 @@ local function batch_kinds(r)
   return kinds
 end
 
+-- The requests a listing of n entries takes, 1000 a page.
+local function listing_requests(n)
+  return math.max(1, ceil(n / 1000))
+end
+
+-- Before any create goes out, the keys it creates are looked for again:
+-- an entry made by someone else since the plan was listed (or while a
+-- person read it) would otherwise be created a second time, and every
+-- later plan refused for the duplicate key. Answers the requests it made,
+-- and an error when the plan is stale (nothing sent).
+local function still_absent(p)
+  local keys = require("cloudflare.email_security.sync.keys")
+  local now, err = require("cloudflare.email_security.sync.plan").existing(p.resource)
+  if not now then
+    err.note = (err.note and err.note .. "; " or "") .. "listing again before the creates: nothing was sent"
+    return 1, err
+  end
+  local there = {}
+  for _, e in ipairs(now) do
+    local k = type(e) == "table" and keys.value(p.key_rule, e)
+    if k then there[k] = e end
+  end
+  for _, item in ipairs(p.creates) do
+    local e = there[keys.value(p.key_rule, item.fields)]
+    if e then
+      return listing_requests(#now), invalid(p, "stale", format("%s exists on the server now (%s), made since "
+        .. "the plan was listed: nothing was sent. Plan again", errors.printable(item.key),
+        errors.printable(tostring(e.id))))
+    end
+  end
+  return listing_requests(#now)
+end
+
 local function request_count(p)
   local kinds, batches, singles = batch_kinds(p.resource), 0, 0
+  -- creates are preceded by a listing (still_absent)
+  if #p.creates > 0 then singles = listing_requests(p.listed) end
   for _, kind in ipairs({ "creates", "updates", "deletes" }) do
     if kinds[kind] then
       batches = math.max(batches, ceil(#p[kind] / kinds[kind].size))
@@ -87,6 +123,9 @@ function apply.apply(p, opts)
     error("bad argument #1 to 'apply' (table expected, got " .. type(opts) .. ")", 2)
   end
   opts = opts and snapshot(opts) or {}
+  local plans = require("cloudflare.email_security.sync.plan")
+  local unknown = plans.check_options(opts, { "force", "thresholds", "progress" }, "APPLY", p.resource._collection)
+  if unknown then return nil, unknown end
   if opts.progress ~= nil and type(opts.progress) ~= "function" then
     error("bad argument #1 to 'apply' (progress must be a function)", 2)
   end
@@ -97,19 +136,24 @@ function apply.apply(p, opts)
     return nil, errors.invalid("force", "type", "must be true or false, got " .. type(opts.force), "APPLY",
                                p.resource._collection)
   end
-  local thresholds_err = require("cloudflare.email_security.sync.plan").check_thresholds(p.resource, opts.thresholds)
+  local thresholds_err = plans.check_thresholds(p.resource, opts.thresholds)
   if thresholds_err then return nil, thresholds_err end
   -- apply's own thresholds, else the plan's
   if not (opts.force or p.force) then
     local err = past_threshold(p, opts.thresholds or p.thresholds or {})
     if err then return nil, err end
   end
+  local r = p.resource
+  local requests = 0
+  if #p.creates > 0 then
+    local pages, err = still_absent(p)
+    requests = pages
+    if err then return nil, err end
+  end
   p.applied = true
 
-  local r = p.resource
   local done = { created = 0, updated = 0, deleted = 0 }
   local total = #p.creates + #p.updates + #p.deletes
-  local requests = 0
   local progress = opts.progress
 
   -- after each request, with `done` already counting it
@@ -118,16 +162,29 @@ function apply.apply(p, opts)
     if progress then progress(done.created + done.updated + done.deleted, total) end
   end
 
-  -- what was done and what was not, on the error
-  local function stopped(err, at)
+  -- What was done, what was not, and what is in doubt, on the error.
+  -- failed: the changes the failed request carried ({ creates = n, ... });
+  -- they are in doubt when that request may have acted (a 5xx, a cut
+  -- answer, a timeout after sending), else not done.
+  local function stopped(err, at, failed)
+    local doubt = { creates = 0, updates = 0, deletes = 0 }
+    if err.may_exist or retry.may_have_acted(err) then
+      for kind, n in pairs(failed) do doubt[kind] = n end
+    end
     local left = {
-      creates = #p.creates - done.created, updates = #p.updates - done.updated, deletes = #p.deletes - done.deleted,
+      creates = #p.creates - done.created - doubt.creates,
+      updates = #p.updates - done.updated - doubt.updates,
+      deletes = #p.deletes - done.deleted - doubt.deletes,
     }
     err.applied = { created = done.created, updated = done.updated, deleted = done.deleted }
     err.remaining = left
-    err.note = format("apply stopped at %s: %d created, %d updated, %d deleted before it; %d creates, %d updates, "
-      .. "%d deletes not done: plan and apply again to finish", at, done.created, done.updated, done.deleted,
-      left.creates, left.updates, left.deletes)
+    err.in_doubt = doubt
+    local in_doubt = doubt.creates + doubt.updates + doubt.deletes > 0
+      and format("; %d creates, %d updates, %d deletes in doubt (the failed request may have acted)",
+                 doubt.creates, doubt.updates, doubt.deletes) or ""
+    err.note = format("apply stopped at %s: %d created, %d updated, %d deleted before it%s; %d creates, "
+      .. "%d updates, %d deletes not done: plan and apply again to finish", at, done.created, done.updated,
+      done.deleted, in_doubt, left.creates, left.updates, left.deletes)
     return nil, err
   end
 
@@ -148,7 +205,7 @@ function apply.apply(p, opts)
       for _, item in ipairs(p[single.kind]) do
         local _, err = single.send(item)
         if err and not (single.done_if and single.done_if(err)) then
-          return stopped(err, single.doing .. " " .. item.key)
+          return stopped(err, single.doing .. " " .. item.key, { [single.kind] = 1 })
         end
         done[single.count] = done[single.count] + 1
         step()
@@ -183,15 +240,19 @@ function apply.apply(p, opts)
       -- never acts, and a batch holding creates is retried only while no
       -- try can have acted). An entry it deletes went since the plan was
       -- made: those deletes are done, and the rest is sent again, once.
-      local now, list_err = r:all({ per_page = 1000 })
+      local now, list_err = require("cloudflare.email_security.sync.plan").existing(r)
       requests = requests + math.max(1, ceil(#(now or {}) / 1000))
-      if not now then return stopped(list_err, format("batch %d of %d", chunk, chunks)) end
+      -- the batch that met the 404 did nothing: its changes are not done
+      if not now then return stopped(list_err, format("batch %d of %d", chunk, chunks), {}) end
       local there = {}
       for _, e in ipairs(now) do there[e.id] = true end
       local left = {}
       for _, item in ipairs(spec.deletes) do
         if there[item.id] then left[#left + 1] = item end
       end
+      -- the deletes whose entries went are done, whatever comes next
+      done.deleted = done.deleted + (#spec.deletes - #left)
+      counts.deletes = #left
       spec.deletes = left
       local pending = #left + #(spec.posts or {}) + #(spec.patches or {})
       if pending == 0 then
@@ -201,7 +262,7 @@ function apply.apply(p, opts)
         _, err = r:batch(spec)
       end
     end
-    if err then return stopped(err, format("batch %d of %d", chunk, chunks)) end
+    if err then return stopped(err, format("batch %d of %d", chunk, chunks), counts) end
     done.created = done.created + (counts.creates or 0)
     done.updated = done.updated + (counts.updates or 0)
     done.deleted = done.deleted + (counts.deletes or 0)

@@ -119,17 +119,26 @@ entries.value = typed
 
 --- Types the cells of entries read from a CSV file without a resource,
 --- by the compiled resource c: a new list, or nil and a message naming
---- the line and column. Entries not from a CSV file are kept as they are.
+--- the line and column. The entry as the caller holds it now is what
+--- counts: a field changed, added or removed since the file was read keeps
+--- the caller's value (or absence); only a value still as read is typed
+--- again from its cell. Entries not from a CSV file are kept as they are.
 function entries.typed(c, list)
   local out = {}
   for i, e in ipairs(list) do
     local o = origins[e]
     if o and o.cells and c.entry then
       local fields = {}
-      for name, cell in pairs(o.cells) do
-        local v, why = typed(c.entry.fields[name], cell.text, cell.quoted)
-        if why then return fail(o.path, cell.line, cell.column, name .. ": " .. why) end
-        fields[name] = v
+      -- raw, as every read of a caller's table is (one view of it)
+      for name, now in next, e do
+        local cell = o.cells[name]
+        if cell and rawequal(now, o.read[name]) then
+          local v, why = typed(c.entry.fields[name], cell.text, cell.quoted)
+          if why then return fail(o.path, cell.line, cell.column, name .. ": " .. why) end
+          fields[name] = v
+        else
+          fields[name] = now
+        end
       end
       origins[fields] = { path = o.path, line = o.line }
       e = fields
@@ -240,7 +249,13 @@ local function read_csv(path, text, c)
       e[name] = v
       cells[name] = cell
     end
-    origins[e] = { path = path, line = row[1].line, cells = not c and cells or nil }
+    local read
+    if not c then
+      -- the values as read, to tell later which ones the caller changed
+      read = {}
+      for name, v in pairs(e) do read[name] = v end
+    end
+    origins[e] = { path = path, line = row[1].line, cells = not c and cells or nil, read = read }
     list[#list + 1] = e
   end
   return list
@@ -258,6 +273,8 @@ local function line_and_column(text, offset)
 end
 
 local function read_json(path, text)
+  -- a UTF-8 byte order mark, as some editors write, is no part of the JSON
+  if text:sub(1, 3) == "\239\187\191" then text = text:sub(4) end
   -- lua-cjson decodes {} and [] alike: only an array is a list of entries
   if not text:find("^[ \t\r\n]*%[") then return nil, path .. ": must hold a JSON array of entries (objects)" end
   local ok, value = pcall(cjson.decode, text)

@@ -1,9 +1,19 @@
 -- What identifies an entry of each resource for plan and apply: its
 -- natural key, never the id the server made. Two entries with the same
--- key are the same entry; a key field marked `lower` compares without
--- regard to case (email addresses and domain names). Also which entries
--- a sync must leave alone (`skip`), and which deletes need an option of
--- their own (`guard`).
+-- key are the same entry. Also which entries a sync must leave alone
+-- (`skip`), and which deletes need an option of their own (`guard`).
+--
+-- Which key fields compare without regard to case (`lower`), and why:
+-- only those that hold a plain email address or domain name, which mail
+-- itself compares so (domain names always; the part before the @ in
+-- practice). They fold beyond ASCII (BÜCHER.example is bücher.example),
+-- through core.lower_text. Never a regular expression: `\D` is not `\d`,
+-- so the registry's email folds only while is_email_regex is not true
+-- (`lower.email` names that flag). The patterns of allow policies, blocked
+-- senders, trusted domains and URL ignore patterns are compared as
+-- written: they may be regular expressions, and where they are not the API
+-- says nothing of their case, so folding could merge two entries the
+-- server keeps apart.
 
 local keys = {}
 
@@ -23,7 +33,7 @@ keys.RESOURCES = {
   allow_policies = { fields = { "pattern_type", "pattern", "is_regex" } },
   block_senders = { fields = { "pattern_type", "pattern", "is_regex" } },
   trusted_domains = { fields = { "pattern", "is_regex" } },
-  impersonation_registry = { fields = { "email", "is_email_regex" }, lower = { email = true },
+  impersonation_registry = { fields = { "email", "is_email_regex" }, lower = { email = "is_email_regex" },
                              skip = directory_synced },
   sending_domain_restrictions = { fields = { "domain" }, lower = { domain = true } },
   -- deleting a domain stops its mail being scanned: only when asked by name
@@ -33,6 +43,8 @@ keys.RESOURCES = {
 }
 
 --- The key of a resource: { fields = {...}, lower = {...}, skip, guard },
+--- lower: field -> true (folds), or the name of the flag that makes the
+--- field a regular expression when true (then it does not fold);
 --- with opts.key (a list of field names) in place of the usual fields.
 function keys.of(name, override)
   local k = keys.RESOURCES[name]
@@ -49,9 +61,20 @@ function keys.number_text(v)
   return ("%.17g"):format(v)
 end
 
---- A key field's value as compared: lower-cased where the key says so.
-function keys.normal(key, field, v)
-  if type(v) == "string" and key.lower and key.lower[field] then return v:lower() end
+--- Does `field` of entry e compare without regard to case?
+function keys.folds(key, field, e)
+  local rule = key.lower and key.lower[field]
+  if rule == true then return true end
+  return type(rule) == "string" and type(e) == "table" and e[rule] ~= true
+end
+
+--- A key field's value as compared: lower-cased (beyond ASCII) where the
+--- key says so for entry e. Text that is not UTF-8 stays as it is: the
+--- checks refuse it in what is sent, and only exact bytes match it.
+function keys.normal(key, field, v, e)
+  if type(v) == "string" and keys.folds(key, field, e) then
+    return require("cloudflare.email_security.core").lower_text(v) or v
+  end
   return v
 end
 
@@ -62,7 +85,7 @@ function keys.value(key, e)
   for i, field in ipairs(key.fields) do
     local v = e[field]
     if not present(v) then return nil, field end
-    v = keys.normal(key, field, v)
+    v = keys.normal(key, field, v, e)
     -- the type is part of the key: "true" and true are not the same
     parts[i] = type(v) .. ":" .. (type(v) == "number" and keys.number_text(v) or tostring(v))
     text[i] = field .. "=" .. tostring(e[field])

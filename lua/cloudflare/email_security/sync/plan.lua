@@ -69,10 +69,11 @@ end
 
 local function absent(v) return v == nil or v == null end
 
--- Is the server's value what the desired entry asks for?
-local function same(key, field, want, have)
+-- Is the server's value what the desired entry asks for? e: the desired
+-- entry (whether a key field is a regular expression, which never folds).
+local function same(key, field, want, have, e)
   if absent(want) or absent(have) then return absent(want) and absent(have) end
-  want, have = keys.normal(key, field, want), keys.normal(key, field, have)
+  want, have = keys.normal(key, field, want, e), keys.normal(key, field, have, e)
   if type(want) ~= "table" or type(have) ~= "table" then return want == have end
   return canonical(want) == canonical(have)
 end
@@ -156,6 +157,18 @@ local function desired_entries(r, c, list)
     end
     local field, rule, message = validate.value(node, copy, name, c.name)
     if field then return nil, invalid(r, field, rule, message .. origin) end
+    -- what the stored entry cannot hold (a domain's transport null, which
+    -- a create takes and the server replaces) would be planned again after
+    -- every apply: refused here, so that a file that plans converges
+    for f, value in next, copy do
+      local stored, bad, stored_rule, stored_why = c.entry.fields[f], nil, nil, nil
+      if stored then bad, stored_rule, stored_why = validate.value(stored, value, name .. "." .. f) end
+      if bad then
+        return nil, invalid(r, bad, stored_rule, stored_why .. " in the entry the API stores, though a create "
+          .. "takes it: the server would keep another value and every later plan would try to change it back; "
+          .. "leave the field out (an empty cell) to take the server's" .. origin)
+      end
+    end
     out[i] = copy
   end
   return out, retired
@@ -208,6 +221,27 @@ end
 
 plan.check_thresholds = check_thresholds
 
+-- Names people reach for that are spelled otherwise here.
+local MEANT = { no_purge = "purge = false", nopurge = "purge = false", dry_run = "r:plan (it changes nothing)" }
+
+--- An option name the call does not know, as an invalid error naming it
+--- (with the name that was likely meant), or nil: a typo must never fall
+--- back to the default, which for plan is to delete. allowed: the names.
+function plan.check_options(opts, allowed, method, path)
+  for name in next, opts do
+    local known = false
+    for _, a in ipairs(allowed) do
+      if name == a then known = true break end
+    end
+    if not known then
+      local text = errors.printable(tostring(name))
+      local hint = MEANT[name] and (": did you mean `" .. MEANT[name] .. "`?")
+        or validate.suggest(text, allowed)
+      return errors.invalid(text, "unknown", "is not an option of " .. method:lower() .. hint, method, path)
+    end
+  end
+end
+
 local function check_key(r, c, key_fields)
   for i, field in ipairs(key_fields) do
     if type(field) ~= "string" or not c.entry.fields[field] then
@@ -228,11 +262,25 @@ local function check_key(r, c, key_fields)
   if #key_fields == 0 then return invalid(r, "key", "min_items", "needs at least one field name") end
 end
 
--- Lists every entry (1000 a page): the desired state is compared with all
--- of them, or deletes could not be known.
-local function existing_entries(r)
-  return r:all({ per_page = 1000 })
+-- How many times a listing that moved under the walk (an entry added or
+-- removed between its pages, which shifts every later page) is walked
+-- again before giving up.
+local LISTING_TRIES = 3
+
+--- Every entry (1000 a page): the desired state is compared with all of
+--- them, or deletes could not be known. A listing that moved while it was
+--- walked may have skipped or repeated an entry: it is walked again.
+function plan.existing(r)
+  local list, err
+  for _ = 1, LISTING_TRIES do
+    list, err = r:all({ per_page = 1000 })
+    if list or not err.listing_moved then return list, err end
+  end
+  err.note = ("the listing moved while it was walked, %d times in a row: try again when the entries "
+    .. "change less"):format(LISTING_TRIES)
+  return nil, err
 end
+local existing_entries = plan.existing
 
 local function sorted_fields(t)
   local out = {}
@@ -252,12 +300,17 @@ function plan.make(r, desired, opts)
   if not (c.ops.list and c.ops.create and c.ops.delete and c.ops.update) then
     return nil, invalid(r, "plan", "unsupported", name .. " has no create, update, delete and list to plan with")
   end
+  local usual = keys.of(name)
+  local allowed = { "key", "fields", "purge", "force", "thresholds" }
+  if usual and usual.guard then allowed[#allowed + 1] = usual.guard end
+  local err = plan.check_options(opts, allowed, "PLAN", r._collection)
+  if err then return nil, err end
   if opts.key ~= nil and type(opts.key) ~= "table" then
     return nil, invalid(r, "key", "type", "must be a list of field names")
   end
   local key = keys.of(name, opts.key)
   if not key then return nil, invalid(r, "plan", "unsupported", name .. " has no natural key: give opts.key") end
-  local err = check_key(r, c, key.fields)
+  err = check_key(r, c, key.fields)
   if err then return nil, err end
 
   for _, flag in ipairs({ "purge", "force", key.guard }) do
@@ -316,7 +369,7 @@ function plan.make(r, desired, opts)
   if not current then return nil, err end
 
   local p = setmetatable({
-    resource = r, name = name, key = key.fields, retired = retired,
+    resource = r, name = name, key = key.fields, key_rule = key, retired = retired,
     creates = {}, updates = {}, deletes = {}, unchanged = {}, skipped = {}, kept = {},
     existing = 0, listed = #current, thresholds = opts.thresholds, force = opts.force,
   }, Plan)
@@ -349,7 +402,7 @@ function plan.make(r, desired, opts)
       if want then
         local fields, changes = {}, {}
         for _, field in ipairs(sorted_fields(want)) do
-          if managed[field] and not same(key, field, want[field], e[field]) then
+          if managed[field] and not same(key, field, want[field], e[field], want) then
             fields[field] = want[field]
             changes[#changes + 1] = { field = field, old = e[field], new = want[field] }
           end
