@@ -24,16 +24,35 @@ local POLICY = "pattern_type=EMAIL is_regex=false is_exempt_recipient=false is_t
 describe("the command-line tool", function()
   local emu, env, dir
 
+  -- the shell command that runs the tool, without redirections
+  local function command(args, opts)
+    opts = opts or {}
+    return ("%s LUA_PATH=%s LUA_CPATH=%s %s bin/cloudflare-email-security %s"):format(
+      opts.env or env, q("./lua/?.lua;./lua/?/init.lua;" .. package.path), q(package.cpath), LUA, args)
+  end
+
+  local function execute(cmd)
+    local ok, _, code = os.execute(cmd)
+    if type(ok) == "number" then code = ok / 256 end    -- Lua 5.1: the wait status
+    return code
+  end
+
   -- runs the tool; answers exit code, stdout, stderr
   local function run(args, opts)
     opts = opts or {}
     local out, err = dir .. "/out", dir .. "/err"
-    local cmd = ("%s LUA_PATH=%s LUA_CPATH=%s %s bin/cloudflare-email-security %s < %s > %s 2> %s"):format(
-      opts.env or env, q("./lua/?.lua;./lua/?/init.lua;" .. package.path), q(package.cpath), LUA, args,
-      opts.stdin or "/dev/null", out, err)
-    local ok, _, code = os.execute(cmd)
-    if type(ok) == "number" then code = ok / 256 end    -- Lua 5.1: the wait status
+    local code = execute(("%s < %s > %s 2> %s"):format(command(args, opts), opts.stdin or "/dev/null", out, err))
     return code, files.read(out) or "", files.read(err) or ""
+  end
+
+  -- runs a shell command inside a pseudo-terminal (util-linux's `script`,
+  -- in Debian's essential set): its stdin (at its end at once), and
+  -- whatever of its output it does not redirect, is a terminal. Answers the
+  -- exit code and what the terminal was sent (which writes "\n" as "\r\n").
+  local function on_terminal(shell)
+    local shown = dir .. "/terminal"
+    local code = execute(("script -qec %s /dev/null < /dev/null > %s 2>&1"):format(q(shell), shown))
+    return code, files.read(shown) or ""
   end
 
   setup(function()
@@ -130,9 +149,6 @@ describe("the command-line tool", function()
     code, _, err = run("allow_policies create pattern=x nmae=y")
     assert.are.equal(1, code)
     assert.truthy(err:find("^invalid error: nmae: is not a field of allow_policies"), err)
-    code, _, err = run("domains create lookback_hops=two")
-    assert.are.equal(1, code)
-    assert.truthy(err:find("lookback_hops: must be an integer, got 'two'", 1, true), err)
     for _, text in ipairs({ out, err }) do assert.is_nil(text:find(TOKEN, 1, true)) end
   end)
 
@@ -182,7 +198,8 @@ describe("the command-line tool", function()
     assert.are.equal(0, code, err)
     -- no progress on stderr when it is not a terminal
     assert.are.equal("", err)
-    assert.truthy(out:find("2 created, 0 updated, 0 deleted, 0 unchanged (1 request)", 1, true))
+    -- (how many requests that took is apply's business, not the tool's)
+    assert.truthy(out:find("2 created, 0 updated, 0 deleted, 0 unchanged (", 1, true), out)
     code = run("url_ignore_patterns plan " .. q(path))
     assert.are.equal(0, code)
   end)
@@ -290,5 +307,121 @@ describe("the command-line tool", function()
     local code, out = run("--json url_ignore_patterns delete " .. seeded[1].id .. " f174e90a-fafe-4643-bbbc-4a0ed4fc8415")
     assert.are.equal(1, code)
     assert.are.same({ { id = seeded[1].id } }, cjson.decode(out))
+  end)
+
+  it("apply piped to tee: the plan has left stdout before the question is asked", function()
+    local path = dir .. "/ask.csv"
+    write(path, "pattern\na.example.com\n")
+    -- stdin a terminal to ask on, stdout and stderr one pipe: its order is the order written
+    local _, shown = on_terminal(command("url_ignore_patterns apply " .. q(path)) .. " 2>&1 | cat")
+    local plan_at = shown:find("1 to create", 1, true)
+    local ask_at = shown:find("Apply these changes?", 1, true)
+    assert.truthy(plan_at and ask_at, shown)
+    assert.is_true(plan_at < ask_at, shown)
+    -- no answer (end of input) is not yes
+    assert.truthy(shown:find("not applied", 1, true), shown)
+    assert.are.equal(0, #emu.state(ACCOUNT, "url_ignore_patterns"))
+  end)
+
+  -- what a server could send to drive a terminal: a title change, a
+  -- colour, the C1 CSI, a direction override, an isolate, a line
+  -- separator and the Arabic letter mark
+  local HOSTILE = "\27]0;owned\7 \27[31mred \194\155 \226\128\174 \226\129\166 \226\128\168 \216\156 end"
+
+  it("--csv on a terminal escapes what would drive it; to a pipe it is byte for byte and reads back", function()
+    emu.seed(ACCOUNT, { { domain = "d1.example.com", exclude = { "\27[31m" }, comments = HOSTILE } },
+             "sending_domain_restrictions")
+    local code, shown = on_terminal(command("--csv sending_domain_restrictions list"))
+    assert.are.equal(0, code, shown)
+    local lines = shown:gsub("\r*\n", "\n")
+    assert.is_nil(lines:find("[%z\1-\9\11-\31\127]"), shown)
+    assert.is_nil(lines:find("\194[\128-\159]"), shown)
+    assert.is_nil(lines:find("\226\128[\168-\174]"), shown)
+    assert.is_nil(lines:find("\226\129\166", 1, true), shown)
+    assert.is_nil(lines:find("\216\156", 1, true), shown)
+    assert.truthy(lines:find("\\x1b]0;owned\\x07 \\x1b[31mred \\u009b \\u202e \\u2066 \\u2028 \\u061c end", 1, true),
+                  shown)
+    local out
+    code, out = run("--csv sending_domain_restrictions list")
+    assert.are.equal(0, code)
+    assert.truthy(out:find(HOSTILE, 1, true), out)
+    local path = dir .. "/hostile.csv"
+    write(path, out)
+    code, out = run("sending_domain_restrictions plan " .. q(path))
+    assert.are.equal(0, code, out)
+    assert.truthy(out:find("0 to create, 0 to update, 0 to delete, 1 unchanged", 1, true), out)
+  end)
+
+  it("--json and plan --json write C1 controls and direction marks as \\u escapes, losing nothing", function()
+    emu.seed(ACCOUNT, { { domain = "d1.example.com", exclude = {}, comments = HOSTILE } },
+             "sending_domain_restrictions")
+    local function assert_escaped(out)
+      assert.is_nil(out:find("[%z\1-\9\11-\31\127]"), out)
+      assert.is_nil(out:find("\194[\128-\159]"), out)
+      assert.is_nil(out:find("\226\128[\168-\174]"), out)
+      assert.is_nil(out:find("\226\129\166", 1, true), out)
+      assert.is_nil(out:find("\216\156", 1, true), out)
+      assert.truthy(out:find("\\u009b \\u202e \\u2066 \\u2028 \\u061c end", 1, true), out)
+    end
+    local code, out = run("--json sending_domain_restrictions list")
+    assert.are.equal(0, code)
+    assert_escaped(out)
+    assert.are.equal(HOSTILE, cjson.decode(out)[1].comments)
+    local path = dir .. "/hostile.json"
+    write(path, '[{"domain":"d2.example.com","exclude":[],"comments":' .. cjson.encode(HOSTILE) .. '}]')
+    code, out = run("--json sending_domain_restrictions plan --no-purge " .. q(path))
+    assert.are.equal(2, code, out)
+    assert_escaped(out)
+    assert.are.equal(HOSTILE, cjson.decode(out).creates[1].fields.comments)
+  end)
+
+  it("a malformed field=value or a parameter not of its type is a usage error (64), before any credential", function()
+    local no_credentials = "env -u CLOUDFLARE_API_TOKEN -u CLOUDFLARE_EMAIL -u CLOUDFLARE_API_KEY "
+      .. "CLOUDFLARE_ACCOUNT_ID=" .. ACCOUNT
+    for _, case in ipairs({
+      { "url_ignore_patterns create pattern", "'pattern' is not field=value" },
+      { "url_ignore_patterns create =x", "'=x' is not field=value" },
+      { "domains list --per-page abc", "--per-page: must be an integer, got 'abc'" },
+      { "domains create lookback_hops=two", "lookback_hops: must be an integer, got 'two'" },
+      { "url_ignore_patterns create pattern=a.example.com comments=x comments=y", "comments is given twice" },
+    }) do
+      local code, out, err = run(case[1], { env = no_credentials })
+      assert.are.equal(64, code, case[1] .. ": " .. err)
+      assert.are.equal("", out)
+      assert.truthy(err:find(case[2], 1, true), err)
+      assert.is_nil(err:find("CLOUDFLARE_API_TOKEN", 1, true), err)
+    end
+  end)
+
+  it("--json writes an empty list in a field the description does not know as []", function()
+    local id = emu.seed(ACCOUNT, { { domain = "d1.example.com" } }, "sending_domain_restrictions")[1].id
+    emu.fault({ method = "GET", path = "/sending_domain_restrictions/" .. id, status = 200,
+                headers = { ["Content-Type"] = "application/json" },
+                body = '{"success":true,"errors":[],"messages":[],"result":{"id":"' .. id
+                  .. '","domain":"d1.example.com","exclude":[],"tags":[]}}' })
+    local code, out = run("--json sending_domain_restrictions get " .. id)
+    assert.are.equal(0, code, out)
+    assert.truthy(out:find('"exclude":[]', 1, true), out)
+    assert.truthy(out:find('"tags":[]', 1, true), out)
+  end)
+
+  it("a global flag the command does not use is refused, naming the flag and the command (64)", function()
+    local path = dir .. "/flags.csv"
+    write(path, "pattern\na.example.com\n")
+    local id = "f174e90a-fafe-4643-bbbc-4a0ed4fc8415"
+    for _, case in ipairs({
+      { "--json url_ignore_patterns apply --yes " .. q(path), "--json", "url_ignore_patterns apply" },
+      { "url_ignore_patterns apply --yes --csv " .. q(path), "--csv", "url_ignore_patterns apply" },
+      { "--csv url_ignore_patterns plan " .. q(path), "--csv", "url_ignore_patterns plan" },
+      { "--csv url_ignore_patterns delete " .. id, "--csv", "url_ignore_patterns delete" },
+      { "--csv domains verification " .. id, "--csv", "domains verification" },
+    }) do
+      local code, out, err = run(case[1])
+      assert.are.equal(64, code, case[1] .. ": " .. out .. err)
+      assert.are.equal("", out)
+      assert.truthy(err:find(case[2], 1, true) and err:find(case[3], 1, true), err)
+    end
+    assert.are.equal(0, #emu.requests())
+    assert.are.equal(0, #emu.state(ACCOUNT, "url_ignore_patterns"))
   end)
 end)

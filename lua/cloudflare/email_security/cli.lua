@@ -16,6 +16,7 @@ local entries = require("cloudflare.email_security.sync.entries")
 local keys = require("cloudflare.email_security.sync.keys")
 local help = require("cloudflare.email_security.help")
 local output = require("cloudflare.email_security.cli_output")
+local printable = require("cloudflare.email_security.errors").printable
 
 local concat, format = table.concat, string.format
 
@@ -41,6 +42,16 @@ Exit codes: 0 done (plan: no change), 1 error, 2 plan found changes,
 
 local function dashed(name) return (name:gsub("_", "-")) end
 
+-- The outputs each action writes. --json and --csv are the parser's own,
+-- so that they may come before the resource too; argparse then takes them
+-- with every command, and main refuses them where the action has no such
+-- output instead of ignoring them.
+local OUTPUTS = {
+  list = { json = true, csv = true }, get = { json = true, csv = true },
+  create = { json = true, csv = true }, update = { json = true, csv = true },
+  delete = { json = true }, verification = { json = true }, plan = { json = true }, apply = {},
+}
+
 local function add_sync_options(cmd, name)
   cmd:argument("file", "A .csv (header row of field names) or .json (array of objects) file.")
   cmd:option("--key", "Fields that identify an entry, comma-separated (default: "
@@ -56,8 +67,8 @@ end
 local function build_parser()
   local parser = argparse(PROGRAM, "Cloudflare Email Security settings from the shell.", EPILOG)
     :command_target("resource")
-  parser:flag("--json", "Output as JSON.")
-  parser:flag("--csv", "Output as CSV (reads back with plan and apply).")
+  parser:flag("--json", "Output as JSON (list, get, create, update, delete, verification, plan).")
+  parser:flag("--csv", "Output as CSV (list, get, create, update; reads back with plan and apply).")
   for _, name in ipairs(es.resources) do
     local d = description(name)
     local r = parser:command(name):summary("Calls: " .. concat(cli.actions(d), ", ") .. ".")
@@ -121,12 +132,15 @@ local function split_names(s)
   return out
 end
 
--- field=value arguments as a table of fields, typed by the description.
+-- field=value arguments as a table of fields, typed by the description;
+-- or nil and why not (a usage error: the API was not asked).
 local function fields_from(c, args)
   local out = {}
   for _, a in ipairs(args) do
     local name, text = a:match("^([%a_][%w_]*)=(.*)$")
     if not name then return nil, format("'%s' is not field=value", a) end
+    -- the later one would win unseen
+    if out[name] ~= nil then return nil, name .. " is given twice" end
     local node = c.entry.fields[name]
     -- empty is the empty text (or list), not "absent": it was written
     local v, why = entries.value(node, text, text == "")
@@ -135,6 +149,30 @@ local function fields_from(c, args)
   end
   return out
 end
+
+-- list's --options as list parameters, typed by the description; or nil
+-- and why not.
+local function params_from(c, args)
+  local params = {}
+  for _, p in ipairs(c.param_order) do
+    local given = args[p]
+    if given ~= nil then
+      local v, why = entries.value(c.params[p], given, given == "")
+      if why then return nil, "--" .. dashed(p) .. ": " .. why end
+      params[p] = v
+    end
+  end
+  return params
+end
+
+-- What an action takes from the command line typed before the client is
+-- made, so that a mistake there is a usage error found without a request
+-- or a credential: (args, c) -> the values, or nil and why not.
+local VALUES = {
+  list = function(args, c) return params_from(c, args) end,
+  create = function(args, c) return fields_from(c, args.fields) end,
+  update = function(args, c) return fields_from(c, args.fields) end,
+}
 
 local function sync_opts(args, name)
   local opts = {}
@@ -191,26 +229,29 @@ local function plan_json(p, c)
   }) .. "\n"
 end
 
-local function confirm(err_out)
-  err_out:write("Apply these changes? Type yes to go on: ")
-  err_out:flush()
+-- The plan went to stdout, the question goes to stderr: stdout is flushed
+-- first, since on a pipe (apply | tee log) its buffer would otherwise
+-- reach the screen after the question it is the subject of.
+local function confirm(io_)
+  io_.out:flush()
+  io_.err:write("Apply these changes? Type yes to go on: ")
+  io_.err:flush()
   local answer = io.read("*l")
   return answer == "yes"
 end
 
--- Each action: (io, args, cf, r, c) -> exit code, or nil and an error.
+-- CSV is written byte for byte, so that it reads back; to a terminal it
+-- is escaped, since a cell could hold an escape sequence it would obey.
+local function write_csv(io_, text)
+  if io_.out == io.stdout and output.is_terminal(1) then text = output.for_terminal(text) end
+  io_.out:write(text)
+end
+
+-- Each action: (io, args, values, r, c, name) -> exit code, or nil and an
+-- error; values: what VALUES made of its arguments.
 local ACTIONS = {}
 
-function ACTIONS.list(io_, args, _, r, c)
-  local params = {}
-  for _, p in ipairs(c.param_order) do
-    local given = args[p]
-    if given ~= nil then
-      local v, why = entries.value(c.params[p], given, given == "")
-      if why then return nil, "--" .. dashed(p) .. ": " .. why end
-      params[p] = v
-    end
-  end
+function ACTIONS.list(io_, args, params, r, c)
   local list, err
   if params.page then
     list, err = r:list(params)
@@ -233,7 +274,7 @@ function ACTIONS.list(io_, args, _, r, c)
   if args.json then
     io_.out:write(output.json_text(list, output.LIST, c.entry))
   elseif args.csv then
-    io_.out:write(entries.csv(list, output.columns(c)))
+    write_csv(io_, entries.csv(list, output.columns(c)))
   else
     io_.out:write(output.table_text(list, output.columns(c, true)))
   end
@@ -242,7 +283,7 @@ end
 
 local function show_entry(io_, args, c, e)
   if args.json then io_.out:write(output.json_text(e, c.entry))
-  elseif args.csv then io_.out:write(entries.csv({ e }, output.columns(c)))
+  elseif args.csv then write_csv(io_, entries.csv({ e }, output.columns(c)))
   else io_.out:write(output.entry_text(e, output.columns(c))) end
   return EXIT.ok
 end
@@ -253,25 +294,24 @@ function ACTIONS.get(io_, args, _, r, c)
   return show_entry(io_, args, c, e)
 end
 
+-- an object even if the API ever sent it empty
+local VERIFICATION = { type = "object" }
+
 function ACTIONS.verification(io_, args, _, r)
   local v, err = r:verification(args.id)
   if not v then return nil, err end
-  if args.json then io_.out:write(output.json_text(v)) else io_.out:write(output.entry_text(v, { "verified", "status",
-    "txt_record_name", "txt_record_value", "last_checked_at" })) end
+  if args.json then io_.out:write(output.json_text(v, VERIFICATION)) else io_.out:write(output.entry_text(v, {
+    "verified", "status", "txt_record_name", "txt_record_value", "last_checked_at" })) end
   return EXIT.ok
 end
 
-function ACTIONS.create(io_, args, _, r, c)
-  local fields, why = fields_from(c, args.fields)
-  if not fields then return nil, why end
+function ACTIONS.create(io_, args, fields, r, c)
   local e, err = r:create(fields)
   if not e then return nil, err end
   return show_entry(io_, args, c, e)
 end
 
-function ACTIONS.update(io_, args, _, r, c)
-  local fields, why = fields_from(c, args.fields)
-  if not fields then return nil, why end
+function ACTIONS.update(io_, args, fields, r, c)
   local e, err = r:update(args.id, fields)
   if not e then return nil, err end
   return show_entry(io_, args, c, e)
@@ -323,7 +363,7 @@ function ACTIONS.apply(io_, args, _, r, c, name)
     if not output.is_terminal(0) then
       return nil, "not applied: give --yes to apply without a terminal to ask on"
     end
-    if not confirm(io_.err) then return nil, "not applied: the answer was not yes" end
+    if not confirm(io_) then return nil, "not applied: the answer was not yes" end
   end
   local show = output.is_terminal(2)
   local summary
@@ -344,28 +384,38 @@ end
 function cli.main(argv, io_)
   io_ = io_ or { out = io.stdout, err = io.stderr, progress = true }
   local parser = build_parser()
+  local function usage(why)
+    io_.err:write(parser:get_usage() .. "\n\n" .. PROGRAM .. ": " .. why .. "\n")
+    return EXIT.usage
+  end
   local ok, args = parser:pparse(argv)
-  if not ok then
-    io_.err:write(parser:get_usage() .. "\n\n" .. PROGRAM .. ": " .. tostring(args) .. "\n")
-    return EXIT.usage
-  end
-  if args.json and args.csv then
-    io_.err:write(PROGRAM .. ": --json and --csv: give one of them\n")
-    return EXIT.usage
-  end
+  if not ok then return usage(tostring(args)) end
+  if args.json and args.csv then return usage("--json and --csv: give one of them") end
   local name, action = args.resource, args.action
+  for _, flag in ipairs({ "json", "csv" }) do
+    if args[flag] and not OUTPUTS[action][flag] then
+      return usage(format("--%s: %s %s writes no %s", flag, name, action, flag:upper()))
+    end
+  end
+  local c = compile.resource(description(name))
+  local values, why
+  if VALUES[action] then
+    values, why = VALUES[action](args, c)
+    -- the message may quote the argument as typed
+    if not values then return usage(printable(why)) end
+  end
   local made, cf = pcall(es.new, { user_agent = "cli" })
   if not made then
     io_.err:write(PROGRAM .. ": " .. tostring(cf):gsub("^[^:]*:%d+: ", "") .. "\n")
     return EXIT.error
   end
-  local r = cf[name]
-  local c = compile.resource(description(name))
-  local code, err = ACTIONS[action](io_, args, cf, r, c, name)
+  local code, err = ACTIONS[action](io_, args, values, cf[name], c, name)
   cf:close()
   if code == nil then
+    -- what stdout holds yet is older than the error: in a log of both, in order
+    io_.out:flush()
     -- an error value is one printable line already; a message may quote a file
-    io_.err:write(require("cloudflare.email_security.errors").printable(tostring(err)) .. "\n")
+    io_.err:write(printable(tostring(err)) .. "\n")
     return EXIT.error
   end
   return code

@@ -3,6 +3,10 @@
 -- is written here, led by the schema node where there is one, because a
 -- decoded empty list and an empty object are the same Lua table: the
 -- description says which it is (lua-cjson would write every one as {}).
+-- Nothing printed may drive a terminal: the table escapes what it shows,
+-- JSON escapes every control character (as \uNNNN, which loses nothing),
+-- and CSV is escaped when it goes to a terminal (to a file it must stay
+-- byte for byte, to read back).
 
 local core = require("cloudflare.email_security.core")
 local errors = require("cloudflare.email_security.errors")
@@ -11,9 +15,29 @@ local keys = require("cloudflare.email_security.sync.keys")
 local validate = require("cloudflare.email_security.schema.validate")
 
 local null, encode_string = core.null, core.json_encode
-local concat, format, sort, type = table.concat, string.format, table.sort, type
+local concat, format, next, sort, type = table.concat, string.format, next, table.sort, type
 
 local output = {}
+
+local escape_unicode_controls = errors.escape_unicode_controls
+
+-- s as a JSON string: lua-cjson escapes the C0 controls and DEL, and
+-- writes the rest as it is; the others are escaped here.
+local function json_string(s)
+  return escape_unicode_controls(encode_string(s))
+end
+
+--- CSV text as a terminal can show it: every control character but the
+--- line breaks (a cell's, and the "\r\n" that ends a row) as \xNN, and
+--- those above as \uNNNN. A backslash stays as it is: this is to be read,
+--- not read back.
+function output.for_terminal(text)
+  text = text:gsub("[%z\1-\9\11-\31\127]\n?", function(c)
+    if c == "\r\n" then return c end
+    return format("\\x%02x", c:byte()) .. c:sub(2)
+  end)
+  return escape_unicode_controls(text)
+end
 
 --- Is file descriptor fd a terminal? (A shell's `test -t`: Lua has no isatty.)
 function output.is_terminal(fd)
@@ -97,11 +121,14 @@ local LIST = { type = "array" }
 local function json(v, node)
   local t = type(v)
   if v == nil or v == null then return "null" end
-  if t == "string" then return encode_string(v) end
+  if t == "string" then return json_string(v) end
   if t == "number" then return number(v) end
   if t == "boolean" then return tostring(v) end
   if t ~= "table" then return "null" end
-  if (node and node.type == "array") or (not node and #v > 0) then
+  -- without a node the decoded JSON left no trace of which an empty table
+  -- was (lua-cjson 2.1.0 marks no array): a list, as entries.csv takes it,
+  -- since an entry's fields hold lists far more often than objects
+  if (node and node.type == "array") or (not node and (#v > 0 or next(v) == nil)) then
     local parts = {}
     for i = 1, #v do parts[i] = json(v[i], node and node.items) end
     return "[" .. concat(parts, ",") .. "]"
@@ -116,7 +143,7 @@ local function json(v, node)
   for _, k in ipairs(rest) do names[#names + 1] = k end
   local parts = {}
   for i, name in ipairs(names) do
-    parts[i] = encode_string(name) .. ":" .. json(v[name], node and node.fields and node.fields[name])
+    parts[i] = json_string(name) .. ":" .. json(v[name], node and node.fields and node.fields[name])
   end
   return "{" .. concat(parts, ",") .. "}"
 end

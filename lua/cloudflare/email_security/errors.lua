@@ -21,19 +21,31 @@ local function unicode_escape(c)
   return ("\\u%04x"):format(code)
 end
 
+-- The characters beyond ASCII that a terminal obeys or that reorder or
+-- hide what it shows, as UTF-8: the C1 controls U+0080-U+009F (U+009B is
+-- CSI), the Arabic letter mark U+061C, the zero-width and direction marks
+-- U+200B-U+200F, the line and paragraph separators and direction embeddings
+-- and overrides U+2028-U+202E, the invisible operators U+2060-U+2064, the
+-- isolates and deprecated format controls U+2066-U+206F, and U+FEFF.
+local UNICODE_CONTROLS = { "\194[\128-\159]", "\216\156", "\226\128[\139-\143\168-\174]",
+  "\226\129[\160-\164\166-\175]", "\239\187\191" }
+
+--- s with each of those characters written as \uNNNN (for a terminal, and
+--- in JSON, where the escape loses nothing).
+function errors.escape_unicode_controls(s)
+  -- every one of them starts with one of these bytes, which only ever
+  -- start a character: a match is always a whole character
+  if not s:find("[\194\216\226\239]") then return s end
+  for _, pattern in ipairs(UNICODE_CONTROLS) do s = s:gsub(pattern, unicode_escape) end
+  return s
+end
+
 --- s as one line a terminal shows as it is: runs of line breaks and tabs
 --- become one space, every other control character (an escape sequence the
---- server sent, say) is written as \xNN, and as \uNNNN the C1 controls
---- (U+0080 to U+009F, which some terminals obey too), the line and
---- paragraph separators U+2028 and U+2029, the zero-width and direction
---- marks U+200B to U+200F, the direction overrides U+202A to U+202E and
---- U+2066 to U+2069 (which reorder what is shown), and U+FEFF.
+--- server sent, say) is written as \xNN, and the characters above as
+--- \uNNNN.
 function errors.printable(s)
-  return (tostring(s):gsub("[\t\n\r]+", " "):gsub("[%z\1-\31\127]", hex_escape)
-    :gsub("\194[\128-\159]", unicode_escape)
-    :gsub("\226\128[\139-\143\168-\174]", unicode_escape)
-    :gsub("\226\129[\166-\169]", unicode_escape)
-    :gsub("\239\187\191", unicode_escape))
+  return errors.escape_unicode_controls((tostring(s):gsub("[\t\n\r]+", " "):gsub("[%z\1-\31\127]", hex_escape)))
 end
 local one_line = errors.printable
 
