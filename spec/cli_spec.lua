@@ -94,6 +94,11 @@ describe("the command-line tool", function()
     assert.truthy(err:find("unknown option '--api-token'", 1, true))
     code = run("--json --csv allow_policies list")
     assert.are.equal(64, code)
+    -- an argument quoted back in the usage error never drives the terminal
+    code, _, err = run("allow_policies delete " .. q("--\27]0;owned\7\27[31mred"))
+    assert.are.equal(64, code)
+    assert.is_nil(err:find("[\27\7]"), err)
+    assert.truthy(err:find("\\x1b]0;owned", 1, true), err)
   end)
 
   it("without credentials, says which variable to set, exit 1", function()

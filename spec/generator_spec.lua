@@ -30,6 +30,7 @@ local function base_doc()
   return {
     openapi = "3.0.3",
     info = { title = "things", version = "1" },
+    servers = { { url = "https://api.cloudflare.com/client/v4" } },
     security = security,
     paths = {
       [PREFIX] = {
@@ -180,6 +181,12 @@ describe("tools/gen_resources.lua", function()
     local doc = base_doc()
     doc.paths[PREFIX .. "/{thing_id}"].get.servers = { { url = "https://elsewhere.example" } }
     assert_stops(doc, "things.get", "servers")
+  end)
+
+  it("stops on a server other than the one the client sends to (config.DEFAULT_BASE_URL)", function()
+    local doc = base_doc()
+    doc.servers = { { url = "https://api.cloudflare.com/client/v5" } }
+    assert_stops(doc, "servers", "client/v5")
   end)
 
   it("stops on a success answer whose result is not the one the engine checks for", function()

@@ -223,6 +223,37 @@ describe("paging", function()
     end)
   end
 
+  it("fails, not endless, on a server that ignores page and sends entries without ids and no result_info", function()
+    local calls = 0
+    local function list()
+      calls = calls + 1
+      if calls > 20 then return nil, { kind = "http", message = "the walk never ended" } end
+      local items = { { name = "x" }, { name = "y" } }
+      return items, nil, { success = true, result = items }
+    end
+    local walked, errs = 0, {}
+    for entry, err in paging(list, { per_page = 2 }) do
+      if entry then walked = walked + 1 else errs[#errs + 1] = err end
+    end
+    assert.are.equal(2, walked)
+    assert.are.equal(1, #errs)
+    assert.matches("holds the entries of page 1", errs[1].message, 1, true)
+    assert.are.equal(2, calls)
+  end)
+
+  it("a page repeated because entries were made ahead of the walk is a moving listing", function()
+    -- one entry made at the front between the pages: page 2 is page 1 again,
+    -- and total_count went from 3 to 4
+    local function list(query)
+      local items = { { id = "A" } }
+      return items, nil, { success = true, result = items,
+                           result_info = { page = query.page, per_page = 1, total_count = query.page == 1 and 3 or 4 } }
+    end
+    local got, errs = collect(list, { per_page = 1 })
+    assert.are.equal(1, #got)
+    assert.is_true(errs[1].listing_moved, errs[1].message)
+  end)
+
   it("returns nothing more after the end", function()
     local list = fake_list(3)
     local it = paging(list, {})

@@ -84,7 +84,7 @@ for _, name in ipairs(names) do
     for i, f in ipairs(key.fields) do
       local rule = (key.lower or {})[f]
       fields[i] = "`" .. f .. "`" .. (rule == true and " (any case)"
-        or rule and (" (any case, unless `" .. rule .. "` is true: a regular expression is compared as written)")
+        or rule and (" (any case where `" .. rule .. "` is false: a regular expression is compared as written)")
         or "")
     end
     add()

@@ -372,6 +372,30 @@ local CALLS = {
   { suffix = "/{id}/verification", method = "get", call = "verification" },
 }
 
+-- The client sends every request to config.DEFAULT_BASE_URL (or the
+-- base_url a user gives): the file's server must be that one, or a change
+-- of API version would pass unseen. Read from config.lua's text, its one
+-- home, since config loads the C core and this script runs without it.
+local function check_servers()
+  local f = io.open((root == "" and "." or root) .. "/lua/cloudflare/email_security/config.lua", "rb")
+  local config_text = f and f:read("*a") or ""
+  if f then f:close() end
+  local default = config_text:match('\nconfig%.DEFAULT_BASE_URL = "([^"]+)"')
+  if not default then fail("cannot find config.DEFAULT_BASE_URL in lua/cloudflare/email_security/config.lua") end
+  local servers = doc.servers
+  if type(servers) ~= "table" or #servers ~= 1 or type(servers[1]) ~= "table" or servers[1].url ~= default
+     or servers[1].variables ~= nil then
+    local urls = {}
+    for i, server in ipairs(type(servers) == "table" and servers or {}) do
+      urls[i] = tostring(type(server) == "table" and server.url)
+        .. (type(server) == "table" and server.variables ~= nil and " (with variables)" or "")
+    end
+    fail(("the file's servers are not the one the client sends to (%s): %s"):format(default,
+      #urls > 0 and table.concat(urls, ", ") or "none"))
+  end
+end
+check_servers()
+
 local resources = {}
 for path in pairs(doc.paths) do
   local name = path:sub(#PREFIX + 1):match("^([%w_]+)")

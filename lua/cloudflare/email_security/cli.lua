@@ -384,8 +384,10 @@ end
 function cli.main(argv, io_)
   io_ = io_ or { out = io.stdout, err = io.stderr, progress = true }
   local parser = build_parser()
+  -- why may quote an argument as given, which may hold anything: it never
+  -- reaches the terminal raw
   local function usage(why)
-    io_.err:write(parser:get_usage() .. "\n\n" .. PROGRAM .. ": " .. why .. "\n")
+    io_.err:write(parser:get_usage() .. "\n\n" .. PROGRAM .. ": " .. printable(why) .. "\n")
     return EXIT.usage
   end
   local ok, args = parser:pparse(argv)
@@ -402,7 +404,7 @@ function cli.main(argv, io_)
   if VALUES[action] then
     values, why = VALUES[action](args, c)
     -- the message may quote the argument as typed
-    if not values then return usage(printable(why)) end
+    if not values then return usage(why) end
   end
   local made, cf = pcall(es.new, { user_agent = "cli" })
   if not made then

@@ -34,11 +34,29 @@ local function id_of(entry)
   if type(id) == "string" or type(id) == "number" then return id end
 end
 
+-- An entry without an id as text: its fields in name order, one level
+-- deep (enough to tell pages apart; nested tables count by their size).
+local function entry_text(e)
+  if type(e) ~= "table" then return tostring(e) end
+  local names = {}
+  for k in next, e do names[#names + 1] = tostring(k) end
+  table.sort(names)
+  for i, k in ipairs(names) do
+    local v = e[k]
+    names[i] = k .. "=" .. (type(v) == "table" and ("#" .. #v) or tostring(v))
+  end
+  return table.concat(names, "\0")
+end
+
 -- Identifies a page by what it holds, for servers that send the same page
--- again whatever `page` asks for; nil when its entries have no ids.
+-- again whatever `page` asks for: by the ids of its first and last
+-- entries, or by their fields where they have none (else such a server,
+-- with no result_info, would make the walk endless).
 local function fingerprint(items)
   local first, last = id_of(items[1]), id_of(items[#items])
-  if first == nil or last == nil then return nil end
+  if first == nil or last == nil then
+    return #items .. ":" .. entry_text(items[1]) .. "\1" .. entry_text(items[#items])
+  end
   return #items .. ":" .. tostring(first) .. ":" .. tostring(last)
 end
 
@@ -110,6 +128,14 @@ return function(list, params, method, path)
       return contradiction(("page %s holds %d entries, more than per_page %d"):format(tostring(page), n, per_page))
     end
 
+    -- first what says the listing moved: a page repeated because entries
+    -- were made ahead of the walk is a moving listing, not a server that
+    -- ignores `page`
+    local says_total = count_of(info.total_count)
+    if says_total and total and says_total ~= total then
+      return contradiction(("page %s said total_count %d, page %s says %d: entries came or went during the walk")
+        :format(tostring(first_page), total, tostring(page), says_total), true)
+    end
     local content = n > 0 and fingerprint(result)
     if content and seen_contents[content] then
       return contradiction(("page %s holds the entries of page %s: the server does not page")
@@ -127,11 +153,6 @@ return function(list, params, method, path)
       end
     end
 
-    local says_total = count_of(info.total_count)
-    if says_total and total and says_total ~= total then
-      return contradiction(("page %s said total_count %d, page %s says %d: entries came or went during the walk")
-        :format(tostring(first_page), total, tostring(page), says_total), true)
-    end
     if says_total and not total then total, first_page = says_total, page end
     -- the place of this page's entries in the whole listing
     local before = (page - 1) * per_page

@@ -89,6 +89,9 @@ function policy.call(state, method, path, query, body, opts, gone_id)
       -- the credential in use (its source, never its value) and what the
       -- call needs
       if once and (acted or retry.may_have_acted(err)) then err.may_exist = true end
+      -- an earlier try of this call may have done its work, whatever this
+      -- last one says: a report of what was done must not count it undone
+      err.acted_before = acted or nil
       if err.status == 401 or err.status == 403 then
         err.credential = cfg.credential_source
         err.permissions = opts and opts.permissions

@@ -164,11 +164,12 @@ function apply.apply(p, opts)
 
   -- What was done, what was not, and what is in doubt, on the error.
   -- failed: the changes the failed request carried ({ creates = n, ... });
-  -- they are in doubt when that request may have acted (a 5xx, a cut
-  -- answer, a timeout after sending), else not done.
-  local function stopped(err, at, failed)
+  -- they are in doubt when that request may have acted, on its last try
+  -- (a 5xx, a cut answer, a timeout after sending) or an earlier one
+  -- (acted_before: true when a try before err may have acted), else not done.
+  local function stopped(err, at, failed, acted_before)
     local doubt = { creates = 0, updates = 0, deletes = 0 }
-    if err.may_exist or retry.may_have_acted(err) then
+    if acted_before or err.may_exist or err.acted_before or retry.may_have_acted(err) then
       for kind, n in pairs(failed) do doubt[kind] = n end
     end
     local left = {
@@ -235,15 +236,20 @@ function apply.apply(p, opts)
       spec[k.array], counts[kind] = list, #list
     end
     local _, err = r:batch(spec)
+    -- an earlier try of this batch may have acted (a 500 after doing it),
+    -- whatever its last try met: then what it carried is in doubt
+    local earlier = err and err.acted_before
     if err and is_gone(err) and #(spec.deletes or {}) > 0 then
-      -- A 404 refuses the whole batch: nothing of it was done (a 4xx
-      -- never acts, and a batch holding creates is retried only while no
-      -- try can have acted). An entry it deletes went since the plan was
-      -- made: those deletes are done, and the rest is sent again, once.
+      -- A 404 refuses the whole batch: this try did nothing (a 4xx never
+      -- acts, and a batch holding creates is retried only while no try can
+      -- have acted). An entry it deletes went since the plan was made, or
+      -- by an earlier try: those deletes are done, and the rest is sent
+      -- again, once.
       local now, list_err = require("cloudflare.email_security.sync.plan").existing(r)
-      requests = requests + math.max(1, ceil(#(now or {}) / 1000))
-      -- the batch that met the 404 did nothing: its changes are not done
-      if not now then return stopped(list_err, format("batch %d of %d", chunk, chunks), {}) end
+      requests = requests + listing_requests(#(now or {}))
+      if not now then
+        return stopped(list_err, format("batch %d of %d", chunk, chunks), earlier and counts or {}, earlier)
+      end
       local there = {}
       for _, e in ipairs(now) do there[e.id] = true end
       local left = {}
@@ -262,7 +268,7 @@ function apply.apply(p, opts)
         _, err = r:batch(spec)
       end
     end
-    if err then return stopped(err, format("batch %d of %d", chunk, chunks), counts) end
+    if err then return stopped(err, format("batch %d of %d", chunk, chunks), counts, earlier) end
     done.created = done.created + (counts.creates or 0)
     done.updated = done.updated + (counts.updates or 0)
     done.deleted = done.deleted + (counts.deletes or 0)

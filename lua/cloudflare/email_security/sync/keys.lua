@@ -8,8 +8,8 @@
 -- itself compares so (domain names always; the part before the @ in
 -- practice). They fold beyond ASCII (BÜCHER.example is bücher.example),
 -- through core.lower_text. Never a regular expression: `\D` is not `\d`,
--- so the registry's email folds only while is_email_regex is not true
--- (`lower.email` names that flag). The patterns of allow policies, blocked
+-- so the registry's email folds only where is_email_regex is false
+-- (`lower.email` names that flag; an entry that lacks it does not fold). The patterns of allow policies, blocked
 -- senders, trusted domains and URL ignore patterns are compared as
 -- written: they may be regular expressions, and where they are not the API
 -- says nothing of their case, so folding could merge two entries the
@@ -65,7 +65,10 @@ end
 function keys.folds(key, field, e)
   local rule = key.lower and key.lower[field]
   if rule == true then return true end
-  return type(rule) == "string" and type(e) == "table" and e[rule] ~= true
+  -- only where the entry says plainly that it is no regular expression:
+  -- an entry that does not say (a key given without the flag) is compared
+  -- as written, so that it can never match a regular expression folded
+  return type(rule) == "string" and type(e) == "table" and e[rule] == false
 end
 
 --- A key field's value as compared: lower-cased (beyond ASCII) where the
