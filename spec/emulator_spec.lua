@@ -5,6 +5,7 @@
 local socket = require("socket")
 local cjson = require("cjson")
 local emulator_process = require("spec.support.emulator_process")
+local process = require("spec.support.process")
 
 local ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"
 local UUID_V4 = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
@@ -737,14 +738,26 @@ describe("the emulator process", function()
     assert.is_nil(out:find("listening", 1, true))
   end)
 
+  it("a process that exited is not alive, reaped or not (kill -0 still succeeds on a zombie)", function()
+    local pid_file = os.tmpname()
+    -- the shell exits at once: the sleep's parent is now an init that may never reap it
+    os.execute("sleep 0.05 >/dev/null 2>&1 & echo $! > " .. pid_file)
+    local f = assert(io.open(pid_file))
+    local pid = tonumber(f:read("*a"))
+    f:close()
+    os.remove(pid_file)
+    assert.is_true(process.alive(pid))
+    socket.sleep(0.5)
+    assert.is_false(process.alive(pid))
+  end)
+
   it("starts, answers, and stops for good; stop() twice is harmless", function()
     local emu = emulator_process.start({ idle_exit = 30 })
     assert.are.equal("http://127.0.0.1:" .. emu.port .. "/client/v4", emu.base_url)
     assert.are.same({}, emu.requests())
     emu.stop()
     emu.stop()
-    local r = os.execute("kill -0 " .. emu.pid .. " 2>/dev/null")
-    assert.is_false(r == true or r == 0, "the process is gone")
+    assert.is_false(process.alive(emu.pid), "the process is gone (exited, if not yet reaped)")
     assert.is_nil(socket.connect("127.0.0.1", emu.port))
     local ok, err = pcall(emu.requests)
     assert.is_false(ok)

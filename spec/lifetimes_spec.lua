@@ -50,16 +50,28 @@ describe("a client closed by a finalizer during a call", function()
     assert.is_true(counts.deferred > 0, "no finalizer closed a client while its answer was decoded: " .. out)
   end)
 
-  it("ends a call as closed during it when a finalizer closes the client before its request", function()
+  -- The path is there only where the interpreter allocates between the
+  -- request's log line and the transport's start, so that the collector can
+  -- run a finalizer in between: LuaJIT does (about 2,500 of 3,000 calls take
+  -- it); PUC Lua allocates nothing there (0 of 3,000 on 5.4), so the path
+  -- cannot be reached from Lua and the case is pending. "returns an error
+  -- value when the client is closed just before the request" below takes
+  -- the same path on every interpreter through the log function instead.
+  local finalizer_runs_there = rawget(_G, "jit") ~= nil
+  local it_where = finalizer_runs_there and it or pending
+  it_where("ends a call as closed during it when a finalizer closes the client before its request", function()
     local closed = require("spec.support.process").free_port()
     local out = files.command_output(("LUA_PATH='./lua/?.lua;;' LUA_CPATH=%q %s spec/support/close_before_request.lua"
       .. " http://127.0.0.1:%d/ 3000 2>&1; echo \"exit=$?\""):format(package.cpath, os.getenv("LUA") or "lua5.4", closed))
     assert.matches("exit=0$", out)
+    local taken = 0
     for n, outcome in out:gmatch("(%d+)\t([^\n]+)") do
       -- refused: the port is closed; the other: a finalizer closed the client first
       assert.is_truthy(outcome == "transport 7" or outcome == "closed during the call",
                        n .. " calls ended as: " .. outcome .. "\n" .. out)
+      if outcome == "closed during the call" then taken = taken + tonumber(n) end
     end
+    assert.is_true(taken > 0, "no call met a finalizer's close before its request:\n" .. out)
   end)
 
   it("returns an error value when the client is closed just before the request", function()

@@ -202,11 +202,13 @@ function emulator_process.start(opts)
   function emu.stop()
     if stopped then return end
     stopped = true
+    -- its answer to shutdown, then a refused port, say it is done: a pid
+    -- can outlive its process (see process.alive)
     if pcall(call, root, "POST", "shutdown", "{}") then
       local until_t = socket.gettime() + 2
-      while process.alive(pid) and socket.gettime() < until_t do socket.sleep(0.02) end
+      while process.port_open(port) and socket.gettime() < until_t do socket.sleep(0.01) end
     end
-    if process.alive(pid) then process.stop(pid) end
+    if process.port_open(port) or process.alive(pid) then process.stop(pid) end
     os.remove(port_file)
   end
 

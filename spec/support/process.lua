@@ -6,11 +6,35 @@ local socket = require("socket")
 
 local process = {}
 
---- Is there a process with this pid? (false for nil)
+--- Is the process with this pid still running? (false for nil) A process
+--- that has exited but that no one has reaped yet (a zombie: a server
+--- started by a shell that exited at once is the child of an init that may
+--- never reap it) is not running, though `kill -0` still succeeds on it:
+--- where /proc exists its state says so; elsewhere kill -0 is all there is.
 function process.alive(pid)
   if not pid then return false end
+  local stat = io.open("/proc/" .. pid .. "/stat", "rb")
+  if stat then
+    local text = stat:read("*a") or ""
+    stat:close()
+    -- "pid (name) S ...": the state follows the last ')' (a name may hold one)
+    local state = text:match("^.*%)%s+(%S)")
+    return state ~= nil and state ~= "Z" and state ~= "X"
+  end
+  local self = io.open("/proc/self/stat", "rb")
+  if self then   -- /proc, but no such pid
+    self:close()
+    return false
+  end
   local r = os.execute("kill -0 " .. pid .. " 2>/dev/null")
   return r == true or r == 0
+end
+
+--- Does anything accept connections on this loopback port?
+function process.port_open(port)
+  local c = socket.connect("127.0.0.1", port)
+  if c then c:close() end
+  return c ~= nil
 end
 local alive = process.alive
 
