@@ -42,7 +42,7 @@ LUA_DIR      = $(DESTDIR)$(PREFIX)/share/lua/$(LUA_VERSION)
 LIB_DIR      = $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_VERSION)
 BIN_DIR      = $(DESTDIR)$(PREFIX)/bin
 
-.PHONY: all deps deps-checks test install install-files rock-install nginx-install uninstall clean lint demo emulator check-memory check-asan check-threads spec-hosts fuzz soak bench bench-peers repl resources
+.PHONY: all deps deps-checks test test-unit install install-files rock-install nginx-install uninstall clean lint demo emulator check-memory check-asan check-threads spec-hosts fuzz soak bench bench-peers bench-doc repl resources
 
 all: $(MODULE)
 
@@ -64,6 +64,11 @@ test:
 	@bash .ci/deps --prism --hosts --lua=$(notdir $(LUA))
 	@$(MAKE) --no-print-directory all spec-hosts
 	LUA=$(LUA) $(LUA) $(BUSTED) --cpath='./$(BUILD)/?.so' $(BUSTED_ARGS)
+
+# The unit tier alone (spec/unit: no process, no socket), in about a
+# second; spec/README.md says what each tier holds.
+test-unit: all
+	LUA=$(LUA) $(LUA) $(BUSTED) --cpath='./$(BUILD)/?.so' $(BUSTED_ARGS) spec/unit
 
 # The whole suite under valgrind memcheck: any error, or a definite leak,
 # fails it.
@@ -98,10 +103,10 @@ check-asan: deps-checks spec-hosts
 # corpus and any input that once failed live in spec/fuzz/corpus.
 FUZZ_SECONDS ?= 60
 FUZZER = build/fuzz/decode_fuzz
-$(FUZZER): spec/fuzz/decode_fuzz.c src/envelope.c $(HEADERS)
+$(FUZZER): spec/fuzz/decode_fuzz.c src/envelope.c src/json_scan.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	clang -g -O1 -fsanitize=fuzzer,address,undefined $(LUA_CFLAGS) -o $@ \
-		spec/fuzz/decode_fuzz.c src/envelope.c -llua$(LUA_VERSION)
+		spec/fuzz/decode_fuzz.c src/envelope.c src/json_scan.c -llua$(LUA_VERSION)
 fuzz: $(FUZZER)
 	@mkdir -p build/fuzz/corpus
 	$(FUZZER) -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -artifact_prefix=build/fuzz/ \
@@ -112,21 +117,22 @@ fuzz: $(FUZZER)
 soak: all
 	LUA_CPATH='./$(BUILD)/?.so;;' LUA_PATH='./lua/?.lua;./?.lua;;' $(LUA) bench/soak.lua $(SOAK_CALLS)
 
-# The two-thread C host under helgrind (spec/c_host/helgrind.supp says
+# The two-thread C host under helgrind (spec/hosts/c_host/helgrind.supp says
 # what it lets pass, and why).
 check-threads: spec-hosts
-	lua5.4 spec/c_host/check_threads.lua 10
+	lua5.4 spec/hosts/c_host/check_threads.lua 10
 
 # A C program embedding Lua 5.4 that runs the module in two states on two
-# threads (spec/c_host_spec.lua runs it).
-$(C_HOST): spec/c_host/two_states.c
+# threads (spec/hosts/c_host_spec.lua runs it).
+$(C_HOST): spec/hosts/c_host/two_states.c
 	@mkdir -p $(dir $@)
 	$(CC) $(WARNINGS) -O1 -g $(shell $(PKG_CONFIG) --cflags lua5.4 2>/dev/null) -o $@ $< -llua5.4 -pthread
 
 # The module beside the floor (libcurl plus lua-cjson's decode) and libcurl
 # alone, against a loopback nginx (HTTP/1.1, HTTPS with HTTP/1.1 and with
 # HTTP/2); bulk work against the emulator; then instructions per call of
-# module and floor (callgrind).
+# module and floor (callgrind). Prints its tables as doc/performance.md
+# holds them (bench/doc.lua).
 # The floor embeds the same Lua as the module runs on (LuaJIT too).
 FLOOR_BIN = $(BUILD)/bench/floor
 $(FLOOR_BIN): bench/floor.c
@@ -148,13 +154,23 @@ bench-peers:
 	@$(MAKE) --no-print-directory all spec-hosts
 	LUA=$(LUA) LUA_CPATH='./$(BUILD)/?.so;;' $(LUA) bench/peers.lua
 
+# make bench (BENCH_TARGET=bench-peers: make bench-peers), its output kept
+# in build/, then its tables written into doc/performance.md in the place
+# of the same Lua's (bench/write_doc.lua).
+BENCH_TARGET ?= bench
+BENCH_OUT     = build/$(BENCH_TARGET)-$(notdir $(LUA)).txt
+bench-doc:
+	@mkdir -p build
+	@bash -c 'set -o pipefail; $(MAKE) --no-print-directory $(BENCH_TARGET) 2>&1 | tee $(BENCH_OUT)'
+	$(LUA) bench/write_doc.lua $(BENCH_OUT) doc/performance.md
+
 lint:
-	luacheck lua spec examples bench tools
+	luacheck lua spec examples bench tools emulator
 
 # The resource descriptions, written again from Cloudflare's OpenAPI file
 # (OPENAPI=..., default ../shared/openapi/email-security.openapi.json), and
 # the reference doc/resources.md from them; commit what changes.
-# spec/resources_spec.lua fails while either differs.
+# spec/conformance/resources_spec.lua fails while either differs.
 OPENAPI ?= ../shared/openapi/email-security.openapi.json
 resources:
 	lua5.4 tools/gen_resources.lua $(OPENAPI) lua/cloudflare/email_security/resources
@@ -179,7 +195,7 @@ repl: deps
 # The emulator on its own, for trying things by hand: PORT=N picks the port
 # (default 8787); it prints how to point a client at it.
 emulator: deps
-	lua5.4 spec/support/emulator.lua --port $${PORT:-8787} --banner
+	lua5.4 emulator/main.lua --port $${PORT:-8787} --banner
 
 # Installs what the build needs first (then builds in a new make, which
 # sees the freshly installed headers).

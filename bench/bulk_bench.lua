@@ -1,9 +1,9 @@
--- The bench rows for bulk work, against the emulator (spec/support/
--- emulator.lua, in its own process: its time is in the wall figure, not in
--- the client's CPU): one batch call that creates 1000 allow policies, and a
--- plan of 10,000 desired allow policies against 10,000 existing ones (1,000
--- of them changed, so the plan lists 10 pages, matches 10,000 keys and finds
--- 1,000 updates), then its apply (one batch request). Each in a process of
+-- The bench rows for bulk work, against the emulator (emulator/, in its
+-- own process: its time is in the wall figure, not in the client's CPU):
+-- one batch call that creates 1000 allow policies, and a plan of 10,000
+-- desired allow policies against 10,000 existing ones (1,000 of them
+-- changed, so the plan lists 10 pages, matches 10,000 keys and finds 1,000
+-- updates), then its apply (one batch request). Each in a process of
 -- its own, so that its peak memory is its own. Reports; asserts only that
 -- the work was done.
 --
@@ -20,6 +20,7 @@ local function policy(i, comment)
 end
 
 local status_kib = require("bench.memory")
+local doc = require("bench.doc")
 
 if arg[1] == "run" then
   local es = require("cloudflare.email_security")
@@ -35,7 +36,7 @@ if arg[1] == "run" then
     local result = assert(r:batch({ posts = posts }))
     wall, cpu = core.monotonic() - wall, os.clock() - cpu
     assert(#result.posts == BATCH_SIZE, "the batch did not create every entry")
-    line = ("%d posts in one batch call"):format(BATCH_SIZE)
+    line = ("a batch call creating %s allow policies"):format(doc.count(BATCH_SIZE))
     print(("%s: wall %.3f s, client CPU %.3f s, peak RSS %.1f MiB"):format(line, wall, cpu, status_kib("VmHWM") / 1024))
   elseif what == "plan" then
     local desired = {}
@@ -49,10 +50,11 @@ if arg[1] == "run" then
     wall, cpu = core.monotonic(), os.clock()
     assert(plan:apply())
     wall, cpu = core.monotonic() - wall, os.clock() - cpu
-    print(("plan of %d entries against %d (%d changed): wall %.3f s, client CPU %.3f s, peak RSS %.1f MiB"):format(
-      PLAN_SIZE, PLAN_SIZE, CHANGED, plan_wall, plan_cpu, plan_peak))
-    print(("its apply (%d updates in %d request%s): wall %.3f s, client CPU %.3f s, peak RSS %.1f MiB"):format(
-      CHANGED, plan:requests(), plan:requests() == 1 and "" or "s", wall, cpu, status_kib("VmHWM") / 1024))
+    print(("a plan of %s against %s (%s changed): wall %.3f s, client CPU %.3f s, peak RSS %.1f MiB"):format(
+      doc.count(PLAN_SIZE), doc.count(PLAN_SIZE), doc.count(CHANGED), plan_wall, plan_cpu, plan_peak))
+    print(("its apply (%s updates, %s): wall %.3f s, client CPU %.3f s, peak RSS %.1f MiB"):format(
+      doc.count(CHANGED), plan:requests() == 1 and "one batch request" or plan:requests() .. " requests",
+      wall, cpu, status_kib("VmHWM") / 1024))
   else
     error("bulk_bench.lua run batch|plan BASE_URL")
   end
@@ -61,7 +63,7 @@ if arg[1] == "run" then
 end
 
 local LUA = os.getenv("LUA") or "lua5.4"
-local emulator = require("spec.support.emulator_process")
+local emulator = require("emulator.process")
 
 local function run(what, url)
   local p = assert(io.popen(("LUA_PATH='./lua/?.lua;./?.lua;;' LUA_CPATH=%q %s bench/bulk_bench.lua run %s %s 2>&1")
@@ -83,5 +85,13 @@ local ok, out = pcall(function()
 end)
 emu.stop()
 if not ok then error(out, 0) end
-print(("\nBulk work (%s, against the emulator on loopback; its own time is in the wall figures):"):format(LUA))
-io.write(out)
+-- doc/performance.md's Markdown (bench/doc.lua): one row per line the runs printed
+local rows = {}
+for line in out:gmatch("[^\n]+") do
+  local what, wall, cpu, peak = line:match("^(.-): wall ([%d.]+ s), client CPU ([%d.]+ s), peak RSS ([%d.]+ MiB)$")
+  if not what then error("bulk_bench: a line that is no measurement: " .. line, 0) end
+  rows[#rows + 1] = { what, wall, cpu, peak }
+end
+print("\n" .. doc.block("bulk " .. doc.lua_key(), ("%s: against the emulator on loopback, each in a process of its"
+  .. " own; the emulator's time is in the wall figures only."):format(doc.run_facts()),
+  doc.table({ "work", "wall", "client CPU", "peak RSS" }, "lrrr", rows)))

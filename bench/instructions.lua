@@ -10,6 +10,7 @@
 --   bash bench/instructions.sh      (N=2000 by default)
 
 local loopback_server = require("bench.loopback_server")
+local doc = require("bench.doc")
 
 local N = tonumber(os.getenv("N") or "2000")
 local LUA = os.getenv("LUA") or "lua5.4"
@@ -32,10 +33,7 @@ local function per_call(make, n, units)
 end
 
 local own = per_call(function(k) return { "", LUA .. " bench/own_code.lua " .. k } end, N)
-print(("own code: %.0f instructions per update (validation, body, policy, decode of a 420-byte answer;"
-  .. " no network)"):format(own))
 local page = per_call(function(k) return { "", LUA .. " bench/decode_page.lua " .. k } end, 5)
-print(("list page: %.0f instructions to check and decode one 1000-entry page (no network)"):format(page))
 
 local server = loopback_server.start()
 local ok, err = pcall(function()
@@ -57,14 +55,19 @@ local ok, err = pcall(function()
     { "list page of 1000", 1.05, 1, function(k) return module(("list %s %d %d"):format(base, pages, k)) end,
       function(k) return floor(("--list '%s' %d %d"):format(list, pages, k)) end, pages },
   }
-  print(("\nwhole calls, HTTP/1.1 to loopback nginx (%s; callgrind, n vs 2n calls):"):format(LUA))
-  print("| call | module instructions | floor instructions | ratio | target |")
-  print("| --- | ---: | ---: | ---: | ---: |")
+  local rows = {}
   for _, c in ipairs(cases) do
     local mod, flo = per_call(c[4], c[3], c[6]), per_call(c[5], c[3], c[6])
-    print(("| %s | %.0f | %.0f | %.3f | %s %.2f |"):format(c[1], mod, flo, mod / flo,
-      mod / flo <= c[2] and "met," or "missed,", c[2]))
+    rows[#rows + 1] = { c[1], doc.count(mod), doc.count(flo), ("%.3f"):format(mod / flo),
+      ("%s, %.2f"):format(mod / flo <= c[2] and "met" or "missed", c[2]) }
   end
+  -- doc/performance.md's Markdown (bench/doc.lua)
+  print("\n" .. doc.block("instructions " .. doc.lua_key(), ("%s: instructions per whole call, HTTP/1.1 to the"
+    .. " loopback nginx (callgrind, n against 2n calls)."):format(doc.run_facts()),
+    doc.table({ "call", "module", "floor", "ratio", "target" }, "lrrrr", rows),
+    ("Without the network: the module's own code for an update (`bench/own_code.lua`: checks, body, request loop,"
+    .. " the decode of a 420-byte answer), %s instructions; checking and decoding one 1000-entry page"
+    .. " (`bench/decode_page.lua`), %s."):format(doc.count(own), doc.count(page))))
 end)
 server.stop()
 if not ok then error(err, 0) end

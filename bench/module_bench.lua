@@ -4,7 +4,7 @@
 --
 --   module_bench.lua update|delete|get|create BASE_URL N
 --   module_bench.lua list BASE_URL PAGES ROUNDS     (PAGES pages of 1000 through reg:each)
---   module_bench.lua flat BASE_URL N                RSS after 1,000 updates and after N
+--   module_bench.lua flat BASE_URL N                RSS after 1,000 updates and after N, and its peak
 --   module_bench.lua flat_list BASE_URL PAGES       RSS after 10 pages (or PAGES) of one listing and at its end
 local es = require("cloudflare.email_security")
 local core = require("cloudflare.email_security.core")
@@ -56,7 +56,8 @@ elseif mode == "flat" then
   local before = status_kib("VmRSS")
   for _ = 1, n do assert(reg:update(ID, fields)) end
   collectgarbage()
-  print(("calls=%d rss_before_kib=%d rss_after_kib=%d"):format(n, before, status_kib("VmRSS")))
+  print(("calls=%d rss_before_kib=%d rss_after_kib=%d peak_kib=%d"):format(n, before, status_kib("VmRSS"),
+                                                                           status_kib("VmHWM")))
   os.exit(0)
 elseif mode == "flat_list" then
   local entries, before = 0, nil

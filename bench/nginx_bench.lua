@@ -11,6 +11,7 @@
 
 local nginx_process = require("spec.support.nginx_process")
 local files = require("spec.support.files")
+local doc = require("bench.doc")
 
 local API_PORT, CA = assert(tonumber(arg[1]), "API_PORT"), assert(arg[2], "CA_FILE")
 local CALLS = tonumber(os.getenv("BENCH_NGINX_CALLS") or "5000")
@@ -84,12 +85,16 @@ local function measure(pooled)
 end
 
 local pooled, fresh = measure(true), measure(false)
-print(("\nInside nginx (README.md's nginx.conf, one worker, %d updates, %d in flight, the API over HTTPS):")
-  :format(CALLS, CONCURRENCY))
-print("| proxy location | req/s | worker CPU us/call | failed |")
-print("| --- | ---: | ---: | ---: |")
-print(("| upstream keepalive pool (README) | %.0f | %.1f | %d |"):format(pooled.rps, pooled.cpu_us, pooled.failed))
-print(("| `proxy_pass $cf_es_url` (a connection per call) | %.0f | %.1f | %d |"):format(fresh.rps, fresh.cpu_us,
-                                                                                     fresh.failed))
+-- doc/performance.md's Markdown (bench/doc.lua); nginx's own LuaJIT runs
+-- the module whatever Lua runs this, so the block has no Lua of its own
+local nginx = files.command_output("nginx -v 2>&1"):match("nginx/(%S+)") or "?"
+print("\n" .. doc.block("nginx", ("%s: README.md's nginx.conf, one worker, %d updates, %d in flight, the API over"
+  .. " HTTPS."):format(doc.run_facts("nginx " .. nginx .. " and its LuaJIT"), CALLS, CONCURRENCY),
+  doc.table({ "proxy location", "req/s", "worker CPU us/call", "failed" }, "lrrr", {
+    { "upstream keepalive pool (README)", ("%.0f"):format(pooled.rps), ("%.1f"):format(pooled.cpu_us),
+      ("%d"):format(pooled.failed) },
+    { "`proxy_pass $cf_es_url` (a connection per call)", ("%.0f"):format(fresh.rps), ("%.1f"):format(fresh.cpu_us),
+      ("%d"):format(fresh.failed) },
+  })))
 print(("the pool: %.1fx the requests per second at %.2fx the worker's CPU per call"):format(pooled.rps / fresh.rps,
   pooled.cpu_us / fresh.cpu_us))

@@ -1,5 +1,5 @@
 -- The module's own code for one update, with no network: validation, the
--- request body, the policy layer, and the C decoder on a canned answer
+-- request body, the request loop, and the C decoder on a canned answer
 -- (through core.decode, the decoder every transport uses). Run twice under
 -- callgrind by bench/instructions.sh; the difference is instructions per
 -- call, a figure that timing noise cannot move.

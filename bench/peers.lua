@@ -8,6 +8,7 @@
 --   lua5.4 bench/peers.lua      (BENCH_N calls per row, default 2000)
 
 local loopback_server = require("bench.loopback_server")
+local doc = require("bench.doc")
 
 local N = tonumber(os.getenv("BENCH_N") or "2000")
 local LIST_ROUNDS = tonumber(os.getenv("BENCH_LIST_ROUNDS") or "5")
@@ -50,16 +51,18 @@ server.stop()
 if not ok then error(err, 0) end
 
 local version = read("node -p \"require('./build/peers/node_modules/cloudflare/package.json').version\" 2>/dev/null")
-print(("\nThe module (%s) beside Cloudflare's TypeScript SDK %s on Node %s: %d calls per row (%d walks of %d"
-  .. " pages for list), one client, sequential, loopback nginx"):format(LUA, version,
-  read("node --version"), N, LIST_ROUNDS, loopback_server.PAGES))
-print("| transport | call | module req/s | SDK req/s | module CPU us/call | SDK CPU us/call | module peak RSS"
-  .. " | SDK peak RSS | module: rate, CPU, memory |")
-print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+-- doc/performance.md's Markdown (bench/doc.lua)
+local cells = {}
 for _, r in ipairs(rows) do
   local m, s = r[3], r[4]
   local mr, sr = m.calls / m.wall, s.calls / s.wall
-  print(("| %s | %s | %.0f | %.0f | %.1f | %.1f | %.1f MiB | %.1f MiB | %.1fx the rate, 1/%.1f the CPU,"
-    .. " 1/%.1f the memory |"):format(r[1], r[2], mr, sr, m.cpu_us, s.cpu_us, m.peak_kib / 1024, s.peak_kib / 1024,
-    mr / sr, s.cpu_us / m.cpu_us, s.peak_kib / m.peak_kib))
+  cells[#cells + 1] = { r[1], r[2], ("%.0f"):format(mr), ("%.0f"):format(sr), ("%.1f"):format(m.cpu_us),
+    ("%.1f"):format(s.cpu_us), ("%.1f MiB"):format(m.peak_kib / 1024), ("%.1f MiB"):format(s.peak_kib / 1024),
+    ("%.1fx the rate, 1/%.1f the CPU, 1/%.1f the memory"):format(mr / sr, s.cpu_us / m.cpu_us,
+      s.peak_kib / m.peak_kib) }
 end
+print("\n" .. doc.block("peers " .. doc.lua_key(), ("%s: beside Cloudflare's TypeScript SDK %s on Node %s; %d calls"
+  .. " per row (%d walks of %d pages for list), one client, sequential, loopback nginx."):format(doc.run_facts(),
+  version, read("node --version"), N, LIST_ROUNDS, loopback_server.PAGES),
+  doc.table({ "transport", "call", "module req/s", "SDK req/s", "module CPU us/call", "SDK CPU us/call",
+    "module peak RSS", "SDK peak RSS", "module: rate, CPU, memory" }, "llrrrrrrl", cells)))

@@ -2,13 +2,15 @@
 -- lua-cjson's decode) and beside libcurl alone, against a loopback nginx
 -- serving canned Cloudflare envelopes (bench/loopback_server.lua) over
 -- HTTP/1.1, HTTPS with HTTP/1.1 and HTTPS with HTTP/2. Prints a table of
--- requests per second, CPU per call, peak memory and the ratios to the
+-- CPU per call, requests per second, peak memory and the ratios to the
 -- floor; then creates, flat memory, and calls made inside nginx. Reports
--- targets; asserts nothing.
+-- targets; asserts nothing. The tables are doc/performance.md's Markdown
+-- (bench/doc.lua): `make bench-doc` puts a run's there.
 --
 --   lua5.4 bench/run.lua            (BENCH_N calls per row, default 2000)
 
 local loopback_server = require("bench.loopback_server")
+local doc = require("bench.doc")
 
 local N = tonumber(os.getenv("BENCH_N") or "2000")
 local LIST_ROUNDS = tonumber(os.getenv("BENCH_LIST_ROUNDS") or "5")
@@ -118,36 +120,48 @@ if not ok then error(rows, 0) end
 
 local function rate(t) return t.calls / t.wall end
 local function mib(t) return ("%.1f MiB"):format(t.peak_kib / 1024) end
+local function kib(n) return doc.count(n) .. " KiB" end
 
-print(("\n%s, %d calls per row (%d walks of %d pages of 1000 entries for a list row), best of %d;"
-  .. " one client, sequential, loopback nginx, %s"):format(LUA, N, LIST_ROUNDS, loopback_server.PAGES, REPEAT,
-  read("uname -m")))
-print("The floor is libcurl plus lua-cjson's decode of each answer; libcurl alone only collects the bytes.")
-print("| transport | call | module req/s | floor req/s | libcurl alone req/s | module CPU us/call"
-  .. " | floor CPU us/call | libcurl alone CPU us/call | CPU ratio to floor | rate ratio to floor"
-  .. " | module peak RSS | floor peak RSS |")
-print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+-- The tables in doc/performance.md's Markdown (bench/doc.lua), for
+-- bench/write_doc.lua to put there.
+local facts, key = doc.run_facts(), doc.lua_key()
+local call_rows = {}
 for _, r in ipairs(rows) do
   local m, f, b = r[3], r[4], r[5]
-  print(("| %s | %s | %.0f | %.0f | %.0f | %.1f | %.1f | %.1f | %.3f | %.3f | %s | %s |"):format(
-    r[1], r[2], rate(m), rate(f), rate(b), m.cpu_us, f.cpu_us, b.cpu_us, m.cpu_us / f.cpu_us, rate(m) / rate(f),
-    mib(m), mib(f)))
+  call_rows[#call_rows + 1] = { r[1], r[2], ("%.1f"):format(m.cpu_us), ("%.1f"):format(f.cpu_us),
+    ("%.1f"):format(b.cpu_us), ("%.3f"):format(m.cpu_us / f.cpu_us), ("%.0f"):format(rate(m)),
+    ("%.0f"):format(rate(f)), mib(m), mib(f) }
 end
-print("\nWhat sending a create at most once costs (CPU us per create, req/s; the floors decode each answer):")
-print("| transport | module | floor, body as POSTFIELDS (libcurl may resend it) | floor, a read callback that"
-  .. " cannot rewind (the module's way) | floor, a new connection per create |")
-print("| --- | ---: | ---: | ---: | ---: |")
+print("\n" .. doc.block("calls " .. key, ("%s: %d calls per row (a list row: %d walks of %d pages of 1000 entries,"
+  .. " per page), best of %d; one client, sequential, loopback nginx."):format(facts, N, LIST_ROUNDS,
+  loopback_server.PAGES, REPEAT),
+  doc.table({ "transport", "call", "module CPU us/call", "floor CPU us/call", "libcurl alone CPU us/call",
+    "CPU ratio to floor", "module req/s", "floor req/s", "module peak RSS", "floor peak RSS" }, "llrrrrrrrr",
+    call_rows)))
+
+local create_rows = {}
 for _, c in ipairs(creates) do
   local function fig(t) return ("%.1f us, %.0f req/s"):format(t.cpu_us, rate(t)) end
   local b = c[2]
-  print(("| %s | %s | %s | %s | %s |"):format(c[1], fig(b.module), fig(b.postfields), fig(b.once), fig(b.fresh)))
+  create_rows[#create_rows + 1] = { c[1], fig(b.module), fig(b.postfields), fig(b.once), fig(b.fresh) }
 end
-print(("\nmemory across %d updates (after 1,000 warm-up calls): RSS %d KiB -> %d KiB (%+d KiB)")
-  :format(flat.calls, flat.rss_before_kib, flat.rss_after_kib, flat.rss_after_kib - flat.rss_before_kib))
+print("\n" .. doc.block("creates " .. key, ("%s: CPU per create and requests per second, %d creates per row,"
+  .. " best of %d; the floors decode each answer."):format(facts, N, REPEAT),
+  doc.table({ "transport", "module", "floor, body as POSTFIELDS (libcurl may resend it)",
+    "floor, a read callback that cannot rewind (the module's way)", "floor, a new connection per create" },
+    "lrrrr", create_rows)))
+
 local l = flat.list
-print(("memory across one listing of %d pages of 1000 (each, HTTP/1.1): RSS after 10 pages %d KiB -> after %d"
-  .. " pages %d KiB (%+d KiB), peak %.1f MiB"):format(l.calls, l.rss_before_kib, l.calls, l.rss_after_kib,
-  l.rss_after_kib - l.rss_before_kib, l.peak_kib / 1024))
-print("targets (bench/instructions.sh holds the instruction counts they are set in): update within 1.15x the"
+print("\n" .. doc.block("memory " .. key, ("%s: resident memory of one client, HTTP/1.1, after a full"
+  .. " collection."):format(facts),
+  doc.table({ "run", "RSS before", "RSS after", "change", "peak RSS" }, "lrrrr", {
+    { ("%s updates, after 1,000 warm-up calls"):format(doc.count(flat.calls)), kib(flat.rss_before_kib),
+      kib(flat.rss_after_kib), ("%+d KiB"):format(flat.rss_after_kib - flat.rss_before_kib),
+      ("%.1f MiB"):format(flat.peak_kib / 1024) },
+    { ("one listing of %d pages of 1000 (`each`), after 10 pages and at its end"):format(l.calls),
+      kib(l.rss_before_kib), kib(l.rss_after_kib), ("%+d KiB"):format(l.rss_after_kib - l.rss_before_kib),
+      ("%.1f MiB"):format(l.peak_kib / 1024) },
+  })))
+print("\ntargets (bench/instructions.sh holds the instruction counts they are set in): update within 1.15x the"
   .. " floor, delete and get within 1.10x, a list page within 1.05x; peak RSS <= 16 MiB; flat memory")
 print(inside_nginx)

@@ -3,7 +3,7 @@
 -- (and CI); exits non-zero when memory grew by 1 MiB or more.
 --   lua5.4 bench/soak.lua [calls]
 local es = require("cloudflare.email_security")
-local emulator_process = require("spec.support.emulator_process")
+local emulator_process = require("emulator.process")
 
 local CALLS = tonumber(arg[1]) or 100000
 local WARMUP = 2000

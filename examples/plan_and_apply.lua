@@ -13,7 +13,7 @@ local es = require("cloudflare.email_security")
 local ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"
 local file = arg and arg[1] or "examples/partners.csv"
 
-local emulator = require("spec.support.emulator_process").start()
+local emulator = require("emulator.process").start()
 print("plan and apply " .. file .. " against the local emulator at " .. emulator.base_url)
 local policy = { pattern_type = "EMAIL", is_regex = false, is_trusted_sender = true, is_exempt_recipient = false,
                  is_acceptable_sender = false, verify_sender = true }

@@ -21,7 +21,7 @@ if set("CLOUDFLARE_ACCOUNT_ID") and (set("CLOUDFLARE_API_TOKEN")
   cf = es.new()
   print("cf: a client for account " .. cf.account_id .. " (from the environment)")
 else
-  local emulator = require("spec.support.emulator_process").start({ idle_exit = 3600 })
+  local emulator = require("emulator.process").start({ idle_exit = 3600 })
   cf = es.new({ account_id = "023e105f4ecef8ad9ca31a8372d0c353", api_token = emulator.token,
                 base_url = emulator.base_url })
   -- stopped when the interpreter closes its state at the end of the session

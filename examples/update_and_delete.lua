@@ -44,7 +44,7 @@ if not missing then
   print(("using %s with the credentials from the environment"):format(
     cf.base_url == "https://api.cloudflare.com/client/v4" and "the Cloudflare API" or cf.base_url))
 else
-  emulator = require("spec.support.emulator_process").start()
+  emulator = require("emulator.process").start()
   print(missing .. ": using the local emulator at " .. emulator.base_url)
   cf = es.new({ account_id = "023e105f4ecef8ad9ca31a8372d0c353", api_token = emulator.token,
                 base_url = emulator.base_url })

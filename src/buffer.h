@@ -1,5 +1,5 @@
 /*
- * A growable byte buffer that a client keeps from one call to the next, so
+ * A growable byte buffer that a transfer keeps from one call to the next, so
  * that a steady stream of small responses costs no allocation at all.
  */
 #ifndef ES_BUFFER_H

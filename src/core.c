@@ -1,8 +1,9 @@
 /*
- * cloudflare.email_security.core: the Lua face of the C core. A client is a
- * userdata owning one es_http; request() performs one call and hands the
- * bytes to the envelope decoder. Misuse raises; failures of the call itself
- * come back as values.
+ * cloudflare.email_security.core: the Lua face of the C core. core.new
+ * makes the curl transport: a userdata (a session, not the client that
+ * Lua code holds) owning one es_session and the es_transfer of its
+ * request; request() performs one call and hands the bytes to the envelope
+ * decoder. Misuse raises; failures of the call itself come back as values.
  */
 #include <lua.h>
 #include <lauxlib.h>
@@ -15,11 +16,14 @@
 #include "clock.h"
 #include "compat.h"
 #include "envelope.h"
-#include "http.h"
+#include "json_scan.h"
+#include "session.h"
 
-#define CLIENT_MT "cloudflare.email_security.client"
+#define SESSION_MT "cloudflare.email_security.session"
 #define DECODE_BUFFERS_MT "cloudflare.email_security.decode_buffers"
 #define DECODE_UPVALUE lua_upvalueindex(1)
+/* the session's methods also hold its metatable */
+#define SESSION_MT_UPVALUE lua_upvalueindex(2)
 
 #if defined(__GNUC__)
 #define ES_EXPORT __attribute__((visibility("default")))
@@ -31,21 +35,33 @@
  * decoded. Lua code can run meanwhile (a finalizer, during an allocation),
  * and a close it asks for then waits for the call's end (close_pending),
  * so that nothing the call still reads is freed under it. */
-typedef struct es_client {
-    es_http http;
+typedef struct core_session {
+    es_session session;
+    es_transfer transfer;       /* the one request a session has at a time */
     int open;
     int in_call;
     int close_pending;
-} es_client;
+} core_session;
 
-static es_client *check_client(lua_State *L)
+/* A method's self: compared with the metatable the method holds, which
+ * spares every call a lookup by name in the registry; anything else gets
+ * luaL_checkudata's error. */
+static core_session *check_session(lua_State *L)
 {
-    return luaL_checkudata(L, 1, CLIENT_MT);
+    core_session *c = lua_touserdata(L, 1);
+    if (c != NULL && lua_getmetatable(L, 1)) {
+        int same = lua_rawequal(L, -1, SESSION_MT_UPVALUE);
+        lua_pop(L, 1);
+        if (same)
+            return c;
+    }
+    return luaL_checkudata(L, 1, SESSION_MT);
 }
 
-static es_client *check_open_client(lua_State *L)
+/* The words name the client: that is what the caller holds and closed. */
+static core_session *check_open_session(lua_State *L)
 {
-    es_client *c = check_client(L);
+    core_session *c = check_session(L);
     if (!c->open || c->close_pending)
         luaL_error(L, "attempt to use a closed cloudflare.email_security client");
     return c;
@@ -60,21 +76,24 @@ static void push_option(lua_State *L, const char *name)
     lua_rawget(L, 1);
 }
 
-/* A positive whole number up to max, or dflt when absent. */
-static lua_Integer opt_positive(lua_State *L, const char *name, lua_Integer dflt, lua_Number max)
+/* A whole number from 1 to max, which must be given: the defaults live in
+ * config.lua alone. */
+static lua_Integer opt_positive(lua_State *L, const char *name, lua_Number max)
 {
-    lua_Integer v = dflt;
+    lua_Number n;
     push_option(L, name);
-    if (!lua_isnil(L, -1)) {
-        lua_Number n = lua_tonumber(L, -1);
-        /* compared as numbers first: a cast of an out-of-range float is
-         * undefined behaviour */
-        if (lua_type(L, -1) != LUA_TNUMBER || !(n >= 1 && n <= max) || n != (lua_Number)(lua_Integer)n)
-            luaL_error(L, "option '%s' must be a whole number from 1 to %.0f", name, (double)max);
-        v = (lua_Integer)n;
+    n = lua_tonumber(L, -1);
+    /* compared as numbers first, NaN failing every comparison: a cast of
+     * an out-of-range float is undefined behaviour */
+    if (lua_type(L, -1) != LUA_TNUMBER || !(n >= 1 && n <= max) || n != (lua_Number)(lua_Integer)n) {
+        /* lua_pushfstring knows no %.0f */
+        char message[128];
+        snprintf(message, sizeof message, "option '%s' must be a whole number from 1 to %.0f", name,
+                 (double)max);
+        luaL_error(L, "%s", message);
     }
     lua_pop(L, 1);
-    return v;
+    return (lua_Integer)n;
 }
 
 static const char *opt_string(lua_State *L, const char *name, int required)
@@ -92,7 +111,7 @@ static const char *opt_string(lua_State *L, const char *name, int required)
     return s;                   /* left on the stack: see push_option */
 }
 
-static void add_headers(lua_State *L, es_client *c)
+static void add_headers(lua_State *L, core_session *c)
 {
     int i, n;
     push_option(L, "headers");
@@ -112,7 +131,7 @@ static void add_headers(lua_State *L, es_client *c)
         /* Never echo the line: it may hold the credential. */
         if (strlen(line) != len || strpbrk(line, "\r\n") != NULL)
             luaL_error(L, "header %d contains a line break or NUL byte", i);
-        if (!es_http_add_header(&c->http, line))
+        if (!es_session_add_header(&c->session, line))
             luaL_error(L, "out of memory");
         lua_pop(L, 1);
     }
@@ -120,11 +139,12 @@ static void add_headers(lua_State *L, es_client *c)
 }
 
 /* core.new{ user_agent=, headers={...}, timeout_ms=, connect_timeout_ms=,
- *           max_response_size=, ca_bundle= } */
-static int client_new(lua_State *L)
+ *           max_response_size=, ca_bundle= } -> the curl transport.
+ * Every option but headers and ca_bundle must be given. */
+static int session_new(lua_State *L)
 {
-    es_client *c;
-    es_http_options o;
+    core_session *c;
+    es_session_options o;
     const char *failure;
 
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -135,39 +155,40 @@ static int client_new(lua_State *L)
         return luaL_error(L, "user_agent contains a line break");
     o.ca_bundle = opt_string(L, "ca_bundle", 0);
     /* libcurl takes these as long; 2^31 - 1 fits a long everywhere */
-    o.timeout_ms = (long)opt_positive(L, "timeout_ms", 60000, 2147483647.0);
-    o.connect_timeout_ms = (long)opt_positive(L, "connect_timeout_ms", 10000, 2147483647.0);
-    o.max_body = (size_t)opt_positive(L, "max_response_size", 8 * 1024 * 1024,
+    o.timeout_ms = (long)opt_positive(L, "timeout_ms", 2147483647.0);
+    o.connect_timeout_ms = (long)opt_positive(L, "connect_timeout_ms", 2147483647.0);
+    o.max_body = (size_t)opt_positive(L, "max_response_size",
                                       sizeof(size_t) >= 8 ? 9007199254740992.0 : 2147483647.0);
 
     /* Userdata first, zeroed and with its metatable, so that __gc frees
      * whatever was acquired if anything below fails. */
     c = lua_newuserdatauv(L, sizeof *c, 0);
     memset(c, 0, sizeof *c);
-    es_setmetatable(L, CLIENT_MT);
+    es_setmetatable(L, SESSION_MT);
     c->open = 1;
-    failure = es_http_open(&c->http, &o);
+    failure = es_session_open(&c->session, &o);
     if (failure != NULL)
         return luaL_error(L, "%s", failure);
     add_headers(L, c);
     return 1;
 }
 
-static void close_now(es_client *c)
+static void close_now(core_session *c)
 {
     if (c->open) {
         c->open = 0;
-        es_http_close(&c->http);
+        es_session_close(&c->session);
+        es_transfer_free(&c->transfer);
     }
     c->close_pending = 0;
 }
 
 /* close, __close and __gc. During a call (from a finalizer that runs inside
  * it) the close waits for the call's end. __gc itself can never meet a
- * call in flight: the call holds the client on its stack. */
-static int client_close(lua_State *L)
+ * call in flight: the call holds the session on its stack. */
+static int session_close(lua_State *L)
 {
-    es_client *c = check_client(L);
+    core_session *c = check_session(L);
     if (c->in_call)
         c->close_pending = c->open;
     else
@@ -175,28 +196,28 @@ static int client_close(lua_State *L)
     return 0;
 }
 
-static int client_is_closed(lua_State *L)
+static int session_is_closed(lua_State *L)
 {
-    es_client *c = check_client(L);
+    core_session *c = check_session(L);
     lua_pushboolean(L, !c->open || c->close_pending);
     return 1;
 }
 
-static int client_tostring(lua_State *L)
+static int session_tostring(lua_State *L)
 {
-    es_client *c = check_client(L);
-    lua_pushfstring(L, "%s (%s): %p", CLIENT_MT, c->open && !c->close_pending ? "open" : "closed",
+    core_session *c = check_session(L);
+    lua_pushfstring(L, "%s (%s): %p", SESSION_MT, c->open && !c->close_pending ? "open" : "closed",
                     (void *)c);
     return 1;
 }
 
 /* The captured response headers, for the retry and rate-limit policy. */
-static void push_headers(lua_State *L, const es_http *h)
+static void push_headers(lua_State *L, const es_transfer *t)
 {
     int i;
     lua_newtable(L);
     for (i = 0; i < ES_HDR_COUNT; i++) {
-        const char *v = es_http_header(h, i);
+        const char *v = es_transfer_header(t, i);
         if (v[0] != '\0') {
             lua_pushstring(L, v);
             lua_setfield(L, -2, es_http_header_names[i]);
@@ -204,11 +225,11 @@ static void push_headers(lua_State *L, const es_http *h)
     }
 }
 
-static int has_policy_headers(const es_http *h)
+static int has_policy_headers(const es_transfer *t)
 {
     int i;
     for (i = ES_HDR_RETRY_AFTER; i < ES_HDR_COUNT; i++) {
-        if (es_http_header(h, i)[0] != '\0')
+        if (es_transfer_header(t, i)[0] != '\0')
             return 1;
     }
     return 0;
@@ -216,7 +237,7 @@ static int has_policy_headers(const es_http *h)
 
 /* An answer in a content coding not decoded here (refused: its name), or
  * whose compressed content would not decode (detail: why), as an http
- * error: the same words from both transports (es_http.h). */
+ * error: the same words from both transports (http.h). */
 static void push_coding_error(lua_State *L, long status, const char *refused, const char *detail,
                               const char *ray)
 {
@@ -238,16 +259,16 @@ static void push_too_large(lua_State *L, long status, size_t max, const char *ra
     es_push_error(L, "http", status, message, ray);
 }
 
-static int push_transport_error(lua_State *L, es_client *c, CURLcode rc, long status)
+static int push_transport_error(lua_State *L, core_session *c, CURLcode rc, long status)
 {
-    const es_http *h = &c->http;
-    const char *ray = es_http_header(h, ES_HDR_CF_RAY);
+    const es_transfer *h = &c->transfer;
+    const char *ray = es_transfer_header(h, ES_HDR_CF_RAY);
     const char *detail = h->errbuf[0] != '\0' ? h->errbuf : curl_easy_strerror(rc);
-    const char *undecoded = es_http_decode_failure(h, rc);
+    const char *undecoded = es_transfer_decode_failure(h, rc);
 
     lua_pushnil(L);
     if (h->body_too_large || rc == CURLE_FILESIZE_EXCEEDED) {
-        push_too_large(L, status, h->max_body, ray);
+        push_too_large(L, status, c->session.max_body, ray);
     } else if (h->out_of_memory) {
         es_push_error(L, "transport", status, "out of memory while reading the response", ray);
     } else if (h->refused_coding[0] != '\0') {
@@ -255,8 +276,8 @@ static int push_transport_error(lua_State *L, es_client *c, CURLcode rc, long st
     } else if (undecoded != NULL) {
         push_coding_error(L, status, NULL, undecoded, ray);
     } else if (rc == CURLE_SEND_FAIL_REWIND) {
-        /* only an at_most_once body cannot be rewound: libcurl wanted to
-         * send it again after the connection died unanswered */
+        /* only a body sent at most once cannot be rewound: libcurl wanted
+         * to send it again after the connection died unanswered */
         es_push_error(L, "transport", status,
                       "the connection closed after the request was sent, before any answer;"
                       " it was not sent again, since it may have acted", ray);
@@ -275,7 +296,7 @@ static int push_transport_error(lua_State *L, es_client *c, CURLcode rc, long st
     }
     lua_pushinteger(L, (lua_Integer)rc);
     lua_setfield(L, -2, "curl_code");
-    /* a request went out before the failure (see es_http_perform) */
+    /* a request went out before the failure (see es_session_perform) */
     if (h->request_sent) {
         lua_pushboolean(L, 1);
         lua_setfield(L, -2, "sent");
@@ -286,17 +307,17 @@ static int push_transport_error(lua_State *L, es_client *c, CURLcode rc, long st
     return 3;
 }
 
-/* What one answer becomes, run protected by client_request: the body is
+/* What one answer becomes, run protected by session_request: the body is
  * first copied into a Lua string, and everything after works from that
- * copy, so that a client closed meanwhile cannot pull memory from under
- * the decoder. Arguments: the client (light userdata), libcurl's code, the
- * status, the decode function. */
+ * copy, so that a session closed meanwhile cannot pull memory from under
+ * the decoder. Arguments: the session (light userdata), libcurl's code,
+ * the status, the decode function. */
 static int answer(lua_State *L)
 {
-    es_client *c = lua_touserdata(L, 1);
+    core_session *c = lua_touserdata(L, 1);
     CURLcode rc = (CURLcode)lua_tointeger(L, 2);
     long status = (long)lua_tointeger(L, 3);
-    const es_http *h = &c->http;
+    const es_transfer *h = &c->transfer;
     es_response r;
     int n;
 
@@ -305,8 +326,8 @@ static int answer(lua_State *L)
     lua_pushlstring(L, h->body.data != NULL ? h->body.data : "", h->body.len);
     r.status = status;
     r.body = lua_tolstring(L, 5, &r.body_len);
-    r.content_type = es_http_header(h, ES_HDR_CONTENT_TYPE);
-    r.ray_id = es_http_header(h, ES_HDR_CF_RAY);
+    r.content_type = es_transfer_header(h, ES_HDR_CONTENT_TYPE);
+    r.ray_id = es_transfer_header(h, ES_HDR_CF_RAY);
     n = es_push_decoded(L, 4, 5, &r);
     if (lua_istable(L, -2)) {
         push_headers(L, h);
@@ -321,22 +342,22 @@ static int answer(lua_State *L)
     return n;
 }
 
-/* client:request(method, url [, body [, at_most_once [, compressed]]]) ->
- * result, err, envelope [, headers] (headers: the retry and rate-limit
- * ones, when the answer had any). at_most_once, compressed: see
- * es_http_perform. */
 /* The methods a request may use; core.methods gives the list to Lua, so
  * that the nginx transport takes the same ones. */
 static const char *const methods[] = { "GET", "POST", "PATCH", "PUT", "DELETE", NULL };
 
-static int client_request(lua_State *L)
+/* session:request(method, url [, body [, once [, compressed]]]) ->
+ * result, err, envelope [, headers] (headers: the retry and rate-limit
+ * ones, when the answer had any). once, compressed: see
+ * es_session_perform. */
+static int session_request(lua_State *L)
 {
-    es_client *c = check_open_client(L);
+    core_session *c = check_open_session(L);
     int m = luaL_checkoption(L, 2, NULL, methods);
     size_t url_len, body_len = 0;
     const char *url = luaL_checklstring(L, 3, &url_len);
     const char *body = luaL_optlstring(L, 4, NULL, &body_len);
-    int at_most_once = lua_toboolean(L, 5), compressed = lua_toboolean(L, 6);
+    int once = lua_toboolean(L, 5), compressed = lua_toboolean(L, 6);
     CURLcode rc;
     long status;
     int top, failed;
@@ -351,7 +372,7 @@ static int client_request(lua_State *L)
     lua_pushcfunction(L, answer);
     lua_pushlightuserdata(L, c);
     /* On 5.1 and LuaJIT that push allocates, and a finalizer run there may
-     * have closed the client: the call then ends as closed during it. */
+     * have closed the session: the call then ends as closed during it. */
     if (!c->open) {
         lua_settop(L, top);
         lua_pushnil(L);
@@ -360,7 +381,8 @@ static int client_request(lua_State *L)
         return 3;
     }
     c->in_call = 1;
-    rc = es_http_perform(&c->http, methods[m], url, body, body_len, at_most_once, compressed, &status);
+    rc = es_session_perform(&c->session, &c->transfer, methods[m], url, body, body_len, once, compressed,
+                            &status);
     lua_pushinteger(L, (lua_Integer)rc);
     lua_pushinteger(L, (lua_Integer)status);
     lua_pushvalue(L, DECODE_UPVALUE);
@@ -480,8 +502,8 @@ static int decode(lua_State *L)
 
 /* core.is_uuid(s): 8-4-4-4-12 hex digits, either case. The same test as
  * the Lua pattern schema/compile.lua keeps for other formats, in C because
- * every call with an id makes it (callgrind: the pattern cost thousands
- * of instructions a call). */
+ * every call with an id makes it, and the pattern cost more than the
+ * rest of the id's checks together. */
 static int is_uuid(lua_State *L)
 {
     size_t len, i;
@@ -503,7 +525,7 @@ static int is_uuid(lua_State *L)
  * must escape or that the body writer leaves to lua-cjson (control bytes,
  * the quote, the backslash, 0x7F and up). Every string field's check and
  * its writing ask this; in C because the Lua patterns that asked it cost
- * about 240 instructions a byte (callgrind: 8,600 for a 36-byte id). */
+ * hundreds of times more a byte. */
 static int text_flags(lua_State *L)
 {
     size_t len, i;
@@ -523,6 +545,23 @@ static int text_flags(lua_State *L)
     lua_pushboolean(L, high);
     lua_pushboolean(L, escape);
     return 3;
+}
+
+/* core.utf8_length(s) -> the number of characters in s; nil and the
+ * 1-based offset of the first byte that is not UTF-8 (no overlong form,
+ * no UTF-16 surrogate, nothing past U+10FFFF), when one is not. The same
+ * check as the answer's scan (json_scan.c). */
+static int utf8_length(lua_State *L)
+{
+    size_t len, count;
+    const char *s = luaL_checklstring(L, 1, &len);
+    if (es_utf8_length((const unsigned char *)s, len, &count)) {
+        lua_pushinteger(L, (lua_Integer)count);
+        return 1;
+    }
+    lua_pushnil(L);
+    lua_pushinteger(L, (lua_Integer)count + 1);
+    return 2;
 }
 
 /* core.lower_text(s) -> s lower-cased beyond ASCII, in normalization form
@@ -588,7 +627,7 @@ static int escape_segment(lua_State *L)
 
 /* A private lua-cjson instance, so that our decoder settings never change
  * those of the host's cjson module. Returns cjson.null, the instance's
- * decode and its encode (json_body.lua escapes strings with it). */
+ * decode and its encode (schema/body.lua escapes strings with it). */
 static int load_json(lua_State *L)
 {
     lua_getglobal(L, "require");
@@ -634,25 +673,26 @@ static void push_json(lua_State *L)
 
 ES_EXPORT int luaopen_cloudflare_email_security_core(lua_State *L)
 {
-    static const luaL_Reg client_methods[] = {
-        { "request", client_request },
-        { "close", client_close },
-        { "is_closed", client_is_closed },
+    static const luaL_Reg session_methods[] = {
+        { "request", session_request },
+        { "close", session_close },
+        { "is_closed", session_is_closed },
         { NULL, NULL }
     };
-    static const luaL_Reg client_meta[] = {
-        { "__gc", client_close },
-        { "__close", client_close },
-        { "__tostring", client_tostring },
+    static const luaL_Reg session_meta[] = {
+        { "__gc", session_close },
+        { "__close", session_close },
+        { "__tostring", session_tostring },
         { NULL, NULL }
     };
     static const luaL_Reg module_functions[] = {
-        { "new", client_new },
+        { "new", session_new },
         { "decode", decode },
         { "escape_segment", escape_segment },
         { "is_uuid", is_uuid },
         { "lower_text", lower_text },
         { "text_flags", text_flags },
+        { "utf8_length", utf8_length },
         { "sleep", sleep_seconds },
         { "monotonic", monotonic },
         { NULL, NULL }
@@ -671,14 +711,16 @@ ES_EXPORT int luaopen_cloudflare_email_security_core(lua_State *L)
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
 
-    luaL_newmetatable(L, CLIENT_MT);
+    luaL_newmetatable(L, SESSION_MT);
     lua_pushvalue(L, decode_index);
-    es_setfuncs(L, client_meta, 1);
+    lua_pushvalue(L, -2);
+    es_setfuncs(L, session_meta, 2);
     lua_newtable(L);
     lua_pushvalue(L, decode_index);
-    es_setfuncs(L, client_methods, 1);
+    lua_pushvalue(L, -3);
+    es_setfuncs(L, session_methods, 2);
     lua_setfield(L, -2, "__index");
-    lua_pushliteral(L, CLIENT_MT);
+    lua_pushliteral(L, SESSION_MT);
     lua_setfield(L, -2, "__name");  /* 5.1 does not set it */
     lua_pop(L, 1);
 
@@ -692,6 +734,10 @@ ES_EXPORT int luaopen_cloudflare_email_security_core(lua_State *L)
     lua_setfield(L, -2, "null");
     lua_pushvalue(L, encode_index);
     lua_setfield(L, -2, "json_encode");
+    /* for JSON in files and CSV cells: read as answers are, whatever the
+     * host did to its own cjson */
+    lua_pushvalue(L, decode_index);
+    lua_setfield(L, -2, "json_decode");
     lua_pushstring(L, es_http_libcurl_version());
     lua_setfield(L, -2, "libcurl_version");
     /* One list each for both transports: the methods, and the response

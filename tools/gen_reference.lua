@@ -9,18 +9,23 @@ package.path = "./lua/?.lua;" .. package.path
 
 local out_path = arg[1] or "doc/resources.md"
 local names = require("cloudflare.email_security.resources.names")
+local overlay = require("cloudflare.email_security.resources.overlay")
+local compile = require("cloudflare.email_security.schema.compile")
 
+-- A row for each call that is one request, in the order of the
+-- resource's calls (desc.calls); each and all are said with list, plan
+-- below the table.
 local CALLS = {
-  { "list", "r:list(params)",
+  list = { "r:list(params)",
     "one page of entries; `r:each(params)` walks every page, `r:all(params)` gives them all" },
-  { "create", "r:create(fields)", "the entry as stored" },
-  { "get", "r:get(id)", "the entry" },
-  { "update", "r:update(id, fields)", "the entry after the change; only the fields given change" },
-  { "replace", "r:replace(id, fields)", "the entry; every field not given goes back to its default" },
-  { "delete", "r:delete(id)", "`{ id = id }`" },
-  { "batch", "r:batch{ posts, patches, puts, deletes }", "`{ posts, patches, puts, deletes }`, all applied or none" },
-  { "verification", "r:verification(id)", "the TXT record to publish and its status; `{ verified = true }` on 204" },
-  { "delete_many", "r:delete_many{ id, ... }", "the `{ id }` of each entry removed" },
+  create = { "r:create(fields)", "the entry as stored" },
+  get = { "r:get(id)", "the entry" },
+  update = { "r:update(id, fields)", "the entry after the change; only the fields given change" },
+  replace = { "r:replace(id, fields)", "the entry; every field not given goes back to its default" },
+  delete = { "r:delete(id)", "`{ id = id }`" },
+  batch = { "r:batch{ posts, patches, puts, deletes }", "`{ posts, patches, puts, deletes }`, all applied or none" },
+  verification = { "r:verification(id)", "the TXT record to publish and its status; `{ verified = true }` on 204" },
+  delete_many = { "r:delete_many{ id, ... }", "the `{ id }` of each entry removed" },
 }
 
 local lines = {}
@@ -66,30 +71,31 @@ for _, name in ipairs(names) do
   add()
   add("| call | HTTP | answers |")
   add("| --- | --- | --- |")
-  for _, c in ipairs(CALLS) do
-    local op = d.ops[c[1]]
-    if op then
+  local desc = compile.resource(d)
+  for _, call in ipairs(desc.calls) do
+    local row, op = CALLS[call], d.ops[call]
+    if row then
       local codes = {}
       for i, code in ipairs(op.success) do codes[i] = tostring(code) end
       local suffix = d.id and op.suffix:gsub("{id}", "{" .. d.id.param .. "}") or op.suffix
       local http = ("`%s %s%s` (%s)"):format(op.method, name, suffix, table.concat(codes, ", "))
-      local note = c[3]
+      local note = row[2]
       if op.deprecated then note = note .. "; deprecated by Cloudflare" end
-      add(("| `%s` | %s | %s%s |"):format(c[2], http, note, assumed(op.assumed)))
+      add(("| `%s` | %s | %s%s |"):format(row[1], http, note, assumed(op.assumed)))
     end
   end
-  local key = require("cloudflare.email_security.sync.keys").RESOURCES[name]
-  if key then
+  local facts = overlay[name]
+  if facts and desc.has.plan then
     local fields = {}
-    for i, f in ipairs(key.fields) do
-      local rule = (key.lower or {})[f]
+    for i, f in ipairs(facts.key) do
+      local rule = (facts.lower or {})[f]
       fields[i] = "`" .. f .. "`" .. (rule == true and " (any case)"
         or rule and (" (any case where `" .. rule .. "` is false: a regular expression is compared as written)")
         or "")
     end
     add()
     add(("`r:plan(desired, opts)` and `plan:apply()` match entries by %s%s."):format(table.concat(fields, ", "),
-      key.guard and ("; deletes only with `" .. key.guard .. " = true`") or ""))
+      facts.guard and ("; deletes only with `" .. facts.guard .. " = true`") or ""))
   end
   -- every field an entry has, and what each body makes of it
   local entry = fields_of(d.entry)

@@ -3,10 +3,18 @@
 -- Cloudflare's OpenAPI file. The descriptions are committed; a spec runs
 -- this again and fails when they differ, so a change upstream shows.
 --
---   lua5.4 tools/gen_resources.lua [OPENAPI_FILE [OUT_DIR]]
+--   lua5.4 tools/gen_resources.lua [--inline] [OPENAPI_FILE [OUT_DIR]]
 --
 -- Defaults: ../shared/openapi/email-security.openapi.json, and the
 -- repository's lua/cloudflare/email_security/resources. Needs lua-cjson.
+--
+-- Each file writes every distinct field node once, in a table F at its
+-- top, and refers to it wherever the field is that same node (a body that
+-- differs gets a node of its own): a change upstream to one field is then
+-- one line of the diff. --inline writes each node where it is used
+-- instead, as one nested table; the descriptions loaded are the same (a
+-- spec compares them), and the engine copies every node it compiles, so
+-- that a shared one is never written to.
 --
 -- Every part of the file that changes what a request must carry (its
 -- parameters, wherever declared, its credentials, its server) either
@@ -22,8 +30,11 @@ local root = (arg and arg[0] or ""):match("^(.-)/?tools/[^/]+$") or "."
 package.path = (root == "" and "." or root) .. "/lua/?.lua;" .. package.path
 local compile = require("cloudflare.email_security.schema.compile")
 
-local openapi_path = arg[1] or os.getenv("EMAIL_SECURITY_OPENAPI") or "../shared/openapi/email-security.openapi.json"
-local out_dir = arg[2] or "lua/cloudflare/email_security/resources"
+local args = { table.unpack(arg or {}) }
+local INLINE = args[1] == "--inline"
+if INLINE then table.remove(args, 1) end
+local openapi_path = args[1] or os.getenv("EMAIL_SECURITY_OPENAPI") or "../shared/openapi/email-security.openapi.json"
+local out_dir = args[2] or "lua/cloudflare/email_security/resources"
 local PREFIX = "/accounts/{account_id}/email-security/settings/"
 
 -- Every stop comes before the first file is written.
@@ -521,14 +532,52 @@ local function properties_list(props)
   return list
 end
 
-function emit(v, indent)
+-- The fields of one file, each distinct node once: `by_text` maps a node's
+-- inline text to its reference (F.pattern), `defs` holds the definitions
+-- in the order written, a node after the fields it holds. The first node
+-- met of a name (the entry's, as the entry is written before the bodies)
+-- is F.<name>; another node of that name is F.<name>_2, and so on.
+local function new_fields()
+  return { by_text = {}, defs = {}, taken = {} }
+end
+
+local function field_ref(fields, p)
+  local text = emit(p, 0)
+  local ref = fields.by_text[text]
+  if ref then return ref end
+  local base = tostring(p.name)
+  local key, n = base, 1
+  while fields.taken[key] do
+    n = n + 1
+    key = base .. "_" .. n
+  end
+  fields.taken[key] = true
+  ref = key:find("^[%a_][%w_]*$") and "F." .. key or ("F[%q]"):format(key)
+  -- its own fields first, so that each is defined before it is read
+  local def = ref .. " = " .. emit(p, 0, fields)
+  fields.by_text[text] = ref
+  fields.defs[#fields.defs + 1] = def
+  return ref
+end
+
+-- A list of fields (an object's properties, the list's parameters): with
+-- `fields`, a reference to each node; without, the nodes themselves.
+local function emit_fields(list, indent, fields)
+  if not fields or #list == 0 then return emit(list, indent) end
+  local pad = ("  "):rep(indent + 1)
+  local parts = {}
+  for i, p in ipairs(list) do parts[i] = field_ref(fields, p) end
+  return "{\n" .. pad .. table.concat(parts, ",\n" .. pad) .. ",\n" .. ("  "):rep(indent) .. "}"
+end
+
+function emit(v, indent, fields)
   if type(v) ~= "table" then return literal(v) end
   local pad = ("  "):rep(indent + 1)
   if is_list(v) then
     if #v == 0 then return "{}" end
     local scalar = type(v[1]) ~= "table"
     local parts = {}
-    for i, item in ipairs(v) do parts[i] = emit(item, indent + 1) end
+    for i, item in ipairs(v) do parts[i] = emit(item, indent + 1, fields) end
     if scalar then return "{ " .. table.concat(parts, ", ") .. " }" end
     return "{\n" .. pad .. table.concat(parts, ",\n" .. pad) .. ",\n" .. ("  "):rep(indent) .. "}"
   end
@@ -543,7 +592,9 @@ function emit(v, indent)
   for _, k in ipairs(keys) do
     local value = v[k]
     if k == "properties" then value = properties_list(value) end
-    parts[#parts + 1] = identifier(k) .. " = " .. emit(value, indent + 1)
+    local field_list = k == "properties" or k == "list_params"
+    parts[#parts + 1] = identifier(k) .. " = "
+      .. (field_list and emit_fields(value, indent + 1, fields) or emit(value, indent + 1, fields))
   end
   return "{\n" .. pad .. table.concat(parts, ",\n" .. pad) .. ",\n" .. ("  "):rep(indent) .. "}"
 end
@@ -553,13 +604,29 @@ local HEADER = [[
 -- (%s): do not edit. Run `make resources` to write it again.
 ]]
 
+local FIELDS_HEADER = [[
+-- Each field's node, once; the description below refers to it wherever
+-- the field is this same node.
+local F = {}
+]]
+
+-- One description as Lua source: its fields first (unless INLINE), then
+-- the description that refers to them.
+local function source(d)
+  if INLINE then return "return " .. emit(d, 0) .. "\n" end
+  local fields = new_fields()
+  local body = emit(d, 0, fields)
+  if #fields.defs == 0 then return "return " .. body .. "\n" end
+  return FIELDS_HEADER .. table.concat(fields.defs, "\n") .. "\n\nreturn " .. body .. "\n"
+end
+
 local names = {}
 for name in pairs(resources) do names[#names + 1] = name end
 table.sort(names)
 local source_name = openapi_path:match("[^/]+$")
 local outputs = {}
 for _, name in ipairs(names) do
-  local text = HEADER:format(source_name) .. "return " .. emit(describe_resource(resources[name]), 0) .. "\n"
+  local text = HEADER:format(source_name) .. source(describe_resource(resources[name]))
   -- loaded from its own text and compiled, as the module will load the
   -- file: a description the engine refuses is never written
   local chunk, why = load(text, "=" .. name .. ".lua")

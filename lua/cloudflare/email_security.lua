@@ -6,6 +6,7 @@
 local core = require("cloudflare.email_security.core")
 local client = require("cloudflare.email_security.client")
 local errors = require("cloudflare.email_security.errors")
+local resource_internals = require("cloudflare.email_security.resource").internals
 
 -- The resource names, in order: a copy, so that no caller can change the
 -- module's own list.
@@ -23,19 +24,19 @@ local function read_entries(path, resource)
   if type(path) ~= "string" then
     error("bad argument #1 to 'read_entries' (string expected, got " .. type(path) .. ")", 2)
   end
-  local c
+  local desc
   if resource ~= nil then
-    if type(resource) == "table" and type(resource._c) == "table" then
-      c = resource._c
+    if type(resource) == "table" and resource_internals(resource) then
+      desc = resource_internals(resource)
     elseif type(resource) == "string" and RESOURCE_SET[resource] then
-      c = require("cloudflare.email_security.schema.compile").resource(
+      desc = require("cloudflare.email_security.schema.compile").resource(
         require("cloudflare.email_security.resources." .. resource))
     else
       error("bad argument #2 to 'read_entries' (a resource name such as 'allow_policies' expected, got "
         .. tostring(resource) .. ")", 2)
     end
   end
-  return require("cloudflare.email_security.sync.entries").read(path, c)
+  return require("cloudflare.email_security.sync.entries").read(path, desc)
 end
 
 return {

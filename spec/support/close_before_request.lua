@@ -1,4 +1,4 @@
--- Run by spec/lifetimes_spec.lua in a process of its own: many calls of
+-- Run by spec/client/lifetimes_spec.lua in a process of its own: many calls of
 -- the C core's request, each while the collector holds objects whose
 -- finalizers close the client being called. On 5.1 and LuaJIT the call's
 -- own first allocation, before it marks itself in flight, can run such a
@@ -30,9 +30,12 @@ if not pcall(collectgarbage, "incremental", 0, 1) then
   collectgarbage("setstepmul", 1)
 end
 local outcomes = {}
+-- every option the C core takes is given: config.lua holds the defaults
+local OPTIONS = { user_agent = "close-before-request", timeout_ms = 60000, connect_timeout_ms = 10000,
+                  max_response_size = 8388608 }
 for round = 1, rounds do
   if round % 200 == 1 then garbage(50000) end
-  local c = core.new({ user_agent = "close-before-request" })
+  local c = core.new(OPTIONS)
   target = c
   local result, err = c:request("GET", url)
   target = nil

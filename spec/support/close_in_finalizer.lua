@@ -1,4 +1,4 @@
--- Run by spec/lifetimes_spec.lua in a process of its own (a small heap, so
+-- Run by spec/client/lifetimes_spec.lua in a process of its own (a small heap, so
 -- that the collector's cycles end inside the calls): 50 clients, each with
 -- a finalizer that closes it, each listing a large answer that is no
 -- envelope while the collector steps on nearly every allocation. Prints one

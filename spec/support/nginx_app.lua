@@ -1,4 +1,4 @@
--- Runs inside nginx for spec/nginx_spec.lua: one call of the module per
+-- Runs inside nginx for spec/hosts/nginx_spec.lua: one call of the module per
 -- request, its outcome written as JSON. The same `es.new{...}` and
 -- registry calls a plain Lua script makes; the client is made per request
 -- from the variables of the location (base URL, token).

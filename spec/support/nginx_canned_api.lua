@@ -1,4 +1,4 @@
--- Canned answers, byte for byte, for spec/transports_agree_spec.lua: the
+-- Canned answers, byte for byte, for spec/hosts/transports_agree_spec.lua: the
 -- same answer goes to the libcurl transport and to the nginx one, which
 -- must make the same of it. A base URL names its answer by its first path
 -- segment (http://127.0.0.1:PORT/gzip/client/v4 answers every request
@@ -113,7 +113,7 @@ local function encoded(coding, body)
 end
 
 -- name -> a function that makes the answer's bytes. The spec names what
--- each must come to (spec/transports_agree_spec.lua).
+-- each must come to (spec/hosts/transports_agree_spec.lua).
 canned.ANSWERS = {
   plain = function() return json(200, ENTRY) end,
   gzip = function() return encoded("gzip", gzip(ENTRY)) end,

@@ -14,6 +14,8 @@ local es = require("cloudflare.email_security")
 local compile = require("cloudflare.email_security.schema.compile")
 local entries = require("cloudflare.email_security.sync.entries")
 local keys = require("cloudflare.email_security.sync.keys")
+local plan_text = require("cloudflare.email_security.sync.plan_text")
+local THRESHOLDS = require("cloudflare.email_security.sync.plan").THRESHOLDS
 local help = require("cloudflare.email_security.help")
 local output = require("cloudflare.email_security.cli_output")
 local printable = require("cloudflare.email_security.errors").printable
@@ -25,8 +27,11 @@ local EXIT = { ok = 0, error = 1, changes = 2, usage = 64 }
 
 local cli = {}
 
-local function description(name)
-  return require("cloudflare.email_security.resources." .. name)
+-- The compiled description of a resource (schema/compile.lua), which
+-- says what the command line offers for it: its calls, fields and list
+-- parameters.
+local function described(name)
+  return compile.resource(require("cloudflare.email_security.resources." .. name))
 end
 
 ---------------------------------------------------------------------------
@@ -53,15 +58,71 @@ local OUTPUTS = {
 }
 
 local function add_sync_options(cmd, name)
+  local key = keys.of(name)
   cmd:argument("file", "A .csv (header row of field names) or .json (array of objects) file.")
   cmd:option("--key", "Fields that identify an entry, comma-separated (default: "
-    .. concat(keys.RESOURCES[name].fields, ",") .. ").")
+    .. concat(key.fields, ",") .. ").")
   cmd:option("--fields", "Only compare these fields, comma-separated (default: those the file gives).")
   cmd:flag("--no-purge", "Never delete entries the file does not list.")
-  if keys.RESOURCES[name].guard then
-    cmd:flag("--" .. dashed(keys.RESOURCES[name].guard), "Delete " .. name .. " the file does not list "
+  if key.guard then
+    cmd:flag("--" .. dashed(key.guard), "Delete " .. name .. " the file does not list "
       .. "(without it, none is deleted).")
   end
+end
+
+-- The subcommand of each action: (r, desc, name) adds it to the
+-- resource's command r. An action is the call of the same name, but for
+-- apply, which comes with plan.
+local COMMANDS = {}
+
+function COMMANDS.list(r, desc)
+  local list = r:command("list", "Every entry (all pages, 1000 a page; --page for one page).")
+  for _, p in ipairs(desc.param_order) do
+    list:option("--" .. dashed(p), help.describe(desc.params[p]))
+  end
+end
+
+function COMMANDS.get(r) r:command("get", "One entry."):argument("id") end
+
+function COMMANDS.create(r)
+  r:command("create", "A new entry from field=value pairs (null clears; lists as a;b).")
+    :argument("fields", "field=value"):args("+")
+end
+
+function COMMANDS.update(r)
+  local update = r:command("update", "Changes the given fields (field=value, null clears).")
+  update:argument("id")
+  update:argument("fields", "field=value"):args("+")
+end
+
+function COMMANDS.delete(r) r:command("delete", "Removes entries by id."):argument("ids"):args("+") end
+
+function COMMANDS.verification(r)
+  r:command("verification", "The TXT record that verifies a domain."):argument("id")
+end
+
+function COMMANDS.plan(r, _, name)
+  add_sync_options(r:command("plan", "What apply would change, changing nothing "
+    .. "(exit 0: nothing, 2: changes)."), name)
+end
+
+function COMMANDS.apply(r, _, name)
+  local apply = r:command("apply", "Makes the entries equal to the file's (asks first).")
+  add_sync_options(apply, name)
+  apply:flag("--yes", "Apply without asking.")
+  apply:flag("--force", format("Apply past the safety thresholds (%.0f%% of entries updated or deleted).",
+    100 * THRESHOLDS.update))
+end
+
+--- The actions a resource has on the command line: its calls (desc.calls,
+--- in their order) that the command line offers, and apply after plan.
+function cli.actions(desc)
+  local out = {}
+  for _, call in ipairs(desc.calls) do
+    if COMMANDS[call] then out[#out + 1] = call end
+    if call == "plan" then out[#out + 1] = "apply" end
+  end
+  return out
 end
 
 local function build_parser()
@@ -70,57 +131,17 @@ local function build_parser()
   parser:flag("--json", "Output as JSON (list, get, create, update, delete, verification, plan).")
   parser:flag("--csv", "Output as CSV (list, get, create, update; reads back with plan and apply).")
   for _, name in ipairs(es.resources) do
-    local d = description(name)
-    local r = parser:command(name):summary("Calls: " .. concat(cli.actions(d), ", ") .. ".")
-      :description(help.text(name) .. "\nplan and apply match entries by "
-        .. concat(keys.RESOURCES[name].fields, ", ") .. " (--key changes it).")
+    local desc = described(name)
+    local actions = cli.actions(desc)
+    local key = keys.of(name)
+    local r = parser:command(name):summary("Calls: " .. concat(actions, ", ") .. ".")
+      :description(help.text(name) .. (key and ("\nplan and apply match entries by "
+        .. concat(key.fields, ", ") .. " (--key changes it).") or ""))
       :command_target("action")
-    if d.ops.list then
-      local list = r:command("list", "Every entry (all pages, 1000 a page; --page for one page).")
-      for _, p in ipairs(d.list_params or {}) do
-        list:option("--" .. dashed(p.name), help.describe(p))
-      end
-    end
-    if d.ops.get then r:command("get", "One entry."):argument("id") end
-    if d.ops.create then
-      r:command("create", "A new entry from field=value pairs (null clears; lists as a;b).")
-        :argument("fields", "field=value"):args("+")
-    end
-    if d.ops.update then
-      local update = r:command("update", "Changes the given fields (field=value, null clears).")
-      update:argument("id")
-      update:argument("fields", "field=value"):args("+")
-    end
-    if d.ops.delete then r:command("delete", "Removes entries by id."):argument("ids"):args("+") end
-    if d.ops.verification then r:command("verification", "The TXT record that verifies a domain."):argument("id") end
-    if d.ops.list and d.ops.create and d.ops.update and d.ops.delete then
-      add_sync_options(r:command("plan", "What apply would change, changing nothing "
-        .. "(exit 0: nothing, 2: changes)."), name)
-      local apply = r:command("apply", "Makes the entries equal to the file's (asks first).")
-      add_sync_options(apply, name)
-      apply:flag("--yes", "Apply without asking.")
-      apply:flag("--force", "Apply past the safety thresholds (30% of entries updated or deleted).")
-    end
+    for _, action in ipairs(actions) do COMMANDS[action](r, desc, name) end
   end
   return parser
 end
-
---- The actions a resource has on the command line.
-function cli.actions(d)
-  local out = {}
-  for _, a in ipairs({ "list", "get", "create", "update", "delete", "verification" }) do
-    if d.ops[a] then out[#out + 1] = a end
-  end
-  if d.ops.list and d.ops.create and d.ops.update and d.ops.delete then
-    out[#out + 1] = "plan"
-    out[#out + 1] = "apply"
-  end
-  return out
-end
-
----------------------------------------------------------------------------
--- Output
----------------------------------------------------------------------------
 
 ---------------------------------------------------------------------------
 -- The actions
@@ -134,14 +155,14 @@ end
 
 -- field=value arguments as a table of fields, typed by the description;
 -- or nil and why not (a usage error: the API was not asked).
-local function fields_from(c, args)
+local function fields_from(desc, args)
   local out = {}
   for _, a in ipairs(args) do
     local name, text = a:match("^([%a_][%w_]*)=(.*)$")
     if not name then return nil, format("'%s' is not field=value", a) end
     -- the later one would win unseen
     if out[name] ~= nil then return nil, name .. " is given twice" end
-    local node = c.entry.fields[name]
+    local node = desc.entry.fields[name]
     -- empty is the empty text (or list), not "absent": it was written
     local v, why = entries.value(node, text, text == "")
     if why then return nil, name .. ": " .. why end
@@ -152,12 +173,12 @@ end
 
 -- list's --options as list parameters, typed by the description; or nil
 -- and why not.
-local function params_from(c, args)
+local function params_from(desc, args)
   local params = {}
-  for _, p in ipairs(c.param_order) do
+  for _, p in ipairs(desc.param_order) do
     local given = args[p]
     if given ~= nil then
-      local v, why = entries.value(c.params[p], given, given == "")
+      local v, why = entries.value(desc.params[p], given, given == "")
       if why then return nil, "--" .. dashed(p) .. ": " .. why end
       params[p] = v
     end
@@ -167,11 +188,11 @@ end
 
 -- What an action takes from the command line typed before the client is
 -- made, so that a mistake there is a usage error found without a request
--- or a credential: (args, c) -> the values, or nil and why not.
+-- or a credential: (args, desc) -> the values, or nil and why not.
 local VALUES = {
-  list = function(args, c) return params_from(c, args) end,
-  create = function(args, c) return fields_from(c, args.fields) end,
-  update = function(args, c) return fields_from(c, args.fields) end,
+  list = function(args, desc) return params_from(desc, args) end,
+  create = function(args, desc) return fields_from(desc, args.fields) end,
+  update = function(args, desc) return fields_from(desc, args.fields) end,
 }
 
 local function sync_opts(args, name)
@@ -179,54 +200,10 @@ local function sync_opts(args, name)
   if args.key then opts.key = split_names(args.key) end
   if args.fields then opts.fields = split_names(args.fields) end
   if args.no_purge then opts.purge = false end
-  local guard = keys.RESOURCES[name].guard
+  local guard = keys.of(name).guard
   if guard and args[guard] then opts[guard] = true end
   if args.force then opts.force = true end
   return opts
-end
-
-local function sorted_keys(t)
-  local out = {}
-  for k in pairs(t) do out[#out + 1] = k end
-  table.sort(out)
-  return out
-end
-
--- A plan as one line of JSON, each value written by its field's node (so
--- that an empty list is [] and not {}).
-local function plan_json(p, c)
-  local json, field_node = output.json, function(name) return c.entry.fields[name] end
-  local function list_of(items, shape)
-    local out = {}
-    for i, item in ipairs(items) do out[i] = shape(item) end
-    return "[" .. concat(out, ",") .. "]"
-  end
-  local function object(pairs_)
-    local out = {}
-    for i, kv in ipairs(pairs_) do out[i] = json(kv[1]) .. ":" .. kv[2] end
-    return "{" .. concat(out, ",") .. "}"
-  end
-  local function id_item(i)
-    return object({ { "key", json(i.key) }, { "id", json(i.id) }, i.reason and { "reason", json(i.reason) } or nil })
-  end
-  return object({
-    { "creates", list_of(p.creates, function(i)
-        return object({ { "key", json(i.key) }, { "fields", json(i.fields, c.entry) } })
-      end) },
-    { "updates", list_of(p.updates, function(i)
-        return object({ { "key", json(i.key) }, { "id", json(i.id) }, { "changes", list_of(i.changes, function(ch)
-          return object({ { "field", json(ch.field) }, { "old", json(ch.old, field_node(ch.field)) },
-                          { "new", json(ch.new, field_node(ch.field)) } })
-        end) } })
-      end) },
-    { "deletes", list_of(p.deletes, id_item) },
-    { "skipped", list_of(p.skipped, id_item) },
-    { "kept", list_of(p.kept, id_item) },
-    { "unchanged", json(#p.unchanged) },
-    { "ignored", list_of(sorted_keys(p.retired or {}), function(field)
-        return object({ { "field", json(field) }, { "reason", json(p.retired[field]) } })
-      end) },
-  }) .. "\n"
 end
 
 -- The plan went to stdout, the question goes to stderr: stdout is flushed
@@ -247,11 +224,12 @@ local function write_csv(io_, text)
   io_.out:write(text)
 end
 
--- Each action: (io, args, values, r, c, name) -> exit code, or nil and an
--- error; values: what VALUES made of its arguments.
+-- Each action: (io, args, values, r, desc, name) -> exit code, or nil and
+-- an error; values: what VALUES made of its arguments; r: the client's
+-- resource; desc: its compiled description.
 local ACTIONS = {}
 
-function ACTIONS.list(io_, args, params, r, c)
+function ACTIONS.list(io_, args, params, r, desc)
   local list, err
   if params.page then
     list, err = r:list(params)
@@ -272,26 +250,26 @@ function ACTIONS.list(io_, args, params, r, c)
   if not list then return nil, err end
   if err then return nil, err end
   if args.json then
-    io_.out:write(output.json_text(list, output.LIST, c.entry))
+    io_.out:write(output.json_text(list, output.LIST, desc.entry))
   elseif args.csv then
-    write_csv(io_, entries.csv(list, output.columns(c)))
+    write_csv(io_, entries.csv(list, output.columns(desc)))
   else
-    io_.out:write(output.table_text(list, output.columns(c, true)))
+    io_.out:write(output.table_text(list, output.columns(desc, true)))
   end
   return EXIT.ok
 end
 
-local function show_entry(io_, args, c, e)
-  if args.json then io_.out:write(output.json_text(e, c.entry))
-  elseif args.csv then write_csv(io_, entries.csv({ e }, output.columns(c)))
-  else io_.out:write(output.entry_text(e, output.columns(c))) end
+local function show_entry(io_, args, desc, e)
+  if args.json then io_.out:write(output.json_text(e, desc.entry))
+  elseif args.csv then write_csv(io_, entries.csv({ e }, output.columns(desc)))
+  else io_.out:write(output.entry_text(e, output.columns(desc))) end
   return EXIT.ok
 end
 
-function ACTIONS.get(io_, args, _, r, c)
+function ACTIONS.get(io_, args, _, r, desc)
   local e, err = r:get(args.id)
   if not e then return nil, err end
-  return show_entry(io_, args, c, e)
+  return show_entry(io_, args, desc, e)
 end
 
 -- an object even if the API ever sent it empty
@@ -305,16 +283,16 @@ function ACTIONS.verification(io_, args, _, r)
   return EXIT.ok
 end
 
-function ACTIONS.create(io_, args, fields, r, c)
+function ACTIONS.create(io_, args, fields, r, desc)
   local e, err = r:create(fields)
   if not e then return nil, err end
-  return show_entry(io_, args, c, e)
+  return show_entry(io_, args, desc, e)
 end
 
-function ACTIONS.update(io_, args, fields, r, c)
+function ACTIONS.update(io_, args, fields, r, desc)
   local e, err = r:update(args.id, fields)
   if not e then return nil, err end
-  return show_entry(io_, args, c, e)
+  return show_entry(io_, args, desc, e)
 end
 
 function ACTIONS.delete(io_, args, _, r)
@@ -338,21 +316,21 @@ function ACTIONS.delete(io_, args, _, r)
   return EXIT.ok
 end
 
-local function make_plan(args, r, c, name)
-  local desired, why = entries.read(args.file, c)
+local function make_plan(args, r, desc, name)
+  local desired, why = entries.read(args.file, desc)
   if not desired then return nil, why end
   return r:plan(desired, sync_opts(args, name))
 end
 
-function ACTIONS.plan(io_, args, _, r, c, name)
-  local p, err = make_plan(args, r, c, name)
+function ACTIONS.plan(io_, args, _, r, desc, name)
+  local p, err = make_plan(args, r, desc, name)
   if not p then return nil, err end
-  if args.json then io_.out:write(plan_json(p, c)) else io_.out:write(tostring(p) .. "\n") end
+  if args.json then io_.out:write(plan_text.json(p, desc.entry)) else io_.out:write(tostring(p) .. "\n") end
   return p:changes() > 0 and EXIT.changes or EXIT.ok
 end
 
-function ACTIONS.apply(io_, args, _, r, c, name)
-  local p, err = make_plan(args, r, c, name)
+function ACTIONS.apply(io_, args, _, r, desc, name)
+  local p, err = make_plan(args, r, desc, name)
   if not p then return nil, err end
   io_.out:write(tostring(p) .. "\n")
   if p:changes() == 0 then
@@ -399,10 +377,10 @@ function cli.main(argv, io_)
       return usage(format("--%s: %s %s writes no %s", flag, name, action, flag:upper()))
     end
   end
-  local c = compile.resource(description(name))
+  local desc = described(name)
   local values, why
   if VALUES[action] then
-    values, why = VALUES[action](args, c)
+    values, why = VALUES[action](args, desc)
     -- the message may quote the argument as typed
     if not values then return usage(why) end
   end
@@ -411,7 +389,7 @@ function cli.main(argv, io_)
     io_.err:write(PROGRAM .. ": " .. tostring(cf):gsub("^[^:]*:%d+: ", "") .. "\n")
     return EXIT.error
   end
-  local code, err = ACTIONS[action](io_, args, values, cf[name], c, name)
+  local code, err = ACTIONS[action](io_, args, values, cf[name], desc, name)
   cf:close()
   if code == nil then
     -- what stdout holds yet is older than the error: in a log of both, in order

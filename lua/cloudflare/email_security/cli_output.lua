@@ -1,31 +1,23 @@
 -- What the command-line tool prints: an aligned table, one entry as
--- "field  value" lines, CSV (sync/entries.lua writes it), and JSON. JSON
--- is written here, led by the schema node where there is one, because a
--- decoded empty list and an empty object are the same Lua table: the
--- description says which it is (lua-cjson would write every one as {}).
--- Nothing printed may drive a terminal: the table escapes what it shows,
--- JSON escapes every control character (as \uNNNN, which loses nothing),
--- and CSV is escaped when it goes to a terminal (to a file it must stay
--- byte for byte, to read back).
+-- "field  value" lines, CSV (sync/entries.lua writes it), and JSON (the
+-- module's JSON writer, schema/body.lua, led by the description, since a
+-- decoded empty list and an empty object are the same Lua table). Nothing
+-- printed may drive a terminal: the table escapes what it shows, JSON
+-- escapes every control character, and CSV is escaped when it goes to a
+-- terminal (to a file it must stay byte for byte, to read back).
 
 local core = require("cloudflare.email_security.core")
 local errors = require("cloudflare.email_security.errors")
 local entries = require("cloudflare.email_security.sync.entries")
-local keys = require("cloudflare.email_security.sync.keys")
+local json = require("cloudflare.email_security.schema.body").json
 local validate = require("cloudflare.email_security.schema.validate")
 
-local null, encode_string = core.null, core.json_encode
-local concat, format, next, sort, type = table.concat, string.format, next, table.sort, type
+local null = core.null
+local concat, format, type = table.concat, string.format, type
 
 local output = {}
 
 local escape_unicode_controls = errors.escape_unicode_controls
-
--- s as a JSON string: lua-cjson escapes the C0 controls and DEL, and
--- writes the rest as it is; the others are escaped here.
-local function json_string(s)
-  return escape_unicode_controls(encode_string(s))
-end
 
 --- CSV text as a terminal can show it: every control character but the
 --- line breaks (a cell's, and the "\r\n" that ends a row) as \xNN, and
@@ -47,11 +39,12 @@ function output.is_terminal(fd)
 end
 
 --- The columns a resource's entries show: id first, then the current
---- fields in the description's order; a table leaves out the timestamps.
-function output.columns(c, for_table)
+--- fields in the description's order (desc: compiled); a table leaves out
+--- the timestamps.
+function output.columns(desc, for_table)
   local out = { "id" }
-  for _, name in ipairs(c.entry.order) do
-    local f = c.entry.fields[name]
+  for _, name in ipairs(desc.entry.order) do
+    local f = desc.entry.fields[name]
     if name ~= "id" and not f.deprecated and not (for_table and f.format == "date-time") then
       out[#out + 1] = name
     end
@@ -108,47 +101,7 @@ function output.entry_text(e, cols)
   return concat(out, "\n") .. "\n"
 end
 
--- JSON has no NaN or infinity
-local function number(v)
-  if v ~= v or v == math.huge or v == -math.huge then return "null" end
-  return keys.number_text(v)
-end
-
 local LIST = { type = "array" }
-
--- v as JSON; node (or nil): its schema node, which tells an empty list
--- from an empty object and orders an object's fields.
-local function json(v, node)
-  local t = type(v)
-  if v == nil or v == null then return "null" end
-  if t == "string" then return json_string(v) end
-  if t == "number" then return number(v) end
-  if t == "boolean" then return tostring(v) end
-  if t ~= "table" then return "null" end
-  -- without a node the decoded JSON left no trace of which an empty table
-  -- was (lua-cjson 2.1.0 marks no array): a list, as entries.csv takes it,
-  -- since an entry's fields hold lists far more often than objects
-  if (node and node.type == "array") or (not node and (#v > 0 or next(v) == nil)) then
-    local parts = {}
-    for i = 1, #v do parts[i] = json(v[i], node and node.items) end
-    return "[" .. concat(parts, ",") .. "]"
-  end
-  local names, known = {}, {}
-  for _, name in ipairs(node and node.order or {}) do
-    if v[name] ~= nil then names[#names + 1], known[name] = name, true end
-  end
-  local rest = {}
-  for k in pairs(v) do if not known[k] then rest[#rest + 1] = tostring(k) end end
-  sort(rest)
-  for _, k in ipairs(rest) do names[#names + 1] = k end
-  local parts = {}
-  for i, name in ipairs(names) do
-    parts[i] = json_string(name) .. ":" .. json(v[name], node and node.fields and node.fields[name])
-  end
-  return "{" .. concat(parts, ",") .. "}"
-end
-
-output.json = json
 
 --- v as one line of JSON; node: its schema node, or output.LIST for a
 --- list of what item describes.

@@ -2,18 +2,20 @@
 -- configuration. Returns `nil, message` when they cannot make a client; the
 -- public constructor raises that message at the caller.
 
-local nginx_transport = require("cloudflare.email_security.nginx_transport")
+local transport = require("cloudflare.email_security.transport")
 local snapshot = require("cloudflare.email_security.snapshot")
 
 local config = {}
-local in_nginx = nginx_transport.available
 
+-- The options' defaults, here and nowhere else: the C core and the pacer
+-- are given every value.
 config.DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 config.DEFAULT_TIMEOUT = 60
 config.DEFAULT_CONNECT_TIMEOUT = 10
 config.DEFAULT_MAX_RESPONSE_SIZE = 8 * 1024 * 1024
 config.DEFAULT_MAX_RETRIES = 2
 config.DEFAULT_MAX_RETRY_WAIT = 60
+config.DEFAULT_NGINX_LOCATION = "/_cloudflare_email_security"
 
 local KNOWN = {
   account_id = true, api_token = true, api_email = true, api_key = true,
@@ -21,10 +23,6 @@ local KNOWN = {
   max_response_size = true, user_agent = true, max_retries = true, max_retry_wait = true,
   rate_limit = true, sleep = true, log = true, transport = true, nginx_location = true,
 }
-
--- libcurl's own settings: inside nginx the proxy location's directives
--- (proxy_read_timeout, proxy_ssl_trusted_certificate...) govern instead.
-local CURL_ONLY = { "timeout", "connect_timeout", "ca_bundle" }
 
 -- An environment variable set to "" counts as not set, as in most tools.
 local function from_env(getenv, name)
@@ -226,31 +224,17 @@ function config.resolve(opts, getenv)
   end
   c.log = lg
 
-  local transport = opts.transport
-  if transport == nil then transport = in_nginx() and "nginx" or "curl" end
-  if transport ~= "curl" and transport ~= "nginx" then
-    return nil, "transport must be \"curl\" or \"nginx\""
+  -- which transport (transport.lua chooses), and no option only another reads
+  c.transport, why = transport.choose(opts.transport)
+  if not c.transport then return nil, why end
+  why = transport.misplaced(c.transport, opts)
+  if why then return nil, why end
+  -- read by the nginx transport alone (misplaced refused it for another)
+  local location = opts.nginx_location or config.DEFAULT_NGINX_LOCATION
+  if type(location) ~= "string" or not location:find("^/[A-Za-z0-9%-%._~/]*$") then
+    return nil, "nginx_location must be a location path such as " .. config.DEFAULT_NGINX_LOCATION
   end
-  c.transport = transport
-  if transport == "nginx" then
-    if not in_nginx() then
-      return nil, "transport \"nginx\" works only inside nginx's Lua (ngx.location.capture)"
-    end
-    for _, name in ipairs(CURL_ONLY) do
-      if opts[name] ~= nil then
-        return nil, name .. " has no effect inside nginx: set it on the proxy location"
-          .. " (README, \"Inside nginx\"), or pass transport = \"curl\""
-      end
-    end
-    local location = opts.nginx_location or nginx_transport.DEFAULT_LOCATION
-    if type(location) ~= "string" or not location:find("^/[A-Za-z0-9%-%._~/]*$") then
-      return nil, "nginx_location must be a location path such as "
-        .. nginx_transport.DEFAULT_LOCATION
-    end
-    c.nginx_location = location
-  elseif opts.nginx_location ~= nil then
-    return nil, "nginx_location is for transport \"nginx\" only"
-  end
+  c.nginx_location = location
   return c
 end
 

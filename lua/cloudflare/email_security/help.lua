@@ -3,6 +3,7 @@
 -- both from the descriptions the module itself runs on.
 
 local names = require("cloudflare.email_security.resources.names")
+local compile = require("cloudflare.email_security.schema.compile")
 
 local help = {}
 
@@ -36,24 +37,22 @@ function help.describe(n)
   return table.concat(parts, ", ")
 end
 
--- The calls, in the order people meet them, with their arguments.
-help.CALLS = {
-  { "list", "list(params)" }, { "list", "each(params)" }, { "list", "all(params)" }, { "create", "create(fields)" },
-  { "get", "get(id)" },
-  { "update", "update(id, fields)" }, { "replace", "replace(id, fields)" }, { "delete", "delete(id)" },
-  { "batch", "batch{ posts, patches, puts, deletes }" }, { "verification", "verification(id)" },
-  { "delete_many", "delete_many{ id, ... }" }, { "list", "plan(desired, opts)" },
+-- Each call as a person writes it, with its arguments.
+local SIGNATURES = {
+  list = "list(params)", each = "each(params)", all = "all(params)", create = "create(fields)", get = "get(id)",
+  update = "update(id, fields)", replace = "replace(id, fields)", delete = "delete(id)",
+  batch = "batch{ posts, patches, puts, deletes }", verification = "verification(id)",
+  delete_many = "delete_many{ id, ... }", plan = "plan(desired, opts)",
 }
 
 local function description(name)
   return require("cloudflare.email_security.resources." .. name)
 end
 
+-- the calls the compiler found the description to have, in its order
 local function calls_of(d)
   local out = {}
-  for _, c in ipairs(help.CALLS) do
-    if d.ops[c[1]] then out[#out + 1] = c[2] end
-  end
+  for i, call in ipairs(compile.resource(d).calls) do out[i] = SIGNATURES[call] end
   return out
 end
 
@@ -61,7 +60,11 @@ end
 --- a client, or a resource's name.
 function help.text(what)
   local name = what
-  if type(what) == "table" and type(what._c) == "table" then name = what._c.name end
+  if type(what) == "table" then
+    -- loaded here: the reference's generator reads help.describe without the C core
+    local desc = require("cloudflare.email_security.resource").internals(what)
+    if desc then name = desc.name end
+  end
   if name == nil then
     local lines = { "Resources, each a field of a client (cf.allow_policies, ...):" }
     for _, n in ipairs(names) do

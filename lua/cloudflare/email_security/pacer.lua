@@ -11,10 +11,11 @@ Pacer.__index = Pacer
 local pacer = {}
 
 --- limit: { requests = N, per = seconds } or nil; clock: monotonic seconds;
---- max_wait: the longest hold a RateLimit header may cause (default 60).
+--- max_wait: the longest hold a RateLimit header may cause. The client
+--- gives its configuration's (config.lua holds the defaults).
 function pacer.new(limit, clock, max_wait)
   return setmetatable({
-    max_wait = max_wait or 60,
+    max_wait = max_wait,
     size = limit and limit.requests,
     per = limit and limit.per,
     starts = {},

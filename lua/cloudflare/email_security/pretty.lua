@@ -3,6 +3,7 @@
 -- errors as their one line. The REPL setup prints every result with it.
 
 local errors = require("cloudflare.email_security.errors")
+local array = require("cloudflare.email_security.array")
 local null = require("cloudflare.email_security.core").null
 
 local MAX_ITEMS = 20     -- a page of 1000 entries is not read at a prompt
@@ -19,12 +20,9 @@ local function quote(s)
   return '"' .. errors.printable(escaped) .. '"'
 end
 
+-- what is printed may be any table a person made at the prompt
 local function is_array(t)
-  local n = #t
-  if n == 0 then return next(t) == nil end
-  local count = 0
-  for _ in pairs(t) do count = count + 1 end
-  return count == n
+  return array.length(t) ~= nil
 end
 
 local function render(v, indent, depth, seen, out)
@@ -71,9 +69,20 @@ function pretty.render(v)
   return table.concat(out)
 end
 
--- The fields that tell entries apart (every resource's natural key),
--- shown for each entry of a list.
-local KEY_FIELDS = { "name", "email", "is_email_regex", "domain", "pattern_type", "pattern", "is_regex" }
+-- The fields that tell entries apart, shown for each entry of a list: a
+-- line cannot know its entry's resource, so the fields of every
+-- resource's natural key (resources/overlay.lua), a name first, where an
+-- entry has one, since it says most to a person.
+local KEY_FIELDS = { "name" }
+do
+  local overlay = require("cloudflare.email_security.resources.overlay")
+  local seen = { name = true }
+  for _, resource in ipairs(require("cloudflare.email_security.resources.names")) do
+    for _, field in ipairs(overlay[resource] and overlay[resource].key or {}) do
+      if not seen[field] then KEY_FIELDS[#KEY_FIELDS + 1], seen[field] = field, true end
+    end
+  end
+end
 local MAX_LINES = 50
 
 -- A list of entries (tables with an id): printed a line each.

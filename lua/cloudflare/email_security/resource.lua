@@ -1,6 +1,6 @@
 -- One resource's calls, built from its description (resources/<name>.lua,
--- generated from the OpenAPI file): each call the description's `ops`
--- lists, and no other (the impersonation registry has no batch, so
+-- generated from the OpenAPI file): the calls schema/compile.lua found it
+-- to have, and no other (the impersonation registry has no batch, so
 -- cf.impersonation_registry.batch is nil). Misuse of a call raises;
 -- anything the description refuses comes back as `nil, err` with
 -- err.kind == "invalid", and then nothing is sent.
@@ -9,20 +9,18 @@ local core = require("cloudflare.email_security.core")
 local errors = require("cloudflare.email_security.errors")
 local compile = require("cloudflare.email_security.schema.compile")
 local validate = require("cloudflare.email_security.schema.validate")
-local write_body = require("cloudflare.email_security.schema.body")
-local policy = require("cloudflare.email_security.policy")
+local write_body = require("cloudflare.email_security.schema.body").write
+local send = require("cloudflare.email_security.scheduler").call
 local paging = require("cloudflare.email_security.paging")
 local snapshot = require("cloudflare.email_security.snapshot")
+local array = require("cloudflare.email_security.array")
+local number_text = require("cloudflare.email_security.numbers").text
 
 local escape, null = core.escape_segment, core.null
-local concat, format, getmetatable, next, rawget, type = table.concat, string.format, getmetatable, next, rawget,
-  type
+local concat, getmetatable, next, rawget, type = table.concat, getmetatable, next, rawget, type
 local RESULTS = compile.RESULTS
 
 local resource = {}
-
--- Which op each method needs.
-local OP_OF = { each = "list", all = "list", plan = "list" }
 
 -- Raises at the caller's call site, the way Lua's own libraries do: a call
 -- made with a dot, on another resource that lacks it, or on a closed client.
@@ -31,8 +29,8 @@ local function check_self(self, method)
   if type(mt) ~= "table" or not mt.__resource then
     error(("bad self to '%s' (call it as r:%s(...), not r.%s(...))"):format(method, method, method), 3)
   end
-  if not self._c.ops[OP_OF[method] or method] then
-    error(("bad self to '%s' (%s has no %s)"):format(method, self._c.name, method), 3)
+  if not self._desc.has[method] then
+    error(("bad self to '%s' (%s has no %s)"):format(method, self._desc.name, method), 3)
   end
   if self._state.transport:is_closed() then
     error("attempt to use a closed cloudflare.email_security client", 3)
@@ -63,23 +61,23 @@ end
 -- The path of an op, or an invalid error when the id is not what the
 -- description allows (the error then shows the path template, never the id).
 function Resource:_path(op, method, id)
-  local c = self._c
+  local desc = self._desc
   if not op.suffix:find("{id}", 1, true) then return self._collection .. op.suffix end
-  local field, rule, message = validate.value(c.id_node, id, c.id.param)
+  local field, rule, message = validate.value(desc.id_node, id, desc.id.param)
   if field then
     return nil, errors.invalid(field, rule, message, method,
-                               self._collection .. op.suffix:gsub("{id}", "{" .. c.id.param .. "}"))
+                               self._collection .. op.suffix:gsub("{id}", "{" .. desc.id.param .. "}"))
   end
   -- a uuid has nothing to escape
   local before, after = split_suffix(op)
-  return self._collection .. before .. (c.id.format == "uuid" and id or escape(id)) .. after
+  return self._collection .. before .. (desc.id.format == "uuid" and id or escape(id)) .. after
 end
 
 -- The JSON body for an op from the caller's table, read once (snapshot),
 -- checked, and written from that same copy; or nil and an invalid error.
 function Resource:_body(op, path, value)
-  local node = self._c.bodies[op.body]
-  local field, rule, message = validate.body(node, value, self._c.name)
+  local node = self._desc.bodies[op.body]
+  local field, rule, message = validate.body(node, value, self._desc.name)
   if field then
     if rule == "min_properties" and op.body == "update" then
       message = message .. " (to clear a nullable field, give it es.null: nil is no value at all)"
@@ -91,35 +89,30 @@ end
 
 -- The ops whose answer can be large, asked for compressed (gzip): where
 -- the answer is one entry, the header costs more than it saves.
-local LARGE_ANSWER = { list = true, batch = true, delete_many = true }
+local COMPRESSED = { list = true, batch = true, delete_many = true }
 
--- The policy's options for the op called name, made once per op and kind:
--- what the API needs of the token, for a 401 or 403 to say, whether its
--- answer is asked for compressed, and once (sent at most once: a create, a
--- batch with posts).
+-- A request's options for the op called name (request.lua), made once per
+-- op and kind: what the API needs of the token, for a 401 or 403 to say,
+-- compressed (its answer is asked for gzip), and once (sent at most once:
+-- a create, a batch with posts).
 local plain_opts, once_opts = setmetatable({}, { __mode = "k" }), setmetatable({}, { __mode = "k" })
 local function opts_for(name, op, once)
   local cache = once and once_opts or plain_opts
   local opts = cache[op]
   if not opts then
-    opts = { permissions = op.permissions, large = LARGE_ANSWER[name], once = once or nil }
+    opts = { permissions = op.permissions, compressed = COMPRESSED[name], once = once or nil }
     cache[op] = opts
   end
   return opts
 end
 
--- The JSON kind of a decoded value: "object", "array", "null", "string",
--- "number" or "boolean"; for an answer's result also "absent". lua-cjson
--- decodes {} and [] to one empty table: for an answer's result, the C
--- decoder says which on the envelope's metatable (envelope.c); an empty
--- table nothing says more of is "empty", taken for either.
-local function kind_of(v, envelope)
-  if v == null then return "null" end
-  local t = type(v)
-  if t ~= "table" then return t end
-  local k = next(v)
-  if k ~= nil then return type(k) == "number" and "array" or "object" end
-  if type(envelope) ~= "table" then return "empty" end
+-- The JSON kind of an answer's result (array.kind), and also "absent".
+-- lua-cjson decodes {} and [] to one empty table: the C decoder says which
+-- on the envelope's metatable (envelope.c); an empty table nothing says
+-- more of is "empty", taken for either.
+local function result_kind(v, envelope)
+  local kind = array.kind(v)
+  if kind ~= "empty" or type(envelope) ~= "table" then return kind end
   -- the decoder gives an empty table for a null or absent result
   local raw = rawget(envelope, "result")
   if raw == nil then return "absent" end
@@ -143,7 +136,7 @@ end
 -- is wrong: "item 3 is a string".
 local function bad_item(list, want, where)
   for i = 1, #list do
-    local kind = kind_of(list[i])
+    local kind = array.kind(list[i])
     if not is_kind(kind, want) then return ("%s %d is %s, not %s"):format(where, i, a_kind(kind), a_kind(want)) end
   end
 end
@@ -152,7 +145,7 @@ end
 -- (compile.RESULTS), else what is wrong, in words.
 local function misshapen(name, result, envelope)
   local shape = RESULTS[name]
-  local kind = kind_of(result, envelope)
+  local kind = result_kind(result, envelope)
   if shape.nullable and (kind == "null" or kind == "absent") then return nil end
   if not is_kind(kind, shape.type) then
     return ("the answer's result is %s, where %s answers %s%s"):format(a_kind(kind), name, a_kind(shape.type),
@@ -165,7 +158,7 @@ local function misshapen(name, result, envelope)
   for _, field in ipairs(shape.lists or {}) do
     local list = result[field]
     if list ~= nil then
-      local list_kind = kind_of(list)
+      local list_kind = array.kind(list)
       if not is_kind(list_kind, "array") then
         return ("the answer's result.%s is %s, where %s answers an array of objects"):format(field, a_kind(list_kind),
                                                                                            name)
@@ -189,10 +182,10 @@ local function checked(name, method, path, may_exist, result, err, envelope)
   return result, nil, envelope
 end
 
--- gone: a DELETE, for which a 404 after a try that may have acted counts
--- as done (see policy.call)
+-- once: sent at most once (a create); gone: a DELETE, for which a 404
+-- after a try that may have acted counts as done (see request.lua)
 local function call(self, name, id, value, once, gone)
-  local op = self._c.ops[name]
+  local op = self._desc.ops[name]
   local path, err = self:_path(op, op.method, id)
   if not path then return nil, err end
   local body
@@ -201,7 +194,7 @@ local function call(self, name, id, value, once, gone)
     if not body then return nil, err end
   end
   return checked(name, op.method, path, once,
-                 policy.call(self._state, op.method, path, "", body, opts_for(name, op, once), gone and id or nil))
+                 send(self._state, op.method, path, "", body, opts_for(name, op, once), gone and id or nil))
 end
 
 --- Creates an entry; answers the entry as stored.
@@ -285,8 +278,8 @@ local BATCH_ARRAYS = { "posts", "patches", "puts", "deletes" }
 function Resource:batch(spec)
   check_self(self, "batch")
   check_arg("batch", 1, spec, "table")
-  local op = self._c.ops.batch
-  local node = self._c.bodies.batch
+  local op = self._desc.ops.batch
+  local node = self._desc.bodies.batch
   local body = snapshot(spec)
   if type(body.deletes) == "table" then body.deletes = id_items(body.deletes) end
   local items = 0
@@ -303,22 +296,22 @@ function Resource:batch(spec)
     return nil, errors.invalid("batch", "min_items", "has nothing to do: every list is empty", op.method, path)
   end
   -- posts create entries: such a batch is sent at most once, as a create
-  local posts = type(body.posts) == "table" and #body.posts > 0
-  return checked("batch", op.method, path, posts,
-                 policy.call(self._state, op.method, path, "", json, opts_for("batch", op, posts)))
+  local once = type(body.posts) == "table" and #body.posts > 0
+  return checked("batch", op.method, path, once,
+                 send(self._state, op.method, path, "", json, opts_for("batch", op, once)))
 end
 
 local function query_value(v)
-  if type(v) == "number" then return format("%.0f", v) end  -- checked integral: 2, never "2.0"
+  if type(v) == "number" then return number_text(v) end
   return escape(tostring(v))
 end
 
 -- "?a=1&b=2" in the description's parameter order, a list as one pair per
 -- item, "" when there are none. params: checked, so numbers are integers
--- within 2^53, which %.0f writes exactly.
-local function query_string(c, params)
+-- within 2^53, which numbers.text writes exactly: 2, never "2.0".
+local function query_string(desc, params)
   local parts = {}
-  for _, name in ipairs(c.param_order) do
+  for _, name in ipairs(desc.param_order) do
     local v = params[name]
     if type(v) == "table" then
       for i = 1, #v do parts[#parts + 1] = name .. "=" .. query_value(v[i]) end
@@ -334,18 +327,18 @@ function Resource:list(params)
   check_self(self, "list")
   check_arg("list", 1, params, "table", true)
   params = params and snapshot(params) or {}
-  local c = self._c
-  local path = self._collection .. c.ops.list.suffix
-  local field, rule, message = validate.params(c, params)
+  local desc = self._desc
+  local path = self._collection .. desc.ops.list.suffix
+  local field, rule, message = validate.params(desc, params)
   if field then return nil, errors.invalid(field, rule, message, "GET", path) end
   return checked("list", "GET", path, false,
-                 policy.call(self._state, "GET", path, query_string(c, params), nil, opts_for("list", c.ops.list)))
+                 send(self._state, "GET", path, query_string(desc, params), nil, opts_for("list", desc.ops.list)))
 end
 
 -- The walk of every page (paging.lua), whose errors name the list's path.
 local function walk(self, params)
   return paging(function(query) return self:list(query) end, params or {}, "GET",
-                self._collection .. self._c.ops.list.suffix)
+                self._collection .. self._desc.ops.list.suffix)
 end
 
 --- Every entry of every page: `for entry, err in r:each{...}`. On a
@@ -378,58 +371,47 @@ function Resource:plan(desired, opts)
   return require("cloudflare.email_security.sync.plan").make(self, desired, opts)
 end
 
--- Which methods each op brings.
-local METHODS = {
-  create = { "create" }, get = { "get" }, update = { "update" }, replace = { "replace" },
-  delete = { "delete" }, verification = { "verification" }, delete_many = { "delete_many" },
-  batch = { "batch" }, list = { "list", "each", "all" },
-}
-
--- A resource's calls, in the order people meet them.
-local ORDER = { "list", "each", "all", "create", "get", "update", "replace", "delete", "batch", "verification",
-                "delete_many", "plan" }
-local function method_names(methods)
-  local out = {}
-  for _, name in ipairs(ORDER) do
-    if methods[name] then out[#out + 1] = name end
-  end
-  return out
-end
-
--- One metatable per description, holding only the calls it has.
+-- One metatable per description, holding only the calls it has (which
+-- the compiler decided: desc.calls).
 local metatables = setmetatable({}, { __mode = "k" })
 
-local function metatable_for(c)
-  local mt = metatables[c]
+local function metatable_for(desc)
+  local mt = metatables[desc]
   if mt then return mt end
   local methods = {}
-  for op in pairs(c.ops) do
-    for _, m in ipairs(METHODS[op] or {}) do methods[m] = Resource[m] end
-  end
-  -- plan and apply need every one of these
-  if c.ops.list and c.ops.create and c.ops.update and c.ops.delete then methods.plan = Resource.plan end
+  for _, name in ipairs(desc.calls) do methods[name] = Resource[name] end
   methods._path, methods._body = Resource._path, Resource._body
+  local line = ("cloudflare.email_security resource %s: %s (help(cf.%s) for its fields)")
+    :format(desc.name, concat(desc.calls, " "), desc.name)
   mt = {
     __index = methods,
     __resource = true,
     -- one line at a prompt: what it is and what it can do
-    __tostring = function()
-      return ("cloudflare.email_security resource %s: %s (help(cf.%s) for its fields)")
-        :format(c.name, concat(method_names(methods), " "), c.name)
-    end,
+    __tostring = function() return line end,
   }
-  metatables[c] = mt
+  metatables[desc] = mt
   return mt
 end
 
 --- state: the client's internals; description: a table from resources/.
 function resource.new(state, description)
-  local c = compile.resource(description)
+  local desc = compile.resource(description)
   return setmetatable({
     _state = state,
-    _c = c,
-    _collection = "/accounts/" .. escape(state.account_id) .. c.path,
-  }, metatable_for(c))
+    _desc = desc,
+    _collection = "/accounts/" .. escape(state.account_id) .. desc.path,
+  }, metatable_for(desc))
+end
+
+--- The module's own view of a resource, for the files that work with one
+--- from outside (sync/, help.lua, es.read_entries): its compiled
+--- description (schema/compile.lua) and the path of its collection
+--- ("/accounts/<id>/email-security/settings/<name>"). nil when r is no
+--- resource. Callers of the module have the methods, never these.
+function resource.internals(r)
+  local mt = getmetatable(r)
+  if type(mt) ~= "table" or rawget(mt, "__resource") ~= true then return nil end
+  return r._desc, r._collection
 end
 
 return resource

@@ -33,6 +33,26 @@ compile.RESULTS = {
   batch = { type = "object", lists = { "deletes", "patches", "posts", "puts" } },
 }
 
+-- A resource's calls, in the order people meet them (a prompt's
+-- tostring, help(), the command line), and the ops each one needs: a
+-- resource has a call when its description has every op the call needs.
+-- Plan needs all four that apply sends or lists with.
+local CALLS = { "list", "each", "all", "create", "get", "update", "replace", "delete", "batch", "verification",
+                "delete_many", "plan" }
+local NEEDS = { each = { "list" }, all = { "list" }, plan = { "list", "create", "update", "delete" } }
+
+local function calls_of(ops)
+  local calls, has = {}, {}
+  for _, call in ipairs(CALLS) do
+    local all_there = true
+    for _, op in ipairs(NEEDS[call] or { call }) do
+      if not ops[op] then all_there = false end
+    end
+    if all_there then calls[#calls + 1], has[call] = call, true end
+  end
+  return calls, has
+end
+
 local KEYS = {
   name = "string", type = "string", format = "string", nullable = "boolean", enum = "table",
   min_length = "number", max_length = "number", minimum = "number", maximum = "number",
@@ -111,9 +131,11 @@ compile.node = node
 
 local cache = setmetatable({}, { __mode = "k" })
 
---- The compiled form of a description: { name, path, id, id_node, ops,
---- entry, bodies = { create = node, ... }, params = { name = node },
---- param_order }.
+--- The compiled form of a description (called `desc` where the module
+--- uses it): { name, path, id, id_node, ops, calls, has, entry, bodies =
+--- { create = node, ... }, params = { name = node }, param_order }.
+--- calls: the resource's calls in order ("list", "each", ..., "plan");
+--- has: the same as a set.
 function compile.resource(d)
   local done = cache[d]
   if done then return done end
@@ -121,9 +143,10 @@ function compile.resource(d)
   if type(d.name) ~= "string" or type(d.path) ~= "string" or type(d.ops) ~= "table" then
     error(where .. ": a description needs name, path and ops", 0)
   end
-  local c = { name = d.name, path = d.path, id = d.id, ops = d.ops, bodies = {}, params = {}, param_order = {} }
+  local desc = { name = d.name, path = d.path, id = d.id, ops = d.ops, bodies = {}, params = {}, param_order = {} }
+  desc.calls, desc.has = calls_of(d.ops)
   if d.id then
-    c.id_node = node({ type = d.id.type or "string", format = d.id.format }, where .. " id")
+    desc.id_node = node({ type = d.id.type or "string", format = d.id.format }, where .. " id")
   end
   for op_name, op in pairs(d.ops) do
     if op.body and not (d.bodies and d.bodies[op.body]) then
@@ -133,15 +156,15 @@ function compile.resource(d)
       error(where .. "." .. op_name .. ": an entry path without an id", 0)
     end
   end
-  for body_name, raw in pairs(d.bodies or {}) do c.bodies[body_name] = node(raw, where .. "." .. body_name) end
-  if d.entry then c.entry = node(d.entry, where .. ".entry") end
-  if d.verification then c.verification = node(d.verification, where .. ".verification") end
+  for body_name, raw in pairs(d.bodies or {}) do desc.bodies[body_name] = node(raw, where .. "." .. body_name) end
+  if d.entry then desc.entry = node(d.entry, where .. ".entry") end
+  if d.verification then desc.verification = node(d.verification, where .. ".verification") end
   for i, p in ipairs(d.list_params or {}) do
-    c.params[p.name] = node(p, where .. "?" .. tostring(p.name))
-    c.param_order[i] = p.name
+    desc.params[p.name] = node(p, where .. "?" .. tostring(p.name))
+    desc.param_order[i] = p.name
   end
-  cache[d] = c
-  return c
+  cache[d] = desc
+  return desc
 end
 
 return compile

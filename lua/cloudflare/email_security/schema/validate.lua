@@ -8,45 +8,20 @@
 -- names the place ("posts[2].pattern").
 
 local core = require("cloudflare.email_security.core")
-local null, is_uuid, text_flags = core.null, core.is_uuid, core.text_flags
+local null, is_uuid, text_flags, utf8_length = core.null, core.is_uuid, core.text_flags, core.utf8_length
 local compile = require("cloudflare.email_security.schema.compile")
+local array_length = require("cloudflare.email_security.array").length
+local number_text = require("cloudflare.email_security.numbers").text
 
-local byte, floor, huge, next, type = string.byte, math.floor, math.huge, next, type
+local floor, huge, next, type = math.floor, math.huge, next, type
 local FORMATS = compile.FORMATS
 local validate = {}
 
---- The number of characters in a UTF-8 string, or nil when it is not valid
---- UTF-8 (overlong forms, surrogates and code points past U+10FFFF included).
-function validate.utf8_length(s)
-  if not s:find("[\128-\255]") then return #s end
-  local i, n, count = 1, #s, 0
-  while i <= n do
-    local c = byte(s, i)
-    local size, low, high = 1, 0x80, 0xBF
-    if c >= 0x80 then
-      if c >= 0xC2 and c <= 0xDF then size = 2
-      elseif c >= 0xE0 and c <= 0xEF then
-        size = 3
-        if c == 0xE0 then low = 0xA0 elseif c == 0xED then high = 0x9F end
-      elseif c >= 0xF0 and c <= 0xF4 then
-        size = 4
-        if c == 0xF0 then low = 0x90 elseif c == 0xF4 then high = 0x8F end
-      else
-        return nil
-      end
-      -- the first continuation byte carries the overlong/surrogate limits
-      local c2 = byte(s, i + 1)
-      if not c2 or c2 < low or c2 > high then return nil end
-      for k = i + 2, i + size - 1 do
-        local ck = byte(s, k)
-        if not ck or ck < 0x80 or ck > 0xBF then return nil end
-      end
-    end
-    i = i + size
-    count = count + 1
-  end
-  return count
-end
+--- The number of characters in a UTF-8 string; nil and the 1-based offset
+--- of the first byte that is not UTF-8 (overlong forms, surrogates and code
+--- points past U+10FFFF included), when it is not. In C: the same check the
+--- answer's scan makes (src/json_scan.c).
+validate.utf8_length = utf8_length
 
 -- Past 2^53 a double (all lua-cjson has) is no longer exact: the API's
 -- answer holding such a value could never be read back, so it is never sent.
@@ -70,7 +45,7 @@ local function check_string(n, v)
   local has_nul, has_high = text_flags(v)
   if has_nul then return "nul", "must not contain a NUL byte" end
   if has_high then
-    len = validate.utf8_length(v)
+    len = utf8_length(v)
     if not len then return "utf8", "must be valid UTF-8" end
   end
   if n.min_length and len < n.min_length then
@@ -94,7 +69,7 @@ local function check_number(n, v, integer)
   local finite = type(v) == "number" and v == v and v ~= huge and v ~= -huge
   if not finite or (integer and not is_integral(v)) then
     return "type", ("must be %s, got %s"):format(integer and "an integer" or "a finite number",
-                                                  type(v) == "number" and ("%.17g"):format(v) or type(v))
+                                                  type(v) == "number" and number_text(v) or type(v))
   end
   if integer and v > EXACT then
     return "maximum", "must be at most 2^53 (9007199254740992): a larger integer cannot be read back exactly"
@@ -104,19 +79,6 @@ local function check_number(n, v, integer)
   end
   if n.minimum and v < n.minimum then return "minimum", ("must be at least %s"):format(n.minimum) end
   if n.maximum and v > n.maximum then return "maximum", ("must be at most %s"):format(n.maximum) end
-end
-
--- A Lua table as a JSON array: keys 1..#t and nothing else.
-local function array_length(t)
-  local count = 0
-  for k in next, t do
-    if type(k) ~= "number" or k < 1 or floor(k) ~= k then return nil end
-    count = count + 1
-  end
-  for i = 1, count do
-    if t[i] == nil then return nil end
-  end
-  return count
 end
 
 local function check_array(n, v, path)
@@ -252,13 +214,13 @@ end
 --- One value at a path: for ids and the items of calls that take a list.
 validate.value = check
 
---- List parameters against the compiled resource's params.
-function validate.params(c, params)
+--- List parameters against the params of desc, a compiled description.
+function validate.params(desc, params)
   for name, v in next, params do
-    local p = type(name) == "string" and c.params[name]
+    local p = type(name) == "string" and desc.params[name]
     if not p then
-      return tostring(name), "unknown", "is not a list parameter of " .. c.name
-        .. validate.suggest(tostring(name), c.param_order)
+      return tostring(name), "unknown", "is not a list parameter of " .. desc.name
+        .. validate.suggest(tostring(name), desc.param_order)
     end
     if v == null then return name, "nullable", "must not be null" end
     local field, rule, message = check(p, v, name)

@@ -4,24 +4,28 @@
 -- patches, deletes), else one request per change. Creates go first, then
 -- updates, then deletes.
 --
--- Refused, with nothing sent, past the thresholds (more than 30% of the
--- existing entries to update, or to delete, when there are at least 10)
--- unless opts.force. On a failure it stops and answers nil and an error
--- that says what was done and what was not (err.applied, err.remaining);
--- planning again and applying finishes the job: entries are matched by
--- their keys, so what was created is found, and what was deleted is gone.
+-- Refused, with nothing sent, past the plan's thresholds unless
+-- opts.force. On a failure it stops and answers nil and an error that says
+-- what was done and what was not (err.applied, err.remaining); planning
+-- again and applying finishes the job: entries are matched by their keys,
+-- so what was created is found, and what was deleted is gone.
+--
+-- What apply shares with plan (the listing, the option check, the
+-- thresholds) it asks of the plan it is given: p:listing(),
+-- p:check_options(), p:past_thresholds(). sync/plan.lua loads this file,
+-- never the other way round.
 
 local errors = require("cloudflare.email_security.errors")
+local resource_internals = require("cloudflare.email_security.resource").internals
 local retry = require("cloudflare.email_security.retry")
 local snapshot = require("cloudflare.email_security.snapshot")
+local keys = require("cloudflare.email_security.sync.keys")
 
 local format, min, ceil, type = string.format, math.min, math.ceil, type
 
--- Cloudflare's codes for a 404 that names no entry (no such route or
--- account): such a delete did nothing.
-local ROUTE_NOT_FOUND = { [7000] = true, [7003] = true }
-
-local DEFAULTS = { update = 0.3, delete = 0.3, min_existing = 10 }
+-- a 404 for the entry itself, not for an unknown route or account (which
+-- did nothing)
+local is_gone = require("cloudflare.email_security.request").is_gone
 
 local Summary = {}
 Summary.__index = Summary
@@ -32,31 +36,22 @@ function Summary:__tostring()
     self.requests == 1 and "" or "s")
 end
 
-local function invalid(p, rule, message)
-  return errors.invalid("plan", rule, message, "APPLY", p.resource._collection)
+local function collection(p)
+  local _, path = resource_internals(p.resource)
+  return path
 end
 
--- The threshold a plan is past, as an invalid error, or nil.
-local function past_threshold(p, t)
-  local existing = p.existing
-  if existing < (t.min_existing or DEFAULTS.min_existing) then return nil end
-  for _, kind in ipairs({ "update", "delete" }) do
-    local count = #p[kind .. "s"]
-    local limit = t[kind] or DEFAULTS[kind]
-    if count > limit * existing then
-      return invalid(p, "threshold", format("would %s %d of the %d existing entries (%.0f%%, more than %.0f%%): "
-        .. "nothing was sent. Check the plan, then apply with force = true (--force) if it is meant",
-        kind, count, existing, 100 * count / existing, 100 * limit))
-    end
-  end
+local function invalid(p, rule, message)
+  return errors.invalid("plan", rule, message, "APPLY", collection(p))
 end
 
 --- How many requests sending a plan takes, without the listing: with a
 --- batch endpoint, ceil(largest kind / 1000) (the kinds the endpoint
 --- lacks one each), else one per change.
 local function batch_kinds(r)
-  local node = r._c.bodies.batch
-  if not (r._c.ops.batch and node) then return {} end
+  local desc = resource_internals(r)
+  local node = desc.bodies.batch
+  if not (desc.ops.batch and node) then return {} end
   local kinds = {}
   for kind, array in pairs({ creates = "posts", updates = "patches", deletes = "deletes" }) do
     local f = node.fields[array]
@@ -76,8 +71,7 @@ end
 -- later plan refused for the duplicate key. Answers the requests it made,
 -- and an error when the plan is stale (nothing sent).
 local function still_absent(p)
-  local keys = require("cloudflare.email_security.sync.keys")
-  local now, err = require("cloudflare.email_security.sync.plan").existing(p.resource)
+  local now, err = p:listing()
   if not now then
     err.note = (err.note and err.note .. "; " or "") .. "listing again before the creates: nothing was sent"
     return 1, err
@@ -112,10 +106,6 @@ local function request_count(p)
   return batches + singles
 end
 
-local function is_gone(err)
-  return err.status == 404 and not ROUTE_NOT_FOUND[err.code]
-end
-
 local apply = { requests = request_count }
 
 function apply.apply(p, opts)
@@ -123,8 +113,7 @@ function apply.apply(p, opts)
     error("bad argument #1 to 'apply' (table expected, got " .. type(opts) .. ")", 2)
   end
   opts = opts and snapshot(opts) or {}
-  local plans = require("cloudflare.email_security.sync.plan")
-  local unknown = plans.check_options(opts, { "force", "thresholds", "progress" }, "APPLY", p.resource._collection)
+  local unknown = p:check_options(opts, { "force", "thresholds", "progress" }, "APPLY")
   if unknown then return nil, unknown end
   if opts.progress ~= nil and type(opts.progress) ~= "function" then
     error("bad argument #1 to 'apply' (progress must be a function)", 2)
@@ -134,15 +123,10 @@ function apply.apply(p, opts)
   end
   if opts.force ~= nil and type(opts.force) ~= "boolean" then
     return nil, errors.invalid("force", "type", "must be true or false, got " .. type(opts.force), "APPLY",
-                               p.resource._collection)
+                               collection(p))
   end
-  local thresholds_err = plans.check_thresholds(p.resource, opts.thresholds)
-  if thresholds_err then return nil, thresholds_err end
-  -- apply's own thresholds, else the plan's
-  if not (opts.force or p.force) then
-    local err = past_threshold(p, opts.thresholds or p.thresholds or {})
-    if err then return nil, err end
-  end
+  local past = p:past_thresholds(opts.thresholds, opts.force)
+  if past then return nil, past end
   local r = p.resource
   local requests = 0
   if #p.creates > 0 then
@@ -245,7 +229,7 @@ function apply.apply(p, opts)
       -- have acted). An entry it deletes went since the plan was made, or
       -- by an earlier try: those deletes are done, and the rest is sent
       -- again, once.
-      local now, list_err = require("cloudflare.email_security.sync.plan").existing(r)
+      local now, list_err = p:listing()
       requests = requests + listing_requests(#(now or {}))
       if not now then
         return stopped(list_err, format("batch %d of %d", chunk, chunks), earlier and counts or {}, earlier)

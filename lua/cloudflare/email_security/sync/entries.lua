@@ -12,18 +12,22 @@
 --   {...}                JSON, for an object field
 --   anything else        text; a quoted cell is always text ("" is the
 --                        empty string, "null" the word)
--- With a resource, cells are typed by its description at once; without
+-- With a resource (its compiled description, desc), cells are typed by it
+-- at once; without
 -- one, true/false/null are read as such and the rest stays text, and plan
 -- types them by the resource it plans for.
 -- JSON: an array of objects, as lua-cjson decodes them.
 
 local core = require("cloudflare.email_security.core")
-local cjson = require("cjson")
+local array = require("cloudflare.email_security.array")
 local validate = require("cloudflare.email_security.schema.validate")
 local errors = require("cloudflare.email_security.errors")
-local number_text = require("cloudflare.email_security.sync.keys").number_text
+local number_text = require("cloudflare.email_security.numbers").text
 
-local null = core.null
+-- JSON through the C core's own lua-cjson instance, as answers are read:
+-- the host's `cjson` may have been set otherwise (an OpenResty host sets
+-- what it likes), and a file must read the same in every host.
+local null, json_encode, json_decode = core.null, core.json_encode, core.json_decode
 local concat, format, type = table.concat, string.format, type
 
 local entries = {}
@@ -83,10 +87,10 @@ local function typed(node, text, quoted)
     if text == "" then return {} end
     -- a list the ";" form cannot hold, as the writer writes it: JSON
     if text:find("^%[") then
-      local ok, v = pcall(cjson.decode, text)
+      local ok, v = pcall(json_decode, text)
       if ok and type(v) == "table" then
         for i, item in ipairs(v) do
-          local why = item == cjson.null and "must not be null"
+          local why = item == null and "must not be null"
             or (node.items.type == "string" and type(item) ~= "string" and "must be text")
           if why then return nil, format("item %d %s", i, why) end
         end
@@ -103,7 +107,7 @@ local function typed(node, text, quoted)
   elseif t == "object" then
     -- an empty table is written as "" (it cannot tell an empty list from it)
     if text == "" then return {} end
-    local ok, v = pcall(cjson.decode, text)
+    local ok, v = pcall(json_decode, text)
     if not ok or type(v) ~= "table" then return nil, "must be a JSON object, got '" .. text .. "'" end
     return v
   end
@@ -118,22 +122,22 @@ end
 entries.value = typed
 
 --- Types the cells of entries read from a CSV file without a resource,
---- by the compiled resource c: a new list, or nil and a message naming
+--- by the compiled description desc: a new list, or nil and a message naming
 --- the line and column. The entry as the caller holds it now is what
 --- counts: a field changed, added or removed since the file was read keeps
 --- the caller's value (or absence); only a value still as read is typed
 --- again from its cell. Entries not from a CSV file are kept as they are.
-function entries.typed(c, list)
+function entries.typed(desc, list)
   local out = {}
   for i, e in ipairs(list) do
     local o = origins[e]
-    if o and o.cells and c.entry then
+    if o and o.cells and desc.entry then
       local fields = {}
       -- raw, as every read of a caller's table is (one view of it)
       for name, now in next, e do
         local cell = o.cells[name]
         if cell and rawequal(now, o.read[name]) then
-          local v, why = typed(c.entry.fields[name], cell.text, cell.quoted)
+          local v, why = typed(desc.entry.fields[name], cell.text, cell.quoted)
           if why then return fail(o.path, cell.line, cell.column, name .. ": " .. why) end
           fields[name] = v
         else
@@ -220,7 +224,7 @@ local function records(path, s)
   return rows
 end
 
-local function read_csv(path, text, c)
+local function read_csv(path, text, desc)
   if not validate.utf8_length(text) then return nil, path .. ": is not valid UTF-8" end
   local rows, err = records(path, text)
   if not rows then return nil, err end
@@ -243,19 +247,19 @@ local function read_csv(path, text, c)
     local e, cells = {}, {}
     for k, cell in ipairs(row) do
       local name = header[k].text
-      local node = c and c.entry and c.entry.fields[name]
+      local node = desc and desc.entry and desc.entry.fields[name]
       local v, why = typed(node, cell.text, cell.quoted)
       if why then return fail(path, cell.line, cell.column, name .. ": " .. why) end
       e[name] = v
       cells[name] = cell
     end
     local read
-    if not c then
+    if not desc then
       -- the values as read, to tell later which ones the caller changed
       read = {}
       for name, v in pairs(e) do read[name] = v end
     end
-    origins[e] = { path = path, line = row[1].line, cells = not c and cells or nil, read = read }
+    origins[e] = { path = path, line = row[1].line, cells = not desc and cells or nil, read = read }
     list[#list + 1] = e
   end
   return list
@@ -277,7 +281,7 @@ local function read_json(path, text)
   if text:sub(1, 3) == "\239\187\191" then text = text:sub(4) end
   -- lua-cjson decodes {} and [] alike: only an array is a list of entries
   if not text:find("^[ \t\r\n]*%[") then return nil, path .. ": must hold a JSON array of entries (objects)" end
-  local ok, value = pcall(cjson.decode, text)
+  local ok, value = pcall(json_decode, text)
   if not ok then
     local at = tonumber(tostring(value):match("at character (%d+)"))
     local reason = tostring(value):gsub("^.-: ", "")
@@ -287,11 +291,11 @@ local function read_json(path, text)
     end
     return nil, path .. ": " .. reason
   end
-  if type(value) ~= "table" or (next(value) ~= nil and value[1] == nil) then
+  if type(value) ~= "table" or array.kind(value) == "object" then
     return nil, path .. ": must hold a JSON array of entries (objects)"
   end
   for i, e in ipairs(value) do
-    if type(e) ~= "table" or (next(e) ~= nil and e[1] ~= nil) then
+    if type(e) ~= "table" or array.kind(e) == "array" then
       return nil, format("%s: entry %d is not an object", path, i)
     end
     origins[e] = { path = path, index = i }
@@ -299,10 +303,10 @@ local function read_json(path, text)
   return value
 end
 
---- The entries a file holds, by its name's ending (.csv or .json); c, the
---- compiled resource, types CSV cells (optional). nil and a message on a
---- bad file.
-function entries.read(path, c)
+--- The entries a file holds, by its name's ending (.csv or .json); desc,
+--- the compiled description, types CSV cells (optional). nil and a
+--- message on a bad file.
+function entries.read(path, desc)
   local f, why = io.open(path, "rb")
   if not f then return nil, why end
   local text = f:read("*a")
@@ -310,14 +314,14 @@ function entries.read(path, c)
   -- a directory opens, and reads as nothing
   if not text then return nil, path .. ": cannot be read (is it a directory?)" end
   if path:lower():find("%.json$") then return read_json(path, text) end
-  if path:lower():find("%.csv$") then return read_csv(path, text, c) end
+  if path:lower():find("%.csv$") then return read_csv(path, text, desc) end
   return nil, path .. ": neither .csv nor .json: say which by the file's name"
 end
 
 --- The same for a text in memory; kind: "csv" or "json".
-function entries.parse(text, kind, c, name)
+function entries.parse(text, kind, desc, name)
   if kind == "json" then return read_json(name or "json", text) end
-  return read_csv(name or "csv", text, c)
+  return read_csv(name or "csv", text, desc)
 end
 
 ---------------------------------------------------------------------------
@@ -340,18 +344,18 @@ local function cell_of(v)
     -- here): its items as they are, joined by ";", the whole cell quoted
     -- where it needs to be; as a JSON array when that would not read back
     -- the same (an item holding ";", one empty item, a leading "[")
-    if #v > 0 or next(v) == nil then
+    if array.kind(v) ~= "object" then
       local items, plain = {}, true
       for i, item in ipairs(v) do
         items[i] = type(item) == "string" and item or cell_of(item)
         if type(item) == "string" and item:find(";", 1, true) then plain = false end
       end
       local text = concat(items, ";")
-      if not plain or (#v == 1 and v[1] == "") or text:find("^%[") then text = cjson.encode(v) end
+      if not plain or (#v == 1 and v[1] == "") or text:find("^%[") then text = json_encode(v) end
       if text == "" or text:find('[",\r\n]') or text == "null" then return quote(text) end
       return text
     end
-    return quote(cjson.encode(v))
+    return quote(json_encode(v))
   end
   -- text that would read back as something else is quoted
   if v == "" or v == "null" or v:find('[",\r\n]') then return quote(v) end

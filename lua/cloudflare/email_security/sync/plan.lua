@@ -5,13 +5,19 @@
 -- fields as sets. Everything is checked here, before apply sends a byte:
 -- each desired entry against the description, keys present and unique on
 -- both sides, and each change against the body that will carry it.
+-- The plan also owns its safety thresholds, which apply asks it about;
+-- sync/plan_text.lua shows it.
 
 local core = require("cloudflare.email_security.core")
+local array = require("cloudflare.email_security.array")
 local errors = require("cloudflare.email_security.errors")
+local resource_internals = require("cloudflare.email_security.resource").internals
 local validate = require("cloudflare.email_security.schema.validate")
 local snapshot = require("cloudflare.email_security.snapshot")
 local keys = require("cloudflare.email_security.sync.keys")
 local entries = require("cloudflare.email_security.sync.entries")
+local plan_text = require("cloudflare.email_security.sync.plan_text")
+local apply = require("cloudflare.email_security.sync.apply")
 
 local null = core.null
 local concat, format, sort, type = table.concat, string.format, table.sort, type
@@ -24,47 +30,29 @@ Plan.__index = Plan
 -- The create body without its required list: what every desired entry
 -- must satisfy whether it is created or only compared.
 local loose = setmetatable({}, { __mode = "k" })
-local function loose_node(c)
-  local n = loose[c]
+local function loose_node(desc)
+  local n = loose[desc]
   if n then return n end
   n = {}
-  for k, v in pairs(c.bodies.create) do n[k] = v end
+  for k, v in pairs(desc.bodies.create) do n[k] = v end
   n.required = {}
-  loose[c] = n
+  loose[desc] = n
   return n
 end
 
+local function collection(r)
+  local _, path = resource_internals(r)
+  return path
+end
+
 local function invalid(r, field, rule, message)
-  return errors.invalid(field, rule, message, "PLAN", r._collection)
+  return errors.invalid(field, rule, message, "PLAN", collection(r))
 end
 
 -- "desired[3]" and, for an entry from a file, where it is there.
 local function where(i, e)
   local origin = entries.origin(e)
   return format("desired[%d]", i), origin and (" (" .. origin .. ")") or ""
-end
-
--- A value in a canonical text, for comparing lists as sets and tables
--- by content.
-local function canonical(v)
-  if type(v) == "string" then return ("%q"):format(v) end
-  if type(v) == "number" then return keys.number_text(v) end
-  if type(v) ~= "table" then return tostring(v) end
-  if v == null then return "null" end
-  local parts = {}
-  if #v > 0 or next(v) == nil then
-    -- a list: as a set, its items sorted and each once
-    local seen = {}
-    for _, item in ipairs(v) do
-      local text = canonical(item)
-      if not seen[text] then parts[#parts + 1], seen[text] = text, true end
-    end
-    sort(parts)
-    return "[" .. concat(parts, ",") .. "]"
-  end
-  for k, item in pairs(v) do parts[#parts + 1] = tostring(k) .. "=" .. canonical(item) end
-  sort(parts)
-  return "{" .. concat(parts, ",") .. "}"
 end
 
 local function absent(v) return v == nil or v == null end
@@ -75,7 +63,7 @@ local function same(key, field, want, have, e)
   if absent(want) or absent(have) then return absent(want) and absent(have) end
   want, have = keys.normal(key, field, want, e), keys.normal(key, field, have, e)
   if type(want) ~= "table" or type(have) ~= "table" then return want == have end
-  return canonical(want) == canonical(have)
+  return keys.canonical(want) == keys.canonical(have)
 end
 
 -- The fields of an entry that a desired entry may hold but that are never
@@ -83,14 +71,14 @@ end
 -- client sends), or retired past their end of life. A listing written
 -- back (list --csv) holds them all.
 local ignorable = setmetatable({}, { __mode = "k" })
-local function ignored_fields(c)
+local function ignored_fields(desc)
   -- what is retired changes with the date: kept per day
   local today = os.date("!%Y-%m-%d")
-  local cached = ignorable[c]
+  local cached = ignorable[desc]
   if cached and cached.today == today then return cached.fields end
   local out = {}
-  local create, update = c.bodies.create.fields, c.bodies.update and c.bodies.update.fields or {}
-  for name, f in pairs(c.entry.fields) do
+  local create, update = desc.bodies.create.fields, desc.bodies.update and desc.bodies.update.fields or {}
+  for name, f in pairs(desc.entry.fields) do
     if f.read_only then
       out[name] = "read-only"
     elseif not create[name] and not update[name] then
@@ -99,44 +87,31 @@ local function ignored_fields(c)
       out[name] = "retired" .. (f.replaced_by and (": use " .. f.replaced_by) or "")
     end
   end
-  ignorable[c] = { today = today, fields = out }
+  ignorable[desc] = { today = today, fields = out }
   return out
 end
 
 -- The fields a desired entry can manage, in the description's order.
-local function usable_fields(c)
-  local out, ignored = {}, ignored_fields(c)
-  for _, name in ipairs(c.entry.order) do
+local function usable_fields(desc)
+  local out, ignored = {}, ignored_fields(desc)
+  for _, name in ipairs(desc.entry.order) do
     if not ignored[name] then out[#out + 1] = name end
   end
   return out
 end
 
--- A Lua list: keys 1..n and no other, or nil and the first other key.
-local function list_length(t)
-  local n = 0
-  for k in next, t do
-    if type(k) ~= "number" or k < 1 or k % 1 ~= 0 then return nil, k end
-    n = n + 1
-  end
-  for i = 1, n do
-    if t[i] == nil then return nil, n end
-  end
-  return n
-end
-
 -- The desired entries, typed, copied raw, without the fields that are
 -- never compared, and each checked; or nil and an invalid error. Also
 -- the retired fields it dropped, for the plan to say so.
-local function desired_entries(r, c, list)
-  local count, other_key = list_length(list)
+local function desired_entries(r, desc, list)
+  local count, other_key = array.length(list)
   if not count then
     return nil, invalid(r, "desired", "type", "must be a list of entries (keys 1 to n), not a table with key "
       .. errors.printable(tostring(other_key)) .. ": give { entry, ... }, even for one entry")
   end
-  local typed, why = entries.typed(c, list)
+  local typed, why = entries.typed(desc, list)
   if not typed then return nil, invalid(r, "desired", "file", why) end
-  local node, out, ignored, retired = loose_node(c), {}, ignored_fields(c), {}
+  local node, out, ignored, retired = loose_node(desc), {}, ignored_fields(desc), {}
   for i, e in ipairs(typed) do
     local name, origin = where(i, list[i])
     if type(e) ~= "table" then
@@ -150,18 +125,18 @@ local function desired_entries(r, c, list)
         if reason:find("^retired") then
           retired[field] = reason
           -- ignored, but not unchecked: a value of the wrong kind is a mistake
-          local bad, rule, message = validate.value(c.entry.fields[field], value, name .. "." .. field)
+          local bad, rule, message = validate.value(desc.entry.fields[field], value, name .. "." .. field)
           if bad then return nil, invalid(r, bad, rule, message .. origin) end
         end
       end
     end
-    local field, rule, message = validate.value(node, copy, name, c.name)
+    local field, rule, message = validate.value(node, copy, name, desc.name)
     if field then return nil, invalid(r, field, rule, message .. origin) end
     -- what the stored entry cannot hold (a domain's transport null, which
     -- a create takes and the server replaces) would be planned again after
     -- every apply: refused here, so that a file that plans converges
     for f, value in next, copy do
-      local stored, bad, stored_rule, stored_why = c.entry.fields[f], nil, nil, nil
+      local stored, bad, stored_rule, stored_why = desc.entry.fields[f], nil, nil, nil
       if stored then bad, stored_rule, stored_why = validate.value(stored, value, name .. "." .. f) end
       if bad then
         return nil, invalid(r, bad, stored_rule, stored_why .. " in the entry the API stores, though a create "
@@ -176,18 +151,18 @@ end
 
 -- The fields to compare: opts.fields, or every field some desired entry
 -- gives; never a read-only one.
-local function managed_fields(r, c, desired, named)
+local function managed_fields(r, desc, desired, named)
   local out = {}
   if named ~= nil then
     if type(named) ~= "table" then return nil, invalid(r, "fields", "type", "must be a list of field names") end
     if #named == 0 then return nil, invalid(r, "fields", "min_items", "needs at least one field name") end
     for i, field in ipairs(named) do
-      local f = type(field) == "string" and c.entry.fields[field]
+      local f = type(field) == "string" and desc.entry.fields[field]
       if not f then
         return nil, invalid(r, ("fields[%d]"):format(i), "unknown", tostring(field) .. " is not a field of "
-          .. c.name .. validate.suggest(tostring(field), usable_fields(c)))
+          .. desc.name .. validate.suggest(tostring(field), usable_fields(desc)))
       end
-      local reason = ignored_fields(c)[field]
+      local reason = ignored_fields(desc)[field]
       if reason then
         return nil, invalid(r, ("fields[%d]"):format(i), "read_only", field .. " is " .. reason
           .. ": it cannot be managed")
@@ -202,7 +177,16 @@ local function managed_fields(r, c, desired, named)
   return out
 end
 
--- opts.thresholds: { update = fraction, delete = fraction, min_existing = n }.
+-- The safety thresholds, after octoDNS and dnscontrol: a plan that would
+-- update, or delete, more than this fraction of the existing entries is
+-- applied only with force, once there are at least min_existing of them
+-- (below that, a few changes are a large fraction and no sign of a
+-- mistake). A file that lost its rows, or a key that no longer matches,
+-- plans to delete or rewrite most of an account: this stops it.
+plan.THRESHOLDS = { update = 0.3, delete = 0.3, min_existing = 10 }
+
+-- opts.thresholds of plan or apply: { update = fraction, delete =
+-- fraction, min_existing = n }, any of them.
 local function check_thresholds(r, t)
   if t == nil then return nil end
   if type(t) ~= "table" then return invalid(r, "thresholds", "type", "must be a table, got " .. type(t)) end
@@ -218,8 +202,6 @@ local function check_thresholds(r, t)
     end
   end
 end
-
-plan.check_thresholds = check_thresholds
 
 -- Names people reach for that are spelled otherwise here.
 local MEANT = { no_purge = "purge = false", nopurge = "purge = false", dry_run = "r:plan (it changes nothing)" }
@@ -242,18 +224,18 @@ function plan.check_options(opts, allowed, method, path)
   end
 end
 
-local function check_key(r, c, key_fields)
+local function check_key(r, desc, key_fields)
   for i, field in ipairs(key_fields) do
-    if type(field) ~= "string" or not c.entry.fields[field] then
-      return invalid(r, ("key[%d]"):format(i), "unknown", tostring(field) .. " is not a field of " .. c.name
-        .. validate.suggest(tostring(field), usable_fields(c)))
+    if type(field) ~= "string" or not desc.entry.fields[field] then
+      return invalid(r, ("key[%d]"):format(i), "unknown", tostring(field) .. " is not a field of " .. desc.name
+        .. validate.suggest(tostring(field), usable_fields(desc)))
     end
-    local reason = ignored_fields(c)[field]
+    local reason = ignored_fields(desc)[field]
     if reason then
       return invalid(r, ("key[%d]"):format(i), "read_only", field .. " is " .. reason
         .. ": a key is made of fields the desired entries give (never the server's ids)")
     end
-    local t = c.entry.fields[field].type
+    local t = desc.entry.fields[field].type
     if t == "array" or t == "object" then
       return invalid(r, ("key[%d]"):format(i), "type", field .. " is a " .. (t == "array" and "list" or "table")
         .. ": a key is made of single values (text, numbers, booleans)")
@@ -282,6 +264,40 @@ function plan.existing(r)
 end
 local existing_entries = plan.existing
 
+--- Every entry of the plan's resource now: apply lists again (see
+--- plan.existing).
+function Plan:listing()
+  return existing_entries(self.resource)
+end
+
+--- Whether apply may send this plan, as the plan's thresholds say: nil, or
+--- an invalid error (nothing is to be sent). thresholds: apply's own
+--- (checked here, as plan checks its own), else the plan's; force: apply's,
+--- else the plan's.
+function Plan:past_thresholds(thresholds, force)
+  local err = check_thresholds(self.resource, thresholds)
+  if err then return err end
+  if force or self.force then return nil end
+  local t = thresholds or self.thresholds or {}
+  local existing = self.existing
+  if existing < (t.min_existing or plan.THRESHOLDS.min_existing) then return nil end
+  for _, kind in ipairs({ "update", "delete" }) do
+    local count = #self[kind .. "s"]
+    local limit = t[kind] or plan.THRESHOLDS[kind]
+    if count > limit * existing then
+      return errors.invalid("plan", "threshold", format("would %s %d of the %d existing entries (%.0f%%, more "
+        .. "than %.0f%%): nothing was sent. Check the plan, then apply with force = true (--force) if it is "
+        .. "meant", kind, count, existing, 100 * count / existing, 100 * limit), "APPLY", collection(self.resource))
+    end
+  end
+end
+
+--- plan.check_options for apply's options, which the plan is asked for
+--- so that apply needs nothing of this file but the plan it is given.
+function Plan:check_options(opts, allowed, method)
+  return plan.check_options(opts, allowed, method, collection(self.resource))
+end
+
 local function sorted_fields(t)
   local out = {}
   for name in pairs(t) do out[#out + 1] = name end
@@ -291,26 +307,26 @@ end
 
 --- See the module's comment. opts: key (field names), fields (field
 --- names), purge (false: never delete), delete_domains (domains only),
---- force (past the thresholds), thresholds { update = 0.3, delete = 0.3,
---- min_existing = 10 }.
+--- force (past the thresholds), thresholds { update, delete, min_existing }
+--- (any of them; plan.THRESHOLDS holds the defaults).
 function plan.make(r, desired, opts)
-  local c = r._c
-  local name = c.name
+  local desc = resource_internals(r)
+  local name = desc.name
   opts = opts and snapshot(opts) or {}
-  if not (c.ops.list and c.ops.create and c.ops.delete and c.ops.update) then
+  if not desc.has.plan then
     return nil, invalid(r, "plan", "unsupported", name .. " has no create, update, delete and list to plan with")
   end
   local usual = keys.of(name)
   local allowed = { "key", "fields", "purge", "force", "thresholds" }
   if usual and usual.guard then allowed[#allowed + 1] = usual.guard end
-  local err = plan.check_options(opts, allowed, "PLAN", r._collection)
+  local err = plan.check_options(opts, allowed, "PLAN", collection(r))
   if err then return nil, err end
   if opts.key ~= nil and type(opts.key) ~= "table" then
     return nil, invalid(r, "key", "type", "must be a list of field names")
   end
   local key = keys.of(name, opts.key)
   if not key then return nil, invalid(r, "plan", "unsupported", name .. " has no natural key: give opts.key") end
-  err = check_key(r, c, key.fields)
+  err = check_key(r, desc, key.fields)
   if err then return nil, err end
 
   for _, flag in ipairs({ "purge", "force", key.guard }) do
@@ -322,10 +338,10 @@ function plan.make(r, desired, opts)
   if err then return nil, err end
 
   local wanted, retired
-  wanted, retired = desired_entries(r, c, desired)
+  wanted, retired = desired_entries(r, desc, desired)
   if not wanted then return nil, retired end
   local managed
-  managed, err = managed_fields(r, c, wanted, opts.fields)
+  managed, err = managed_fields(r, desc, wanted, opts.fields)
   if not managed then return nil, err end
 
   -- A directory's entry in the desired list (a listing written back holds
@@ -375,12 +391,12 @@ function plan.make(r, desired, opts)
   }, Plan)
   local on_server = {}
   local purge = opts.purge ~= false and (not key.guard or opts[key.guard] == true)
-  local update_node = c.bodies.update
+  local update_node = desc.bodies.update
 
   for i, e in ipairs(current) do
     if type(e) ~= "table" then
       return nil, errors.wrap(errors.new("http", ("the list's entry %d is not an object (a %s)"):format(i, type(e))),
-                              "GET", r._collection)
+                              "GET", collection(r))
     end
     local k, text = keys.value(key, e)
     local reason = key.skip and key.skip(e)
@@ -434,7 +450,7 @@ function plan.make(r, desired, opts)
     -- one the directory keeps is already among the skipped
     if e and there == nil then
       local where_i, origin = where(i, desired[i])
-      local bad, rule, message = validate.value(c.bodies.create, e, where_i, name)
+      local bad, rule, message = validate.value(desc.bodies.create, e, where_i, name)
       if bad then return nil, invalid(r, bad, rule, message .. " (to create it)" .. origin) end
       p.creates[#p.creates + 1] = { key = key_text[k], fields = e }
     end
@@ -442,59 +458,13 @@ function plan.make(r, desired, opts)
   return p
 end
 
----------------------------------------------------------------------------
--- A plan read by a person
----------------------------------------------------------------------------
-
-local function show(v)
-  if v == nil then return "(absent)" end
-  if v == null then return "null" end
-  if type(v) == "string" then return format("%q", errors.printable(v)) end
-  if type(v) == "table" then return canonical(v) end
-  if type(v) == "number" then return keys.number_text(v) end
-  return tostring(v)
-end
-plan.show = show
-
-local function plural(n, one, many) return format("%d %s", n, n == 1 and one or many) end
-
---- One line per change, then the counts.
+--- One line per change, then the counts (sync/plan_text.lua).
 function Plan:lines()
-  local out, name = {}, self.name
-  for _, item in ipairs(self.creates) do out[#out + 1] = format("+ %s create %s", name, errors.printable(item.key)) end
-  for _, item in ipairs(self.updates) do
-    local parts = {}
-    for _, ch in ipairs(item.changes) do
-      parts[#parts + 1] = format("%s: %s -> %s", ch.field, show(ch.old), show(ch.new))
-    end
-    out[#out + 1] = format("~ %s update %s (%s): %s", name, errors.printable(item.key), tostring(item.id),
-                           concat(parts, "; "))
-  end
-  for _, item in ipairs(self.deletes) do
-    out[#out + 1] = format("- %s delete %s (%s)", name, errors.printable(item.key), tostring(item.id))
-  end
-  for _, item in ipairs(self.skipped) do
-    out[#out + 1] = format("  %s skip %s%s: %s", name, errors.printable(item.key),
-                           item.id and (" (" .. tostring(item.id) .. ")") or "", item.reason)
-  end
-  local summary = format("%d to create, %d to update, %d to delete, %d unchanged",
-    #self.creates, #self.updates, #self.deletes, #self.unchanged)
-  if #self.skipped > 0 then summary = summary .. ", " .. #self.skipped .. " skipped" end
-  if #self.kept > 0 then summary = summary .. ", " .. plural(#self.kept, "not deleted", "not deleted") ..
-    " (" .. self.kept[1].reason .. ")" end
-  out[#out + 1] = summary
-  local retired = {}
-  for field, reason in pairs(self.retired or {}) do retired[#retired + 1] = field .. " (" .. reason .. ")" end
-  sort(retired)
-  if #retired > 0 then out[#out + 1] = "ignored, as the API no longer takes them: " .. concat(retired, ", ") end
-  -- what the server sent (ids, values) can hold anything: never a
-  -- terminal's control sequence
-  for i, line in ipairs(out) do out[i] = errors.printable(line) end
-  return out
+  return plan_text.lines(self)
 end
 
 function Plan:__tostring()
-  return concat(self:lines(), "\n")
+  return plan_text.text(self)
 end
 
 --- Has the plan anything to do?
@@ -504,11 +474,11 @@ end
 
 --- The requests apply would send (the listing, made already, not counted).
 function Plan:requests()
-  return require("cloudflare.email_security.sync.apply").requests(self)
+  return apply.requests(self)
 end
 
 function Plan:apply(opts)
-  return require("cloudflare.email_security.sync.apply").apply(self, opts)
+  return apply.apply(self, opts)
 end
 
 return plan

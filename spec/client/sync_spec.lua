@@ -1,0 +1,509 @@
+-- plan and apply against the emulator, for every resource that has them:
+-- create, update, delete and a re-run that changes nothing; then the
+-- safety rules (thresholds, purge off, domains kept, duplicates,
+-- directory-synced entries skipped), resuming after faults, and how many
+-- requests a batch apply takes.
+local es = require("cloudflare.email_security")
+local emulator_process = require("emulator.process")
+local examples = require("spec.support.examples")
+
+local ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"
+
+local function description(name) return require("cloudflare.email_security.resources." .. name) end
+
+-- A field every resource's entries have that is not part of the key, and
+-- a value to change it to.
+local CHANGE = {
+  allow_policies = { comments = "changed" }, block_senders = { comments = "changed" },
+  content_policies = { notes = "changed" }, domains = { lookback_hops = 3 },
+  impersonation_registry = { comments = "changed" }, sending_domain_restrictions = { comments = "changed" },
+  trusted_domains = { comments = "changed" }, url_ignore_patterns = { comments = "changed" },
+}
+
+--- Entry i of a resource: the fields a create needs, with key fields
+--- that differ from entry to entry.
+local function entry(name, i)
+  local e = examples.required(description(name).bodies.create)
+  if e.pattern then e.pattern = ("p%d.example.com"):format(i) end
+  if e.email then e.email = ("user%d@example.com"):format(i) end
+  if e.domain then e.domain = ("d%d.example.com"):format(i) end
+  if e.name then e.name = ("entry %d"):format(i) end
+  return e
+end
+
+local function entries(name, from, to)
+  local out = {}
+  for i = from, to do out[#out + 1] = entry(name, i) end
+  return out
+end
+
+local function count(emu, method, path_part)
+  local n = 0
+  for _, r in ipairs(emu.requests()) do
+    if r.method == method and (not path_part or r.path:find(path_part, 1, true)) then n = n + 1 end
+  end
+  return n
+end
+
+-- What tells entry i from the others, whichever resource it is of.
+local function ident(e) return e.pattern or e.email or e.domain or e.name end
+
+local function keys_of(state, field)
+  local out = {}
+  for _, e in ipairs(state) do out[#out + 1] = tostring(e[field]) end
+  table.sort(out)
+  return out
+end
+
+describe("plan and apply", function()
+  local emu, cf
+
+  setup(function()
+    emu = emulator_process.start({ token = "t" })
+    cf = es.new({ api_token = "t", account_id = ACCOUNT, base_url = emu.base_url, max_retry_wait = 0.05 })
+  end)
+  teardown(function()
+    cf:close()
+    emu.stop()
+  end)
+  before_each(function() emu.reset() end)
+
+  for _, name in ipairs(es.resources) do
+    it(name .. ": creates, updates, deletes, then has nothing to do", function()
+      local r = cf[name]
+      emu.seed(ACCOUNT, entries(name, 1, 3), name)
+      local desired = entries(name, 2, 5)
+      for k, v in pairs(CHANGE[name]) do desired[1][k] = v end
+      -- domains are deleted only when asked by name
+      local p = assert(r:plan(desired, name == "domains" and { delete_domains = true } or nil))
+      assert.are.equal(2, #p.creates)
+      assert.are.equal(1, #p.updates)
+      assert.are.equal(1, #p.deletes)
+      assert.are.equal(1, #p.unchanged)
+      local field, value = next(CHANGE[name])
+      assert.are.same({ { field = field, old = p.updates[1].changes[1].old, new = value } }, p.updates[1].changes)
+      assert.are_not.equal(value, p.updates[1].changes[1].old)
+      assert.truthy(tostring(p):find("2 to create, 1 to update, 1 to delete, 1 unchanged", 1, true))
+      -- plan changed nothing
+      assert.are.equal(3, #emu.state(ACCOUNT, name))
+      local summary = assert(p:apply())
+      assert.are.same({ 2, 1, 1 }, { summary.created, summary.updated, summary.deleted })
+      local state = emu.state(ACCOUNT, name)
+      local want, have = {}, {}
+      for _, e in ipairs(desired) do want[#want + 1] = ident(e) end
+      for _, e in ipairs(state) do have[#have + 1] = ident(e) end
+      table.sort(want)
+      table.sort(have)
+      assert.are.same(want, have)
+      for _, e in ipairs(state) do
+        if ident(e) == ident(desired[1]) then assert.are.equal(value, e[field]) end
+      end
+      local again = assert(r:plan(desired, name == "domains" and { delete_domains = true } or nil))
+      assert.are.equal(0, again:changes())
+      assert.are.equal(4, #again.unchanged)
+    end)
+  end
+
+  it("compares list fields as sets and key fields by their case where the key says so", function()
+    emu.seed(ACCOUNT, { { name = "Pol", enabled = true, pattern = "x", targets = { "SUBJECT", "BODY" } } },
+             "content_policies")
+    local p = assert(cf.content_policies:plan({
+      { name = "Pol", enabled = true, pattern = "x", targets = { "BODY", "SUBJECT", "BODY" } },
+    }))
+    assert.are.equal(0, p:changes())
+    emu.seed(ACCOUNT, { { name = "CEO", email = "ceo@example.com", is_email_regex = false, provenance = "A1S_INTERNAL" } })
+    p = assert(cf.impersonation_registry:plan({ { name = "CEO", email = "CEO@Example.com", is_email_regex = false } }))
+    assert.are.equal(0, p:changes())
+  end)
+
+  it("compares only the fields the desired entries give, or those opts.fields names", function()
+    emu.seed(ACCOUNT, { { pattern = "a.example.com", comments = "kept" } }, "url_ignore_patterns")
+    local r = cf.url_ignore_patterns
+    assert.are.equal(0, assert(r:plan({ { pattern = "a.example.com" } })):changes())
+    local p = assert(r:plan({ { pattern = "a.example.com", comments = "new" } }, { fields = { "pattern" } }))
+    assert.are.equal(0, p:changes())
+    p = assert(r:plan({ { pattern = "a.example.com", comments = es.null } }))
+    assert.are.equal(1, #p.updates)
+    assert.are.equal(es.null, p.updates[1].fields.comments)
+    -- read-only fields in the desired entries (a listing written back) are never compared
+    local listed = assert(r:all())
+    listed[1].created_at = "2000-01-01T00:00:00Z"
+    assert.are.equal(0, assert(r:plan(listed)):changes())
+  end)
+
+  describe("is safe by default", function()
+    it("refuses past 30% of deletes or updates of at least 10 entries, sending nothing, unless forced", function()
+      emu.seed(ACCOUNT, entries("url_ignore_patterns", 1, 10), "url_ignore_patterns")
+      local r = cf.url_ignore_patterns
+      local p = assert(r:plan(entries("url_ignore_patterns", 1, 6)))
+      assert.are.equal(4, #p.deletes)
+      local before = #emu.requests()
+      local summary, err = p:apply()
+      assert.is_nil(summary)
+      assert.are.equal("invalid", err.kind)
+      assert.are.equal("threshold", err.rule)
+      assert.truthy(tostring(err):find("would delete 4 of the 10 existing entries (40%, more than 30%)", 1, true))
+      assert.truthy(tostring(err):find("force", 1, true))
+      assert.are.equal(before, #emu.requests())
+      -- three deletes are within the limit
+      assert.is_truthy(assert(r:plan(entries("url_ignore_patterns", 1, 7))):apply())
+      -- updates count the same way, and force lets them through
+      emu.reset()
+      emu.seed(ACCOUNT, entries("url_ignore_patterns", 1, 10), "url_ignore_patterns")
+      local desired = entries("url_ignore_patterns", 1, 10)
+      for i = 1, 4 do desired[i].comments = "x" end
+      p = assert(r:plan(desired))
+      assert.are.equal(4, #p.updates)
+      summary, err = p:apply()
+      assert.is_nil(summary)
+      assert.are.equal("threshold", err.rule)
+      assert.truthy(tostring(err):find("would update 4 of the 10", 1, true))
+      assert.are.equal(4, assert(p:apply({ force = true })).updated)
+      local changed = 0
+      for _, e in ipairs(emu.state(ACCOUNT, "url_ignore_patterns")) do
+        if e.comments == "x" then changed = changed + 1 end
+      end
+      assert.are.equal(4, changed)
+    end)
+
+    it("below 10 entries, any share may go", function()
+      emu.seed(ACCOUNT, entries("trusted_domains", 1, 9), "trusted_domains")
+      local p = assert(cf.trusted_domains:plan({}))
+      assert.are.equal(9, #p.deletes)
+      assert.is_truthy(assert(p:apply()))
+      assert.are.equal(0, #emu.state(ACCOUNT, "trusted_domains"))
+    end)
+
+    it("never deletes with purge = false, and domains only with delete_domains", function()
+      emu.seed(ACCOUNT, entries("block_senders", 1, 3), "block_senders")
+      local p = assert(cf.block_senders:plan(entries("block_senders", 1, 1), { purge = false }))
+      assert.are.equal(0, #p.deletes)
+      assert.are.equal(2, #p.kept)
+      assert.truthy(tostring(p):find("2 not deleted (purge off)", 1, true))
+      emu.seed(ACCOUNT, entries("domains", 1, 2), "domains")
+      p = assert(cf.domains:plan(entries("domains", 1, 1)))
+      assert.are.equal(0, #p.deletes)
+      assert.truthy(tostring(p):find("1 not deleted (needs delete_domains)", 1, true))
+      p = assert(cf.domains:plan(entries("domains", 1, 1), { delete_domains = true }))
+      assert.are.equal(1, #p.deletes)
+    end)
+
+    it("names duplicate keys, in the desired list or on the server, before anything is sent", function()
+      local r = cf.allow_policies
+      local a = entry("allow_policies", 1)
+      local b = entry("allow_policies", 1)
+      local before = #emu.requests()
+      local p, err = r:plan({ a, entry("allow_policies", 2), b })
+      assert.is_nil(p)
+      assert.are.equal("duplicate", err.rule)
+      assert.are.equal("desired[3]", err.field)
+      assert.truthy(tostring(err):find("as desired[1]", 1, true))
+      assert.are.equal(before, #emu.requests())
+      local seeded = emu.seed(ACCOUNT, { a, b }, "allow_policies")
+      p, err = r:plan({ a })
+      assert.is_nil(p)
+      assert.truthy(tostring(err):find(seeded[1].id, 1, true))
+      assert.truthy(tostring(err):find(seeded[2].id, 1, true))
+    end)
+
+    it("checks every desired entry against the description first, naming field and file line", function()
+      local path = os.tmpname() .. ".csv"
+      local f = assert(io.open(path, "w"))
+      f:write("pattern,comments,nmae\np1.example.com,c,x\n")
+      f:close()
+      local p, err = cf.url_ignore_patterns:plan(assert(es.read_entries(path)))
+      os.remove(path)
+      assert.is_nil(p)
+      assert.are.equal("desired[1].nmae", err.field)
+      assert.truthy(tostring(err):find("is not a field of url_ignore_patterns (there are: comments, pattern)", 1, true))
+      assert.truthy(tostring(err):find(path .. " line 2", 1, true))
+      -- a create lacking a required field is refused at plan time
+      p, err = cf.allow_policies:plan({ { pattern = "x", pattern_type = "EMAIL", is_regex = false } })
+      assert.is_nil(p)
+      assert.are.equal("required", err.rule)
+      -- a key field missing
+      p, err = cf.allow_policies:plan({ { pattern = "x", pattern_type = "EMAIL" } })
+      assert.is_nil(p)
+      assert.are.equal("desired[1].is_regex", err.field)
+      assert.are.equal(0, count(emu, "POST"))
+    end)
+
+    it("leaves directory-synced impersonation entries alone, and lists them as skipped", function()
+      emu.seed(ACCOUNT, {
+        { name = "Synced", email = "synced@example.com", is_email_regex = false, provenance = "SNOOPY-OFFICE_365",
+          directory_id = 7 },
+        { name = "Hand", email = "hand@example.com", is_email_regex = false, provenance = "A1S_INTERNAL" },
+      })
+      local p = assert(cf.impersonation_registry:plan({
+        { name = "Renamed", email = "synced@example.com", is_email_regex = false },
+      }))
+      assert.are.equal(0, #p.updates)
+      assert.are.equal(1, #p.deletes)
+      assert.are.equal("hand@example.com", p.deletes[1].entry.email)
+      assert.are.equal(1, #p.skipped)
+      assert.truthy(tostring(p):find("skip email=synced@example.com", 1, true))
+      assert.is_truthy(assert(p:apply()))
+      local state = emu.state(ACCOUNT)
+      assert.are.equal(1, #state)
+      assert.are.equal("Synced", state[1].name)
+    end)
+  end)
+
+  describe("sends few requests", function()
+    it("2,500 creates take 3 batch requests after a listing, and the listing 1,000 a page", function()
+      local p = assert(cf.block_senders:plan(entries("block_senders", 1, 2500)))
+      -- the listing that checks the creates' keys are still absent, then the batches
+      assert.are.equal(4, p:requests())
+      local seen = {}
+      local summary = assert(p:apply({ progress = function(done, total) seen[#seen + 1] = done .. "/" .. total end }))
+      assert.are.same({ "1000/2500", "2000/2500", "2500/2500" }, seen)
+      assert.are.equal(4, summary.requests)
+      assert.are.equal(3, count(emu, "POST", "/batch"))
+      assert.are.equal(0, count(emu, "POST", "block_senders?"))
+      assert.are.equal(2500, #emu.state(ACCOUNT, "block_senders"))
+      local before = count(emu, "GET")
+      assert.are.equal(0, assert(cf.block_senders:plan(entries("block_senders", 1, 2500))):changes())
+      assert.are.equal(3, count(emu, "GET") - before)
+    end)
+
+    it("without a batch endpoint, one request per change", function()
+      local p = assert(cf.impersonation_registry:plan(entries("impersonation_registry", 1, 4)))
+      assert.are.equal(5, p:requests())
+      assert.are.equal(5, assert(p:apply()).requests)
+      assert.are.equal(4, count(emu, "POST"))
+    end)
+
+    it("sending domain restrictions: creates and updates one each, deletes in a batch", function()
+      emu.seed(ACCOUNT, entries("sending_domain_restrictions", 1, 3), "sending_domain_restrictions")
+      local p = assert(cf.sending_domain_restrictions:plan(entries("sending_domain_restrictions", 3, 4)))
+      assert.are.equal(1, #p.creates)
+      assert.are.equal(2, #p.deletes)
+      assert.are.equal(3, p:requests())
+      assert.are.equal(3, assert(p:apply()).requests)
+      assert.are.equal(1, count(emu, "POST", "/batch"))
+    end)
+  end)
+
+  describe("loses nothing on failure and converges", function()
+    it("a batch that fails half-way: the error says what was done; plan and apply again finish it", function()
+      local desired = entries("allow_policies", 1, 2500)
+      local p = assert(cf.allow_policies:plan(desired))
+      -- once the first batch is in, the second is applied and its answer lost
+      local summary, err = p:apply({ progress = function(done)
+        if done == 1000 then emu.fault({ method = "POST", path = "/batch", status = 502, after = true }) end
+      end })
+      assert.is_nil(summary)
+      assert.are.same({ created = 1000, updated = 0, deleted = 0 }, err.applied)
+      -- the second batch may have acted (a 502 after it did): in doubt, not "not done"
+      assert.are.same({ creates = 1000, updates = 0, deletes = 0 }, err.in_doubt)
+      assert.are.same({ creates = 500, updates = 0, deletes = 0 }, err.remaining)
+      assert.truthy(tostring(err):find("1000 creates, 0 updates, 0 deletes in doubt", 1, true))
+      assert.is_true(err.may_exist)
+      assert.truthy(tostring(err):find("1000 created", 1, true))
+      assert.truthy(tostring(err):find("plan and apply again to finish", 1, true))
+      -- a create is never sent twice: two batches, not three
+      assert.are.equal(2, count(emu, "POST", "/batch"))
+      p = assert(cf.allow_policies:plan(desired))
+      assert.are.equal(500, #p.creates)
+      assert.is_truthy(assert(p:apply()))
+      local state = emu.state(ACCOUNT, "allow_policies")
+      assert.are.equal(2500, #state)
+      local seen = {}
+      for _, e in ipairs(state) do
+        assert.is_nil(seen[e.pattern])
+        seen[e.pattern] = true
+      end
+      assert.are.equal(0, assert(cf.allow_policies:plan(desired)):changes())
+    end)
+
+    it("one request per change: a lost connection stops it; a second run makes no duplicate", function()
+      local desired = entries("impersonation_registry", 1, 5)
+      emu.faults({ { method = "POST", path = "impersonation_registry", close = true, times = 1 },
+                   { method = "POST", path = "impersonation_registry", status = 500, after = true, times = 1 } })
+      -- the first create's connection is cut before the API sees it
+      local summary, err = assert(cf.impersonation_registry:plan(desired)):apply()
+      assert.is_nil(summary)
+      assert.are.equal(0, err.applied.created)
+      summary, err = assert(cf.impersonation_registry:plan(desired)):apply()
+      -- the first create is made, its answer lost: never sent again
+      assert.is_nil(summary)
+      assert.is_true(err.may_exist)
+      assert.are.equal(1, #emu.state(ACCOUNT))
+      summary = assert(assert(cf.impersonation_registry:plan(desired)):apply())
+      assert.are.equal(4, summary.created)
+      assert.are.equal(5, #emu.state(ACCOUNT))
+    end)
+
+    it("a delete whose entry is already gone counts as done, one by one or in a batch", function()
+      local seeded = emu.seed(ACCOUNT, entries("impersonation_registry", 1, 3))
+      local p = assert(cf.impersonation_registry:plan(entries("impersonation_registry", 1, 1)))
+      assert.is_truthy(cf.impersonation_registry:delete(seeded[2].id))
+      local summary = assert(p:apply())
+      assert.are.equal(2, summary.deleted)
+      assert.are.equal(1, #emu.state(ACCOUNT))
+
+      seeded = emu.seed(ACCOUNT, entries("trusted_domains", 1, 4), "trusted_domains")
+      p = assert(cf.trusted_domains:plan(entries("trusted_domains", 1, 1)))
+      assert.is_truthy(cf.trusted_domains:delete(seeded[3].id))
+      summary = assert(p:apply())
+      assert.are.equal(3, summary.deleted)
+      assert.are.same({ "p1.example.com" }, keys_of(emu.state(ACCOUNT, "trusted_domains"), "pattern"))
+    end)
+
+    it("a plan is applied once", function()
+      local p = assert(cf.url_ignore_patterns:plan(entries("url_ignore_patterns", 1, 1)))
+      assert.is_truthy(assert(p:apply()))
+      local summary, err = p:apply()
+      assert.is_nil(summary)
+      assert.are.equal("applied", err.rule)
+    end)
+  end)
+
+  describe("takes only what it can check", function()
+    it("a desired list that is not a list is refused, never read as an empty one", function()
+      emu.seed(ACCOUNT, entries("url_ignore_patterns", 1, 3), "url_ignore_patterns")
+      local r = cf.url_ignore_patterns
+      local p, err = r:plan({ pattern = "p1.example.com" })
+      assert.is_nil(p)
+      assert.are.equal("desired", err.field)
+      assert.truthy(tostring(err):find("must be a list of entries", 1, true))
+      p, err = r:plan({ [1] = entry("url_ignore_patterns", 1), [3] = entry("url_ignore_patterns", 3) })
+      assert.is_nil(p)
+      assert.are.equal("desired", err.field)
+    end)
+
+    it("options of the wrong type are refused, naming the option", function()
+      local r = cf.url_ignore_patterns
+      local cases = {
+        { { purge = "false" }, "purge" }, { { force = 1 }, "force" },
+        { { thresholds = { min_existing = "10" } }, "thresholds.min_existing" },
+        { { thresholds = { delete = 2 } }, "thresholds.delete" }, { { thresholds = { deletes = 0.1 } }, "thresholds.deletes" },
+        { { key = { "id" } }, "key[1]" }, { { key = { "patern" } }, "key[1]" }, { { fields = { "nope" } }, "fields[1]" },
+      }
+      for _, case in ipairs(cases) do
+        local p, err = r:plan({}, case[1])
+        assert.is_nil(p)
+        assert.are.equal(case[2], err.field)
+      end
+      assert.are.equal(0, count(emu, "GET"))
+    end)
+
+    it("fields the API makes or has retired are never compared: a listing written back plans no change", function()
+      for _, name in ipairs(es.resources) do
+        emu.seed(ACCOUNT, entries(name, 1, 2), name)
+        local listed = assert(cf[name]:all())
+        local p = assert(cf[name]:plan(listed, name == "domains" and { delete_domains = true } or nil))
+        assert.are.equal(0, p:changes(), name .. ": " .. tostring(p))
+      end
+      local p = assert(cf.allow_policies:plan(assert(cf.allow_policies:all())))
+      assert.truthy(tostring(p):find("ignored, as the API no longer takes them: is_recipient (retired: use "
+        .. "is_exempt_recipient)", 1, true))
+    end)
+
+    it("a whole number and the same float make the same key (JSON files decode to floats)", function()
+      emu.seed(ACCOUNT, { entry("domains", 1) }, "domains")
+      local desired = entry("domains", 1)
+      desired.lookback_hops = 1.0
+      local p = assert(cf.domains:plan({ desired }, { key = { "domain", "lookback_hops" } }))
+      assert.are.equal(0, p:changes())
+    end)
+
+    it("lists compare as sets of their items, whatever the items hold", function()
+      emu.seed(ACCOUNT, { { domain = "d.example.com", exclude = { "a.example.com", "b.example.com" } } },
+               "sending_domain_restrictions")
+      local p = assert(cf.sending_domain_restrictions:plan({
+        { domain = "d.example.com", exclude = { "a.example.com,string:b.example.com" } } }))
+      assert.are.equal(1, #p.updates)
+    end)
+
+    it("a directory's entry in the desired list is never created", function()
+      local p = assert(cf.impersonation_registry:plan({
+        { name = "Synced", email = "s@example.com", is_email_regex = false, provenance = "SNOOPY-OFFICE_365",
+          directory_id = 7 },
+      }))
+      assert.are.equal(0, #p.creates)
+      assert.are.equal(1, #p.skipped)
+      assert.truthy(p.skipped[1].reason:find("in the desired list: left to the directory", 1, true))
+    end)
+
+    it("reports progress after each request, with that request counted", function()
+      local seen = {}
+      assert(assert(cf.impersonation_registry:plan(entries("impersonation_registry", 1, 3))):apply({
+        progress = function(done, total) seen[#seen + 1] = done .. "/" .. total end }))
+      assert.are.same({ "1/3", "2/3", "3/3" }, seen)
+    end)
+
+    it("counts every request it sends, the listing after a batch's 404 too", function()
+      local seeded = emu.seed(ACCOUNT, entries("url_ignore_patterns", 1, 3), "url_ignore_patterns")
+      local p = assert(cf.url_ignore_patterns:plan({ entry("url_ignore_patterns", 1), entry("url_ignore_patterns", 9) }))
+      assert.is_truthy(cf.url_ignore_patterns:delete(seeded[2].id))
+      local before = #emu.requests()
+      local summary = assert(p:apply())
+      assert.are.equal(#emu.requests() - before, summary.requests)
+      assert.are.equal(4, summary.requests)
+      assert.are.same({ "p1.example.com", "p9.example.com" }, keys_of(emu.state(ACCOUNT, "url_ignore_patterns"),
+                                                                          "pattern"))
+    end)
+
+    it("never lets a control sequence from the server reach the plan's text", function()
+      emu.seed(ACCOUNT, { { domain = "d.example.com", exclude = { "\27[31mred" } } }, "sending_domain_restrictions")
+      local p = assert(cf.sending_domain_restrictions:plan({ { domain = "d.example.com", exclude = { "a" } } }))
+      local text = tostring(p)
+      assert.is_nil(text:find("\27", 1, true))
+      -- escaped: as \27 (Lua's %q) or \x1b (Lua 5.1's %q leaves it, errors.printable escapes it)
+      assert.truthy(text:find('"\\27[31mred"', 1, true) or text:find('"\\x1b[31mred"', 1, true), text)
+    end)
+  end)
+
+  describe("what a second review proved", function()
+    it("refuses a list field as a key, which would match nothing and replace everything", function()
+      local p, err = cf.content_policies:plan({}, { key = { "targets" } })
+      assert.is_nil(p)
+      assert.are.equal("key[1]", err.field)
+      assert.truthy(tostring(err):find("targets is a list", 1, true))
+    end)
+
+    it("checks apply's own force and thresholds, and lets them win over the plan's", function()
+      emu.seed(ACCOUNT, entries("url_ignore_patterns", 1, 10), "url_ignore_patterns")
+      local p = assert(cf.url_ignore_patterns:plan(entries("url_ignore_patterns", 1, 1), { thresholds = {} }))
+      for _, case in ipairs({ { { force = "no" }, "force" }, { { thresholds = 5 }, "thresholds" },
+                              { { thresholds = { delete = {} } }, "thresholds.delete" } }) do
+        local summary, err = p:apply(case[1])
+        assert.is_nil(summary)
+        assert.are.equal(case[2], err.field)
+      end
+      assert.are.equal(10, #emu.state(ACCOUNT, "url_ignore_patterns"))
+      local summary = assert(p:apply({ thresholds = { delete = 1 } }))
+      assert.are.equal(9, summary.deleted)
+    end)
+
+    it("a directory's entry in the desired list neither changes nor keeps a hand-made entry of its key", function()
+      emu.seed(ACCOUNT, { { name = "Hand", email = "u@example.com", is_email_regex = false, provenance = "A1S_INTERNAL" } })
+      local p = assert(cf.impersonation_registry:plan({
+        { name = "Synced", email = "u@example.com", is_email_regex = false, provenance = "SNOOPY-OFFICE_365",
+          directory_id = 7 } }))
+      assert.are.equal(0, #p.updates)
+      assert.are.equal(1, #p.deletes)
+      assert.are.equal(1, #p.skipped)
+      -- a listing holding a hand-made and a directory entry of one key reads back as no change
+      emu.reset()
+      emu.seed(ACCOUNT, {
+        { name = "Hand", email = "u@example.com", is_email_regex = false, provenance = "A1S_INTERNAL" },
+        { name = "Synced", email = "u@example.com", is_email_regex = false, provenance = "SNOOPY-OFFICE_365",
+          directory_id = 7 } })
+      assert.are.equal(0, assert(cf.impersonation_registry:plan(assert(cf.impersonation_registry:all()))):changes())
+    end)
+
+    it("refuses opts.fields naming a field it would never compare, or none", function()
+      for _, fields in ipairs({ { "is_spoof" }, { "created_at" }, {} }) do
+        local p, err = cf.allow_policies:plan({}, { fields = fields })
+        assert.is_nil(p)
+        assert.truthy(err.field == "fields" or err.field == "fields[1]", tostring(err))
+      end
+      local p, err = cf.allow_policies:plan({ { pattern = "x", pattern_type = "EMAIL", is_regex = false,
+                                                 is_spoof = "maybe" } })
+      assert.is_nil(p)
+      assert.are.equal("desired[1].is_spoof", err.field)
+    end)
+  end)
+end)

@@ -1,0 +1,432 @@
+-- bin/cloudflare-email-security driven as a subprocess against the
+-- emulator: help, exit codes, the table, JSON and CSV outputs, a CSV
+-- round trip, plan and apply, and errors as one line on stderr.
+local cjson = require("cjson")
+local es = require("cloudflare.email_security")
+local emulator_process = require("emulator.process")
+local files = require("spec.support.files")
+
+local ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"
+local TOKEN = "cli-secret-token-4f9a"
+local LUA = os.getenv("LUA") or "lua5.4"
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+local POLICY = "pattern_type=EMAIL is_regex=false is_exempt_recipient=false is_trusted_sender=true "
+  .. "is_acceptable_sender=false verify_sender=true"
+
+describe("the command-line tool", function()
+  local emu, env, dir
+
+  -- the shell command that runs the tool, without redirections
+  local function command(args, opts)
+    opts = opts or {}
+    return ("%s LUA_PATH=%s LUA_CPATH=%s %s bin/cloudflare-email-security %s"):format(
+      opts.env or env, q("./lua/?.lua;./lua/?/init.lua;" .. package.path), q(package.cpath), LUA, args)
+  end
+
+  local function execute(cmd)
+    local ok, _, code = os.execute(cmd)
+    if type(ok) == "number" then code = ok / 256 end    -- Lua 5.1: the wait status
+    return code
+  end
+
+  -- runs the tool; answers exit code, stdout, stderr
+  local function run(args, opts)
+    opts = opts or {}
+    local out, err = dir .. "/out", dir .. "/err"
+    local code = execute(("%s < %s > %s 2> %s"):format(command(args, opts), opts.stdin or "/dev/null", out, err))
+    return code, files.read(out) or "", files.read(err) or ""
+  end
+
+  -- runs a shell command inside a pseudo-terminal (util-linux's `script`,
+  -- in Debian's essential set): its stdin (at its end at once), and
+  -- whatever of its output it does not redirect, is a terminal. Answers the
+  -- exit code and what the terminal was sent (which writes "\n" as "\r\n").
+  local function on_terminal(shell)
+    local shown = dir .. "/terminal"
+    local code = execute(("script -qec %s /dev/null < /dev/null > %s 2>&1"):format(q(shell), shown))
+    return code, files.read(shown) or ""
+  end
+
+  setup(function()
+    emu = emulator_process.start({ token = TOKEN })
+    env = ("env -u CLOUDFLARE_EMAIL -u CLOUDFLARE_API_KEY CLOUDFLARE_API_TOKEN=%s CLOUDFLARE_ACCOUNT_ID=%s "
+      .. "CLOUDFLARE_BASE_URL=%s"):format(TOKEN, ACCOUNT, q(emu.base_url))
+    dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. q(dir)))
+  end)
+  teardown(function()
+    emu.stop()
+    os.execute("rm -rf " .. q(dir))
+  end)
+  before_each(function() emu.reset() end)
+
+  it("--help lists the resources, the credentials' variables and the exit codes", function()
+    local code, out = run("--help")
+    assert.are.equal(0, code)
+    for _, name in ipairs(es.resources) do assert.truthy(out:find(name, 1, true), name) end
+    assert.truthy(out:find("CLOUDFLARE_API_TOKEN", 1, true))
+    assert.truthy(out:find("2 plan found changes", 1, true))
+    code, out = run("allow_policies --help")
+    assert.are.equal(0, code)
+    assert.truthy(out:find("pattern_type%s+string, one of `EMAIL`"))
+    assert.truthy(out:find("match entries by pattern_type, pattern, is_regex", 1, true))
+    code, out = run("domains apply --help")
+    assert.are.equal(0, code)
+    assert.truthy(out:find("--delete-domains", 1, true))
+    assert.truthy(out:find("--no-purge", 1, true))
+  end)
+
+  it("usage errors exit 64; there is no way to give a credential on the command line", function()
+    local code, _, err = run("allow_policies lst")
+    assert.are.equal(64, code)
+    assert.truthy(err:find("Did you mean 'list'", 1, true))
+    code, _, err = run("--api-token x allow_policies list")
+    assert.are.equal(64, code)
+    assert.truthy(err:find("unknown option '--api-token'", 1, true))
+    code = run("--json --csv allow_policies list")
+    assert.are.equal(64, code)
+    -- an argument quoted back in the usage error never drives the terminal
+    code, _, err = run("allow_policies delete " .. q("--\27]0;owned\7\27[31mred"))
+    assert.are.equal(64, code)
+    assert.is_nil(err:find("[\27\7]"), err)
+    assert.truthy(err:find("\\x1b]0;owned", 1, true), err)
+  end)
+
+  it("without credentials, says which variable to set, exit 1", function()
+    local code, out, err = run("allow_policies list", { env = "env -u CLOUDFLARE_API_TOKEN -u CLOUDFLARE_EMAIL "
+      .. "-u CLOUDFLARE_API_KEY CLOUDFLARE_ACCOUNT_ID=" .. ACCOUNT })
+    assert.are.equal(1, code)
+    assert.are.equal("", out)
+    assert.truthy(err:find("CLOUDFLARE_API_TOKEN", 1, true))
+  end)
+
+  it("creates, gets, lists as a table, JSON and CSV, updates and deletes", function()
+    local code, out, err = run("allow_policies create pattern=ceo@example.com " .. POLICY .. " 'comments=a, b'")
+    assert.are.equal(0, code, err)
+    assert.are.equal("", err)
+    local id = out:match("^id%s+(%S+)")
+    assert.truthy(id, out)
+    assert.truthy(out:find("\ncomments%s+a, b\n"))
+    code, out = run("allow_policies get " .. id)
+    assert.are.equal(0, code)
+    assert.truthy(out:find("pattern%s+ceo@example.com"))
+    run("allow_policies create pattern=x.example.com pattern_type=DOMAIN is_regex=false is_exempt_recipient=false "
+      .. "is_trusted_sender=false is_acceptable_sender=true verify_sender=false")
+    code, out = run("allow_policies list")
+    assert.are.equal(0, code)
+    local lines = {}
+    for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
+    assert.are.equal(3, #lines)
+    -- aligned: every column starts where its header does
+    local at = lines[1]:find("pattern_type", 1, true)
+    assert.are.equal("EMAIL", lines[2]:sub(at, at + 4))
+    assert.are.equal("DOMAIN", lines[3]:sub(at, at + 5))
+    code, out = run("--json allow_policies list --pattern-type DOMAIN")
+    assert.are.equal(0, code)
+    local listed = cjson.decode(out)
+    assert.are.equal(1, #listed)
+    assert.are.equal("x.example.com", listed[1].pattern)
+    code, out = run("allow_policies update " .. id .. " comments=null --json")
+    assert.are.equal(0, code)
+    assert.are.equal(cjson.null, cjson.decode(out).comments)
+    code, out = run("allow_policies delete " .. id .. " " .. listed[1].id)
+    assert.are.equal(0, code)
+    assert.are.equal("deleted " .. id .. "\ndeleted " .. listed[1].id .. "\n", out)
+    assert.are.equal(0, #emu.state(ACCOUNT, "allow_policies"))
+  end)
+
+  it("errors are one line on stderr, exit 1, and never show the token", function()
+    local code, out, err = run("allow_policies get f174e90a-fafe-4643-bbbc-4a0ed4fc8415")
+    assert.are.equal(1, code)
+    assert.are.equal("", out)
+    assert.truthy(err:find("^api error: HTTP 404"), err)
+    assert.are.equal(1, select(2, err:gsub("\n", "")))
+    local _
+    code, _, err = run("allow_policies create pattern=x nmae=y")
+    assert.are.equal(1, code)
+    assert.truthy(err:find("^invalid error: nmae: is not a field of allow_policies"), err)
+    for _, text in ipairs({ out, err }) do assert.is_nil(text:find(TOKEN, 1, true)) end
+  end)
+
+  it("list --csv reads back unchanged, and plans no change", function()
+    emu.seed(ACCOUNT, {
+      { domain = "a.example.com", exclude = { "x.example.com", "y.example.com" }, comments = 'say "hi", twice' },
+      { domain = "b.example.com", exclude = {}, comments = es.null },
+    }, "sending_domain_restrictions")
+    local code, out = run("--csv sending_domain_restrictions list")
+    assert.are.equal(0, code)
+    local path = dir .. "/restrictions.csv"
+    write(path, out)
+    local back = assert(es.read_entries(path, "sending_domain_restrictions"))
+    code, out = run("--json sending_domain_restrictions list")
+    assert.are.equal(0, code)
+    local listed = cjson.decode(out)
+    assert.are.equal(#listed, #back)
+    for i, e in ipairs(back) do
+      for field, value in pairs(e) do
+        local want = listed[i][field]
+        if type(want) == "table" and #want == 0 then want = {} end
+        assert.are.same(want, value, field)
+      end
+    end
+    code, out = run("sending_domain_restrictions plan " .. q(path))
+    assert.are.equal(0, code)
+    assert.are.equal("0 to create, 0 to update, 0 to delete, 2 unchanged\n", out)
+  end)
+
+  it("plan exits 2 with changes; apply asks, or takes --yes, then plan exits 0", function()
+    local path = dir .. "/patterns.csv"
+    write(path, "pattern,comments\na.example.com,first\nb.example.com,\n")
+    local code, out = run("url_ignore_patterns plan " .. q(path))
+    assert.are.equal(2, code)
+    assert.truthy(out:find("+ url_ignore_patterns create pattern=a.example.com\n", 1, true))
+    assert.truthy(out:find("2 to create, 0 to update, 0 to delete, 0 unchanged", 1, true))
+    code, out = run("--json url_ignore_patterns plan " .. q(path))
+    assert.are.equal(2, code)
+    assert.are.equal(2, #cjson.decode(out).creates)
+    -- no terminal to ask on, no --yes: nothing is sent
+    local _, err
+    code, _, err = run("url_ignore_patterns apply " .. q(path))
+    assert.are.equal(1, code)
+    assert.truthy(err:find("--yes", 1, true))
+    assert.are.equal(0, #emu.state(ACCOUNT, "url_ignore_patterns"))
+    code, out, err = run("url_ignore_patterns apply --yes " .. q(path))
+    assert.are.equal(0, code, err)
+    -- no progress on stderr when it is not a terminal
+    assert.are.equal("", err)
+    -- (how many requests that took is apply's business, not the tool's)
+    assert.truthy(out:find("2 created, 0 updated, 0 deleted, 0 unchanged (", 1, true), out)
+    code = run("url_ignore_patterns plan " .. q(path))
+    assert.are.equal(0, code)
+  end)
+
+  it("apply passes --force and --no-purge on, and refuses past the thresholds", function()
+    local lines = { "pattern" }
+    for i = 1, 10 do lines[#lines + 1] = ("p%d.example.com"):format(i) end
+    local all, few = dir .. "/all.csv", dir .. "/few.csv"
+    write(all, table.concat(lines, "\n") .. "\n")
+    write(few, "pattern\np1.example.com\n")
+    assert.are.equal(0, (run("url_ignore_patterns apply --yes " .. q(all))))
+    local code, _, err = run("url_ignore_patterns apply --yes " .. q(few))
+    assert.are.equal(1, code)
+    assert.truthy(err:find("would delete 9 of the 10 existing entries", 1, true), err)
+    local out
+    code, out = run("url_ignore_patterns apply --yes --no-purge " .. q(few))
+    assert.are.equal(0, code)
+    assert.truthy(out:find("nothing to do", 1, true))
+    code = run("url_ignore_patterns apply --yes --force " .. q(few))
+    assert.are.equal(0, code)
+    assert.are.equal(1, #emu.state(ACCOUNT, "url_ignore_patterns"))
+  end)
+
+  it("a bad file is named with its line and column", function()
+    local path = dir .. "/bad.csv"
+    write(path, "domain,lookback_hops\nd.example.com,x\n")
+    local code, _, err = run("domains plan " .. q(path))
+    assert.are.equal(1, code)
+    assert.are.equal(path .. ":2:15: lookback_hops: must be an integer, got 'x'\n", err)
+  end)
+
+  it("every resource's list --csv and list --json read back with plan as no change", function()
+    local examples = require("spec.support.examples")
+    for _, name in ipairs(es.resources) do
+      local list = {}
+      for i = 1, 2 do
+        local e = examples.required(require("cloudflare.email_security.resources." .. name).bodies.create)
+        for _, field in ipairs({ "pattern", "email", "domain", "name" }) do
+          if e[field] then e[field] = ("k%d.example.com"):format(i) end
+        end
+        list[i] = e
+      end
+      emu.seed(ACCOUNT, list, name)
+      for _, format in ipairs({ "csv", "json" }) do
+        local code, out = run("--" .. format .. " " .. name .. " list")
+        assert.are.equal(0, code)
+        local path = dir .. "/" .. name .. "." .. format
+        write(path, out)
+        local err
+        code, out, err = run(name .. " plan " .. q(path))
+        assert.are.equal(0, code, name .. " " .. format .. ": " .. out .. err)
+        assert.truthy(out:find("0 to create, 0 to update, 0 to delete, 2 unchanged", 1, true), out)
+      end
+    end
+  end)
+
+  it("plan --json writes empty lists as [] and lists what it keeps", function()
+    emu.seed(ACCOUNT, { { domain = "d1.example.com", exclude = { "x.example.com" } },
+                        { domain = "d9.example.com", exclude = {} } }, "sending_domain_restrictions")
+    local path = dir .. "/empty.json"
+    write(path, '[{"domain": "d1.example.com", "exclude": []}, {"domain": "d2.example.com", "exclude": []}]')
+    local code, out = run("--json sending_domain_restrictions plan --no-purge " .. q(path))
+    assert.are.equal(2, code)
+    local plan = cjson.decode(out)
+    assert.truthy(out:find('"fields":{"domain":"d2.example.com","exclude":[]}', 1, true), out)
+    assert.truthy(out:find('"new":[]', 1, true), out)
+    assert.are.equal(1, #plan.kept)
+  end)
+
+  it("prints no control character the server sent, and aligns by characters", function()
+    emu.seed(ACCOUNT, { { domain = "d1.example.com", exclude = { "\27]0;owned\7" }, comments = "Zürich" },
+                        { domain = "d2.example.com", exclude = { "x" }, comments = "plain" } },
+             "sending_domain_restrictions")
+    local code, out = run("sending_domain_restrictions list")
+    assert.are.equal(0, code)
+    assert.is_nil(out:find("[%z\1-\9\11-\31\127]"), out)
+    local lines = {}
+    for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
+    local utf8_len = require("cloudflare.email_security.schema.validate").utf8_length
+    local at = utf8_len(lines[1]:sub(1, lines[1]:find("domain", 1, true) - 1))
+    for i = 2, 3 do
+      local before = lines[i]:sub(1, lines[i]:find("d%d%.example%.com") - 1)
+      assert.are.equal(at, utf8_len(before))
+    end
+  end)
+
+  it("plan --json names the retired fields it ignored; a file's control characters never reach stderr", function()
+    run("allow_policies create pattern=x@example.com " .. POLICY)
+    local path = dir .. "/spoof.csv"
+    write(path, "pattern_type,pattern,is_regex,is_spoof\nEMAIL,x@example.com,false,true\n")
+    local code, out = run("--json allow_policies plan " .. q(path))
+    assert.are.equal(0, code, out)
+    assert.truthy(out:find('"ignored":[{"field":"is_spoof","reason":"retired: use is_acceptable_sender"}]', 1, true),
+                  out)
+    write(path, "pattern,is_regex\nx,\27]0;owned\7\n")
+    local _, err
+    code, _, err = run("trusted_domains plan " .. q(path))
+    assert.are.equal(1, code)
+    assert.is_nil(err:find("[\27\7]"), err)
+    assert.truthy(err:find("\\x1b]0;owned\\x07", 1, true), err)
+  end)
+
+  it("delete --json says what was deleted before a failure, as JSON", function()
+    local seeded = emu.seed(ACCOUNT, { { pattern = "a.example.com" } }, "url_ignore_patterns")
+    local code, out = run("--json url_ignore_patterns delete " .. seeded[1].id .. " f174e90a-fafe-4643-bbbc-4a0ed4fc8415")
+    assert.are.equal(1, code)
+    assert.are.same({ { id = seeded[1].id } }, cjson.decode(out))
+  end)
+
+  it("apply piped to tee: the plan has left stdout before the question is asked", function()
+    local path = dir .. "/ask.csv"
+    write(path, "pattern\na.example.com\n")
+    -- stdin a terminal to ask on, stdout and stderr one pipe: its order is the order written
+    local _, shown = on_terminal(command("url_ignore_patterns apply " .. q(path)) .. " 2>&1 | cat")
+    local plan_at = shown:find("1 to create", 1, true)
+    local ask_at = shown:find("Apply these changes?", 1, true)
+    assert.truthy(plan_at and ask_at, shown)
+    assert.is_true(plan_at < ask_at, shown)
+    -- no answer (end of input) is not yes
+    assert.truthy(shown:find("not applied", 1, true), shown)
+    assert.are.equal(0, #emu.state(ACCOUNT, "url_ignore_patterns"))
+  end)
+
+  -- what a server could send to drive a terminal: a title change, a
+  -- colour, the C1 CSI, a direction override, an isolate, a line
+  -- separator and the Arabic letter mark
+  local HOSTILE = "\27]0;owned\7 \27[31mred \194\155 \226\128\174 \226\129\166 \226\128\168 \216\156 end"
+
+  it("--csv on a terminal escapes what would drive it; to a pipe it is byte for byte and reads back", function()
+    emu.seed(ACCOUNT, { { domain = "d1.example.com", exclude = { "\27[31m" }, comments = HOSTILE } },
+             "sending_domain_restrictions")
+    local code, shown = on_terminal(command("--csv sending_domain_restrictions list"))
+    assert.are.equal(0, code, shown)
+    local lines = shown:gsub("\r*\n", "\n")
+    assert.is_nil(lines:find("[%z\1-\9\11-\31\127]"), shown)
+    assert.is_nil(lines:find("\194[\128-\159]"), shown)
+    assert.is_nil(lines:find("\226\128[\168-\174]"), shown)
+    assert.is_nil(lines:find("\226\129\166", 1, true), shown)
+    assert.is_nil(lines:find("\216\156", 1, true), shown)
+    assert.truthy(lines:find("\\x1b]0;owned\\x07 \\x1b[31mred \\u009b \\u202e \\u2066 \\u2028 \\u061c end", 1, true),
+                  shown)
+    local out
+    code, out = run("--csv sending_domain_restrictions list")
+    assert.are.equal(0, code)
+    assert.truthy(out:find(HOSTILE, 1, true), out)
+    local path = dir .. "/hostile.csv"
+    write(path, out)
+    code, out = run("sending_domain_restrictions plan " .. q(path))
+    assert.are.equal(0, code, out)
+    assert.truthy(out:find("0 to create, 0 to update, 0 to delete, 1 unchanged", 1, true), out)
+  end)
+
+  it("--json and plan --json write C1 controls and direction marks as \\u escapes, losing nothing", function()
+    emu.seed(ACCOUNT, { { domain = "d1.example.com", exclude = {}, comments = HOSTILE } },
+             "sending_domain_restrictions")
+    local function assert_escaped(out)
+      assert.is_nil(out:find("[%z\1-\9\11-\31\127]"), out)
+      assert.is_nil(out:find("\194[\128-\159]"), out)
+      assert.is_nil(out:find("\226\128[\168-\174]"), out)
+      assert.is_nil(out:find("\226\129\166", 1, true), out)
+      assert.is_nil(out:find("\216\156", 1, true), out)
+      assert.truthy(out:find("\\u009b \\u202e \\u2066 \\u2028 \\u061c end", 1, true), out)
+    end
+    local code, out = run("--json sending_domain_restrictions list")
+    assert.are.equal(0, code)
+    assert_escaped(out)
+    assert.are.equal(HOSTILE, cjson.decode(out)[1].comments)
+    local path = dir .. "/hostile.json"
+    write(path, '[{"domain":"d2.example.com","exclude":[],"comments":' .. cjson.encode(HOSTILE) .. '}]')
+    code, out = run("--json sending_domain_restrictions plan --no-purge " .. q(path))
+    assert.are.equal(2, code, out)
+    assert_escaped(out)
+    assert.are.equal(HOSTILE, cjson.decode(out).creates[1].fields.comments)
+  end)
+
+  it("a malformed field=value or a parameter not of its type is a usage error (64), before any credential", function()
+    local no_credentials = "env -u CLOUDFLARE_API_TOKEN -u CLOUDFLARE_EMAIL -u CLOUDFLARE_API_KEY "
+      .. "CLOUDFLARE_ACCOUNT_ID=" .. ACCOUNT
+    for _, case in ipairs({
+      { "url_ignore_patterns create pattern", "'pattern' is not field=value" },
+      { "url_ignore_patterns create =x", "'=x' is not field=value" },
+      { "domains list --per-page abc", "--per-page: must be an integer, got 'abc'" },
+      { "domains create lookback_hops=two", "lookback_hops: must be an integer, got 'two'" },
+      { "url_ignore_patterns create pattern=a.example.com comments=x comments=y", "comments is given twice" },
+    }) do
+      local code, out, err = run(case[1], { env = no_credentials })
+      assert.are.equal(64, code, case[1] .. ": " .. err)
+      assert.are.equal("", out)
+      assert.truthy(err:find(case[2], 1, true), err)
+      assert.is_nil(err:find("CLOUDFLARE_API_TOKEN", 1, true), err)
+    end
+  end)
+
+  it("--json writes an empty list in a field the description does not know as []", function()
+    local id = emu.seed(ACCOUNT, { { domain = "d1.example.com" } }, "sending_domain_restrictions")[1].id
+    emu.fault({ method = "GET", path = "/sending_domain_restrictions/" .. id, status = 200,
+                headers = { ["Content-Type"] = "application/json" },
+                body = '{"success":true,"errors":[],"messages":[],"result":{"id":"' .. id
+                  .. '","domain":"d1.example.com","exclude":[],"tags":[]}}' })
+    local code, out = run("--json sending_domain_restrictions get " .. id)
+    assert.are.equal(0, code, out)
+    assert.truthy(out:find('"exclude":[]', 1, true), out)
+    assert.truthy(out:find('"tags":[]', 1, true), out)
+  end)
+
+  it("a global flag the command does not use is refused, naming the flag and the command (64)", function()
+    local path = dir .. "/flags.csv"
+    write(path, "pattern\na.example.com\n")
+    local id = "f174e90a-fafe-4643-bbbc-4a0ed4fc8415"
+    for _, case in ipairs({
+      { "--json url_ignore_patterns apply --yes " .. q(path), "--json", "url_ignore_patterns apply" },
+      { "url_ignore_patterns apply --yes --csv " .. q(path), "--csv", "url_ignore_patterns apply" },
+      { "--csv url_ignore_patterns plan " .. q(path), "--csv", "url_ignore_patterns plan" },
+      { "--csv url_ignore_patterns delete " .. id, "--csv", "url_ignore_patterns delete" },
+      { "--csv domains verification " .. id, "--csv", "domains verification" },
+    }) do
+      local code, out, err = run(case[1])
+      assert.are.equal(64, code, case[1] .. ": " .. out .. err)
+      assert.are.equal("", out)
+      assert.truthy(err:find(case[2], 1, true) and err:find(case[3], 1, true), err)
+    end
+    assert.are.equal(0, #emu.requests())
+    assert.are.equal(0, #emu.state(ACCOUNT, "url_ignore_patterns"))
+  end)
+end)

@@ -1,0 +1,161 @@
+-- es.read_entries: CSV (RFC 4180 quoting, typed by a resource's fields or
+-- later by plan) and JSON files, bad files named by line and column, and
+-- CSV written by the CLI read back as the same entries.
+local es = require("cloudflare.email_security")
+local entries = require("cloudflare.email_security.sync.entries")
+local compile = require("cloudflare.email_security.schema.compile")
+
+local function compiled(name) return compile.resource(require("cloudflare.email_security.resources." .. name)) end
+
+local function file_with(text, ending)
+  local path = os.tmpname() .. (ending or ".csv")
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+  return path
+end
+
+local function read(text, resource, ending)
+  local path = file_with(text, ending)
+  local list, err = es.read_entries(path, resource)
+  os.remove(path)
+  os.remove((path:gsub("%.%a+$", "")))
+  return list, err and err:gsub("^.-:(%d+:%d+:)", "%1")
+end
+
+describe("es.read_entries", function()
+  it("reads a header of field names and typed cells", function()
+    local list = assert(read("domain,regions,integration_id,lookback_hops\r\n"
+      .. "a.example.com,GLOBAL;EU,null,2\r\n"
+      .. "b.example.com,\"\",,\n", "domains"))
+    assert.are.same({ domain = "a.example.com", regions = { "GLOBAL", "EU" }, integration_id = es.null,
+                      lookback_hops = 2 }, list[1])
+    -- quoted and empty: an empty list
+    assert.are.same({}, list[2].regions)
+    -- an unquoted empty cell is no value at all
+    assert.is_nil(list[2].integration_id)
+    assert.is_nil(list[2].lookback_hops)
+    local restrictions = assert(read("domain,exclude\na.example.com,x.example.com;y.example.com\nb.example.com,\"\"\n",
+                                     "sending_domain_restrictions"))
+    assert.are.same({ "x.example.com", "y.example.com" }, restrictions[1].exclude)
+    assert.are.same({}, restrictions[2].exclude)
+  end)
+
+  it("follows RFC 4180 quoting: commas, doubled quotes and line breaks inside quotes", function()
+    local list = assert(read('pattern,comments\n"a,b.example.com","say ""hi""\nand bye"\nc.example.com,"null"\n',
+                             "url_ignore_patterns"))
+    assert.are.equal("a,b.example.com", list[1].pattern)
+    assert.are.equal('say "hi"\nand bye', list[1].comments)
+    -- quoted, null is the word
+    assert.are.equal("null", list[2].comments)
+  end)
+
+  it("skips a byte order mark and blank lines; without a resource, keeps text for plan to type", function()
+    local list = assert(read("\239\187\191pattern,is_regex,comments\n\np1,true,null\n\n"))
+    assert.are.equal(1, #list)
+    assert.are.same({ pattern = "p1", is_regex = true, comments = es.null }, list[1])
+    local typed = assert(entries.typed(compiled("domains"), assert(read("domain,lookback_hops\nd.example.com,4\n"))))
+    assert.are.equal(4, typed[1].lookback_hops)
+  end)
+
+  it("names the line and column of what is wrong", function()
+    local _, err = read("pattern,comments\np1,\"open\n", "url_ignore_patterns")
+    assert.are.equal("2:4: a quoted cell is not closed", err)
+    _, err = read("pattern,comments\np1,ab\"c\n")
+    assert.are.equal("2:6: a quote inside a cell that does not start with one (quote the whole cell)", err)
+    _, err = read("pattern,comments\np1\n")
+    assert.are.equal("2:1: has 1 cells where the header has 2", err)
+    _, err = read("domain,lookback_hops\nd.example.com,two\n", "domains")
+    assert.are.equal("2:15: lookback_hops: must be an integer, got 'two'", err)
+    _, err = read("pattern,is_regex\n\"multi\nline\",maybe\n", "trusted_domains")
+    assert.are.equal("3:7: is_regex: must be true or false, got 'maybe'", err)
+    _, err = read("pattern,pattern\nx,y\n")
+    assert.are.equal("1:9: field pattern appears twice in the header", err)
+    _, err = read("pattern\n\"x\"y\n")
+    assert.are.equal("2:4: text after a quoted cell's closing quote", err)
+    _, err = read("pattern\n\255\n")
+    assert.truthy(err:find("is not valid UTF-8", 1, true))
+    _, err = read("")
+    assert.truthy(err:find("is empty", 1, true))
+  end)
+
+  it("reads JSON: an array of objects; a bad file names its line and column", function()
+    local list = assert(read('[{"pattern": "a", "comments": null}, {"pattern": "b"}]', nil, ".json"))
+    assert.are.same({ { pattern = "a", comments = es.null }, { pattern = "b" } }, list)
+    local _, err = read('[\n  {"pattern": "a",\n   "comments" nul}\n]', nil, ".json")
+    assert.truthy(err:find("^3:%d+: "), err)
+    _, err = read('{"pattern": "a"}', nil, ".json")
+    assert.truthy(err:find("must hold a JSON array of entries", 1, true))
+    _, err = read('[1]', nil, ".json")
+    assert.truthy(err:find("entry 1 is not an object", 1, true))
+  end)
+
+  it("refuses a file that is neither .csv nor .json, and a bad resource name", function()
+    local _, err = read("x", nil, ".txt")
+    assert.truthy(err:find("neither .csv nor .json", 1, true))
+    assert.has_error(function() es.read_entries("x.csv", "no_such") end,
+      "bad argument #2 to 'read_entries' (a resource name such as 'allow_policies' expected, got no_such)")
+  end)
+
+  it("writes CSV that reads back as the same entries", function()
+    local c = compiled("domains")
+    local list = {
+      { id = "f174e90a-fafe-4643-bbbc-4a0ed4fc8415", domain = "a.example.com", folder = es.null, lookback_hops = 2,
+        regions = { "GLOBAL", "EU" }, ip_restrictions = {}, require_tls_inbound = false,
+        transport = 'say "hi", then\r\nbye', integration_id = "" },
+      { id = "0f1e2d3c-4b5a-4697-8877-665544332211", domain = "null", folder = "Inbox", lookback_hops = 9007199254740991,
+        regions = { "US" }, ip_restrictions = { "192.0.2.0/24" }, transport = "true" },
+    }
+    local fields = { "id", "domain", "folder", "lookback_hops", "regions", "ip_restrictions", "require_tls_inbound",
+                     "transport", "integration_id" }
+    local text = entries.csv(list, fields)
+    local back = assert(entries.parse(text, "csv", c))
+    assert.are.same(list, back)
+  end)
+
+  it("refuses a JSON object where a list belongs, and a directory, with a message", function()
+    local _, err = read("{}", nil, ".json")
+    assert.truthy(err:find("must hold a JSON array of entries", 1, true))
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. dir .. ".csv"))
+    local list
+    list, err = es.read_entries(dir .. ".csv")
+    os.execute("rmdir " .. dir .. ".csv")
+    assert.is_nil(list)
+    assert.truthy(err:find("cannot be read (is it a directory?)", 1, true))
+  end)
+
+  it("names the cell's own line when plan types the cells later", function()
+    local list = assert(read('name,notes,enabled\n"two\nlines",x,maybe\n'))
+    local _, err = entries.typed(compiled("content_policies"), list)
+    assert.truthy(err:find(":3:", 1, true), err)
+  end)
+
+  it("refuses a whole number a double cannot hold, on every Lua, rather than round it", function()
+    local _, err = read("directory_id\n9007199254740993\n", "impersonation_registry")
+    assert.truthy(err:find("cannot be held exactly", 1, true), err)
+    local list = assert(read("directory_id\n9007199254740992\n", "impersonation_registry"))
+    assert.are.equal(2 ^ 53, list[1].directory_id)
+  end)
+
+  it("writes lists that read back the same whatever their items hold", function()
+    local c = compiled("sending_domain_restrictions")
+    local list = {
+      { domain = "a", exclude = { "a,b", 'say "hi"' } }, { domain = "b", exclude = { "null" } },
+      { domain = "c", exclude = { "x;y", "z" } }, { domain = "d", exclude = { "" } },
+      { domain = "e", exclude = { "[x]" } }, { domain = "f", exclude = {} },
+    }
+    local back = assert(entries.parse(entries.csv(list, { "domain", "exclude" }), "csv", c))
+    assert.are.same(list, back)
+  end)
+
+  it("reads JSON files with the core's own lua-cjson, whatever the host set on its cjson", function()
+    local host_cjson = require("cjson")
+    host_cjson.decode_invalid_numbers(true)
+    local list, err = read('[{"pattern": "a", "comments": NaN}]', nil, ".json")
+    host_cjson.decode_invalid_numbers(false)
+    assert.is_nil(list)
+    assert.truthy(err:find("invalid token at character 31", 1, true), err)
+  end)
+end)
