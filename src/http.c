@@ -94,10 +94,20 @@ static int next_coding(const char **p, const char *end, const char **name, size_
     return 1;
 }
 
+void es_http_copy_printable(char *out, const char *in, size_t len)
+{
+    size_t k;
+    for (k = 0; k < len; k++) {
+        unsigned char c = (unsigned char)in[k];
+        out[k] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    out[len] = '\0';
+}
+
 int es_http_refused_coding(const char *value, size_t len, char *out, size_t size)
 {
     const char *p = value, *end = value + len, *name;
-    size_t name_len, k;
+    size_t name_len;
     while (next_coding(&p, end, &name, &name_len)) {
         if (coding_of(name, name_len) != CODING_OTHER)
             continue;
@@ -105,12 +115,7 @@ int es_http_refused_coding(const char *value, size_t len, char *out, size_t size
             return 1;
         if (name_len >= size)
             name_len = size - 1;
-        /* it reaches error lines: nothing a terminal obeys */
-        for (k = 0; k < name_len; k++) {
-            unsigned char c = (unsigned char)name[k];
-            out[k] = c >= 0x20 && c < 0x7f ? (char)c : '?';
-        }
-        out[name_len] = '\0';
+        es_http_copy_printable(out, name, name_len);
         return 1;
     }
     return 0;

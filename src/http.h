@@ -42,6 +42,12 @@ void es_http_global_unlock(void);
  * and zstd, which the nginx transport could not, and an unknown one it
  * would fail on only once the body came. */
 
+/* Copies len bytes of a header's text into out (which holds len + 1) as
+ * printable ASCII, each other byte as '?', and ends it with NUL: what a
+ * server sent reaches logs and error lines, and nothing a terminal obeys
+ * may. */
+void es_http_copy_printable(char *out, const char *in, size_t len);
+
 /* Copies the first coding of a Content-Encoding value (a comma-separated
  * list) that is not one of those into out (size bytes, printable ASCII,
  * cut to fit) and returns 1; 0 when all are. */

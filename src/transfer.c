@@ -74,19 +74,12 @@ static size_t on_header(char *line, size_t size, size_t count, void *userdata)
     }
     for (i = 0; i < ES_HDR_COUNT; i++) {
         if (es_http_name_is(line, name_len, es_http_header_names[i])) {
-            size_t k;
-            char *out = t->header_values[i];
             if (t->header_seen & (1u << i))
                 break;
             t->header_seen |= 1u << i;
             if (value_len >= ES_HDR_VALUE_MAX)
                 value_len = ES_HDR_VALUE_MAX - 1;
-            /* these reach logs and error lines: nothing a terminal obeys */
-            for (k = 0; k < value_len; k++) {
-                unsigned char c = (unsigned char)value[k];
-                out[k] = c >= 0x20 && c < 0x7f ? (char)c : '?';
-            }
-            out[value_len] = '\0';
+            es_http_copy_printable(t->header_values[i], value, value_len);
             break;
         }
     }

@@ -44,4 +44,13 @@ function array.kind(v)
   return type(k) == "number" and "array" or "object"
 end
 
+--- The keys of a table, sorted (for output that does not follow the hash
+--- order): all strings, or all numbers.
+function array.sorted_keys(t)
+  local out = {}
+  for k in next, t do out[#out + 1] = k end
+  table.sort(out)
+  return out
+end
+
 return array

@@ -20,7 +20,7 @@ local plan_text = require("cloudflare.email_security.sync.plan_text")
 local apply = require("cloudflare.email_security.sync.apply")
 
 local null = core.null
-local concat, format, sort, type = table.concat, string.format, table.sort, type
+local concat, format, type = table.concat, string.format, type
 
 local plan = {}
 
@@ -298,13 +298,6 @@ function Plan:check_options(opts, allowed, method)
   return plan.check_options(opts, allowed, method, collection(self.resource))
 end
 
-local function sorted_fields(t)
-  local out = {}
-  for name in pairs(t) do out[#out + 1] = name end
-  sort(out)
-  return out
-end
-
 --- See the module's comment. opts: key (field names), fields (field
 --- names), purge (false: never delete), delete_domains (domains only),
 --- force (past the thresholds), thresholds { update, delete, min_existing }
@@ -417,7 +410,7 @@ function plan.make(r, desired, opts)
       local want = by_key[k]
       if want then
         local fields, changes = {}, {}
-        for _, field in ipairs(sorted_fields(want)) do
+        for _, field in ipairs(array.sorted_keys(want)) do
           if managed[field] and not same(key, field, want[field], e[field], want) then
             fields[field] = want[field]
             changes[#changes + 1] = { field = field, old = e[field], new = want[field] }

@@ -4,6 +4,7 @@
 -- order; what the server sent (ids, values) can hold anything, and neither
 -- form passes a terminal's control sequence through.
 
+local array = require("cloudflare.email_security.array")
 local core = require("cloudflare.email_security.core")
 local errors = require("cloudflare.email_security.errors")
 local json = require("cloudflare.email_security.schema.body").json
@@ -11,7 +12,7 @@ local keys = require("cloudflare.email_security.sync.keys")
 local numbers = require("cloudflare.email_security.numbers")
 
 local null, printable = core.null, errors.printable
-local concat, format, sort, type = table.concat, string.format, table.sort, type
+local concat, format, type = table.concat, string.format, type
 
 local plan_text = {}
 
@@ -26,13 +27,6 @@ local function show(v)
 end
 
 local function plural(n, one, many) return format("%d %s", n, n == 1 and one or many) end
-
-local function sorted_keys(t)
-  local out = {}
-  for k in pairs(t) do out[#out + 1] = k end
-  sort(out)
-  return out
-end
 
 --- One line per change, then the counts.
 function plan_text.lines(p)
@@ -60,7 +54,7 @@ function plan_text.lines(p)
     " (" .. p.kept[1].reason .. ")" end
   out[#out + 1] = summary
   local retired = {}
-  for _, field in ipairs(sorted_keys(p.retired or {})) do
+  for _, field in ipairs(array.sorted_keys(p.retired or {})) do
     retired[#retired + 1] = field .. " (" .. p.retired[field] .. ")"
   end
   if #retired > 0 then out[#out + 1] = "ignored, as the API no longer takes them: " .. concat(retired, ", ") end
@@ -106,7 +100,7 @@ function plan_text.json(p, entry)
     { "skipped", list_of(p.skipped, id_item) },
     { "kept", list_of(p.kept, id_item) },
     { "unchanged", json(#p.unchanged) },
-    { "ignored", list_of(sorted_keys(p.retired or {}), function(field)
+    { "ignored", list_of(array.sorted_keys(p.retired or {}), function(field)
         return object({ { "field", json(field) }, { "reason", json(p.retired[field]) } })
       end) },
   }) .. "\n"
