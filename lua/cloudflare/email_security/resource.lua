@@ -45,32 +45,33 @@ end
 
 local Resource = {}
 
--- An entry op's suffix ("/{id}/verification") as the text before and after
--- its id, split once per op.
+-- An op's suffix ("/{id}/verification") as the text before and after its
+-- id, split once per op; false for an op whose path has no id. Every call
+-- asks, so the search for "{id}" is made once per op, not once per call.
 local splits = setmetatable({}, { __mode = "k" })
 local function split_suffix(op)
   local s = splits[op]
-  if not s then
+  if s == nil then
     local at = op.suffix:find("{id}", 1, true)
-    s = { op.suffix:sub(1, at - 1), op.suffix:sub(at + 4) }
+    s = at and { op.suffix:sub(1, at - 1), op.suffix:sub(at + 4) } or false
     splits[op] = s
   end
-  return s[1], s[2]
+  return s
 end
 
 -- The path of an op, or an invalid error when the id is not what the
 -- description allows (the error then shows the path template, never the id).
 function Resource:_path(op, method, id)
+  local split = split_suffix(op)
+  if not split then return self._collection .. op.suffix end
   local desc = self._desc
-  if not op.suffix:find("{id}", 1, true) then return self._collection .. op.suffix end
   local field, rule, message = validate.value(desc.id_node, id, desc.id.param)
   if field then
     return nil, errors.invalid(field, rule, message, method,
                                self._collection .. op.suffix:gsub("{id}", "{" .. desc.id.param .. "}"))
   end
   -- a uuid has nothing to escape
-  local before, after = split_suffix(op)
-  return self._collection .. before .. (desc.id.format == "uuid" and id or escape(id)) .. after
+  return self._collection .. split[1] .. (desc.id.format == "uuid" and id or escape(id)) .. split[2]
 end
 
 -- The JSON body for an op from the caller's table, read once (snapshot),
@@ -111,6 +112,12 @@ end
 -- on the envelope's metatable (envelope.c); an empty table nothing says
 -- more of is "empty", taken for either.
 local function result_kind(v, envelope)
+  -- every answer passes here: a non-empty table, the common result, is
+  -- told apart without a call (as array.kind tells it)
+  if type(v) == "table" then
+    local k = next(v)
+    if k ~= nil then return type(k) == "number" and "array" or "object" end
+  end
   local kind = array.kind(v)
   if kind ~= "empty" or type(envelope) ~= "table" then return kind end
   -- the decoder gives an empty table for a null or absent result
@@ -155,7 +162,10 @@ local function misshapen(name, result, envelope)
     local bad = bad_item(result, shape.items, "the answer's result item")
     if bad then return bad end
   end
-  for _, field in ipairs(shape.lists or {}) do
+  -- most shapes have no lists: no loop (and no empty table made) for them
+  local lists = shape.lists
+  if not lists then return nil end
+  for _, field in ipairs(lists) do
     local list = result[field]
     if list ~= nil then
       local list_kind = array.kind(list)

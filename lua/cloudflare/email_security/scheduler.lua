@@ -12,33 +12,39 @@ local log = require("cloudflare.email_security.log")
 local monotonic = core.monotonic
 local new_request, outcome, AGAIN, GONE = request.new, request.outcome, request.AGAIN, request.GONE
 
--- Every call passes here, so a request's fields are read and written by
--- their places as numbers, which the VM does in one instruction where a
--- named place takes two: [1] method, [2] path, [3] query, [4] body,
--- [5] once, [6] compressed, [7] opts, [8] gone_id, [9] attempt, [10] acted,
--- as request.lua lays them out.
+-- run fills a request by its places, as request.lua lays them out: [1]
+-- method, [2] path, [3] query, [4] body, [5] once, [6] compressed, [7]
+-- opts, [8] gone_id, [9] attempt, [10] acted.
 assert(request.METHOD == 1 and request.PATH == 2 and request.QUERY == 3 and request.BODY == 4
        and request.ONCE == 5 and request.COMPRESSED == 6 and request.OPTS == 7 and request.GONE_ID == 8
        and request.ATTEMPT == 9 and request.ACTED == 10, "scheduler.lua: request.lua's layout changed")
+local ATTEMPT = request.ATTEMPT
 
 local scheduler = {}
 
---- state: the client's internals (base_url, transport, config, pacer,
---- sleep, log); req: a request (request.lua). Returns what the call
---- returns: result, err, envelope. One request at a time, to its end.
-local function run_one(state, req)
+-- resource methods check this first, at their caller's line; this is for
+-- a caller of the loop itself (level 3: the caller of run_one or call)
+local function refuse_closed()
+  error("attempt to use a closed cloudflare.email_security client", 3)
+end
+
+-- The loop, on the request's fields held as locals (state and the fields:
+-- as run_one and call say). Every call passes here, and a success, the
+-- common case, needs nothing more; req, the table request.outcome judges,
+-- is filled only when an answer is not a success (filled: req holds this
+-- request already, as one from request.new does). Once filled, req keeps
+-- between tries what request.outcome reads and writes: the count of tries
+-- (ATTEMPT, set here before each verdict) and whether one may have acted
+-- (ACTED).
+local function run(state, req, filled, method, path, query, body, opts, gone_id)
   local transport = state.transport
-  if transport:is_closed() then
-    -- resource methods check this first, at their caller's line; this is
-    -- for a caller of the loop itself
-    error("attempt to use a closed cloudflare.email_security client", 2)
-  end
-  local method, path, query, body = req[1], req[2], req[3], req[4]
+  local once, compressed
+  if opts then once, compressed = opts.once, opts.compressed end
   local url = state.base_url .. path .. query
   local cfg, pacer, write = state.config, state.pacer, state.log
+  local attempt = filled and req[ATTEMPT] or 0
   while true do
-    local attempt = req[9] + 1
-    req[9] = attempt
+    attempt = attempt + 1
     -- the common case, no client-side limit and no hold from a RateLimit
     -- header, costs two field reads (pacer.lua keeps both fields)
     if pacer.size or pacer.hold_until ~= 0 then
@@ -56,7 +62,7 @@ local function run_one(state, req)
       return nil, errors.wrap(err, method, path)
     end
 
-    local result, err, envelope, headers = transport:request(method, url, body, req[5], req[6])
+    local result, err, envelope, headers = transport:request(method, url, body, once, compressed)
 
     if write then log.response(write, method, path .. query, monotonic() - started, err) end
     local seen = headers or (err and err.headers)
@@ -64,6 +70,15 @@ local function run_one(state, req)
     -- a success is done (request.outcome says so too): the common case,
     -- without a call
     if not err then return result, nil, envelope end
+    if filled then
+      req[ATTEMPT] = attempt
+    else
+      -- request.lua's layout (request.new): the fields, the tries so far,
+      -- and no try that may have acted yet
+      req[1], req[2], req[3], req[4], req[5], req[6], req[7], req[8], req[9], req[10] =
+        method, path, query, body, once, compressed, opts, gone_id, attempt, false
+      filled = true
+    end
     local verdict, a, b, c = outcome(req, result, err, envelope, cfg)
     if verdict == AGAIN then
       state.sleep(a)
@@ -78,24 +93,30 @@ local function run_one(state, req)
     end
   end
 end
-scheduler.run_one = run_one
 
---- A request made (request.new; opts as there, required here) and run to
---- its end (run_one): what a resource's call returns. The client keeps
---- the table of the request that ended last and fills it again for the
---- next, so that the common call allocates no request; a call made while
---- another runs (from a finalizer, a log function, another light thread)
---- finds none kept and makes its own.
+--- state: the client's internals (base_url, transport, config, pacer,
+--- sleep, log); req: a request (request.new). Returns what the call
+--- returns: result, err, envelope. One request at a time, to its end.
+function scheduler.run_one(state, req)
+  if state.transport:is_closed() then refuse_closed() end
+  return run(state, req, true, req[1], req[2], req[3], req[4], req[7], req[8])
+end
+
+--- A request (request.new's arguments; opts required here) run to its end
+--- (run_one): what a resource's call returns. The client keeps the table
+--- of the request that ended last and uses it again for the next, so that
+--- the common call allocates no request; a call made while another runs
+--- (from a finalizer, a log function, another light thread) finds none
+--- kept and makes its own.
 function scheduler.call(state, method, path, query, body, opts, gone_id)
+  if state.transport:is_closed() then refuse_closed() end
   local req = state.ended_request
   if req then
     state.ended_request = nil
-    req[1], req[2], req[3], req[4], req[5], req[6], req[7], req[8], req[9], req[10] =
-      method, path, query, body, opts.once, opts.compressed, opts, gone_id, 0, false
   else
     req = new_request(method, path, query, body, opts, gone_id)
   end
-  local result, err, envelope = run_one(state, req)
+  local result, err, envelope = run(state, req, false, method, path, query, body, opts, gone_id)
   req[4] = nil    -- a batch's body can be large: not kept past its call
   state.ended_request = req
   return result, err, envelope
