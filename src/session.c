@@ -98,8 +98,15 @@ int es_session_add_header(es_session *s, const char *line)
            append_line(&s->headers[1][0], line) && append_line(&s->headers[1][1], line);
 }
 
-/* A CURLOPT_CUSTOMREQUEST that no request asks for: the next one sets its own. */
-static const char unknown_method[] = "";
+/* Is CURLOPT_CUSTOMREQUEST already what this request needs (NULL: none)? */
+static int custom_method_is(const es_session *s, const char *custom)
+{
+    if (s->custom_set < 0)
+        return 0;
+    if (custom == NULL)
+        return s->custom_set == 0;
+    return s->custom_set == 1 && strcmp(s->custom_method, custom) == 0;
+}
 
 CURLcode es_session_perform(es_session *s, es_transfer *t, const char *method, const char *url,
                             const char *body, size_t body_len, int once, int compressed,
@@ -130,14 +137,21 @@ CURLcode es_session_perform(es_session *s, es_transfer *t, const char *method, c
         curl_easy_setopt(s->easy, CURLOPT_HTTPGET, 1L);
     }
     custom = strcmp(method, with_body ? "POST" : "GET") == 0 ? NULL : method;
-    if (custom != s->custom_method) {
+    if (!custom_method_is(s, custom)) {
         rc = curl_easy_setopt(s->easy, CURLOPT_CUSTOMREQUEST, custom);
         if (rc != CURLE_OK) {
             /* out of memory: what libcurl holds now is unknown */
-            s->custom_method = unknown_method;
+            s->custom_set = -1;
             goto done;
         }
-        s->custom_method = custom;
+        if (custom == NULL) {
+            s->custom_set = 0;
+        } else if (strlen(custom) < sizeof s->custom_method) {
+            memcpy(s->custom_method, custom, strlen(custom) + 1);
+            s->custom_set = 1;
+        } else {
+            s->custom_set = -1;   /* too long to keep: set again next time */
+        }
     }
     curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, s->headers[with_body][compressed != 0]);
     /* A URL libcurl refuses (too long) ends the call here: what the

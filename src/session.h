@@ -30,9 +30,12 @@ typedef struct es_session {
      * request adds (Content-Type; an empty Accept-Encoding line) */
     struct curl_slist *headers[2][2];
     size_t max_body;
-    /* CURLOPT_CUSTOMREQUEST as last set (NULL: none): libcurl copies the
-     * string each time it is set, so it is set only when it changes */
-    const char *custom_method;
+    /* CURLOPT_CUSTOMREQUEST as last set, kept as text of our own (the
+     * caller's string need not outlive the call): libcurl copies the string
+     * each time it is set, so it is set only when it changes. custom_set:
+     * 0 none set, 1 custom_method is set, -1 unknown (set it next time). */
+    char custom_method[16];
+    int custom_set;
 } es_session;
 
 /* Returns NULL, or a static message saying what failed. On failure the

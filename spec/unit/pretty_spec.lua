@@ -33,6 +33,11 @@ describe("the REPL's printer", function()
     assert.truthy(text:find("-- page \\x1b]0;t\\x07, 2 entries of 2", 1, true), text)
   end)
 
+  it("prints a table with a __len of its own by the items it holds", function()
+    local t = setmetatable({ "US" }, { __len = function() return 5 end })
+    assert.are.equal('[\n  "US"\n]', require("cloudflare.email_security.pretty").render(t))
+  end)
+
   it("prints a client and an error as their one line", function()
     local cf = es.new({ account_id = "acct", api_token = "t", base_url = "http://127.0.0.1:9/client/v4" })
     assert.are.equal("cloudflare.email_security client (account acct, open)\n", printed(cf))

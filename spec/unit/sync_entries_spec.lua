@@ -158,4 +158,16 @@ describe("es.read_entries", function()
     assert.is_nil(list)
     assert.truthy(err:find("invalid token at character 31", 1, true), err)
   end)
+
+  it("writes an object in a CSV cell with its keys sorted, the same file every run", function()
+    local v = {}
+    for _, k in ipairs({ "kilo", "alpha", "juliet", "bravo", "india", "charlie", "hotel", "delta", "golf", "echo" }) do
+      v[k] = { z = 1, a = 2 }
+    end
+    local cell = entries.cell(v)
+    assert.are.equal('"{""alpha"":{""a"":2,""z"":1},""bravo"":{""a"":2,""z"":1},""charlie"":{""a"":2,""z"":1},'
+      .. '""delta"":{""a"":2,""z"":1},""echo"":{""a"":2,""z"":1},""golf"":{""a"":2,""z"":1},'
+      .. '""hotel"":{""a"":2,""z"":1},""india"":{""a"":2,""z"":1},""juliet"":{""a"":2,""z"":1},'
+      .. '""kilo"":{""a"":2,""z"":1}}"', cell)
+  end)
 end)

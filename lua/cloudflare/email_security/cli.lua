@@ -1,5 +1,6 @@
 -- The command-line tool, bin/cloudflare-email-security: every resource's
--- list, get, create, update, delete, and plan/apply of a CSV or JSON
+-- calls in the order schema/compile.lua gives them (list, create, get,
+-- update, delete, ...), and plan/apply of a CSV or JSON
 -- file. Arguments are parsed by lua-argparse, built from the resource
 -- descriptions. Credentials come only from the environment
 -- (CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY;

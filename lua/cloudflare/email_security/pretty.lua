@@ -20,10 +20,6 @@ local function quote(s)
   return '"' .. errors.printable(escaped) .. '"'
 end
 
--- what is printed may be any table a person made at the prompt
-local function is_array(t)
-  return array.length(t) ~= nil
-end
 
 local function render(v, indent, depth, seen, out)
   local t = type(v)
@@ -37,15 +33,19 @@ local function render(v, indent, depth, seen, out)
   if seen[v] or depth > MAX_DEPTH then out[#out + 1] = "..." return end
   seen[v] = true
   local inner = indent .. "  "
-  if is_array(v) then
-    if #v == 0 then out[#out + 1] = "[]" seen[v] = nil return end
+  -- what is printed may be any table a person made at the prompt: its
+  -- items counted and read raw, as array.length counts them (a __len or
+  -- __index of its own would show items it does not hold)
+  local n = array.length(v)
+  if n then
+    if n == 0 then out[#out + 1] = "[]" seen[v] = nil return end
     out[#out + 1] = "[\n"
-    for i = 1, math.min(#v, MAX_ITEMS) do
+    for i = 1, math.min(n, MAX_ITEMS) do
       out[#out + 1] = inner
-      render(v[i], inner, depth + 1, seen, out)
-      out[#out + 1] = i < #v and ",\n" or "\n"
+      render(rawget(v, i), inner, depth + 1, seen, out)
+      out[#out + 1] = i < n and ",\n" or "\n"
     end
-    if #v > MAX_ITEMS then out[#out + 1] = ("%s... (%d more)\n"):format(inner, #v - MAX_ITEMS) end
+    if n > MAX_ITEMS then out[#out + 1] = ("%s... (%d more)\n"):format(inner, n - MAX_ITEMS) end
     out[#out + 1] = indent .. "]"
   else
     local keys = {}
@@ -88,7 +88,7 @@ local MAX_LINES = 50
 -- A list of entries (tables with an id): printed a line each.
 local function is_entry_list(v)
   return type(v) == "table" and getmetatable(v) == nil and #v > 0 and type(v[1]) == "table" and v[1].id ~= nil
-    and is_array(v)
+    and array.length(v) ~= nil
 end
 
 --- One entry as one line: its id and the fields that tell it apart.

@@ -27,7 +27,12 @@ local number_text = require("cloudflare.email_security.numbers").text
 -- JSON through the C core's own lua-cjson instance, as answers are read:
 -- the host's `cjson` may have been set otherwise (an OpenResty host sets
 -- what it likes), and a file must read the same in every host.
-local null, json_encode, json_decode = core.null, core.json_encode, core.json_decode
+local null, json_decode = core.null, core.json_decode
+-- JSON in cells is written with an object's keys sorted (lua-cjson follows
+-- the hash order, which changes from run to run): a file written twice from
+-- the same entries is the same file
+local write_json = require("cloudflare.email_security.schema.body").write
+local function json_encode(v) return write_json(nil, v) end
 local concat, format, type = table.concat, string.format, type
 
 local entries = {}
