@@ -6,6 +6,7 @@
 --   lua5.4 bench/own_code.lua CALLS
 local es = require("cloudflare.email_security")
 local core = require("cloudflare.email_security.core")
+local internals = require("cloudflare.email_security.client").internals
 
 local ANSWER = '{"success":true,"errors":[],"messages":[],"result":{"id":"f174e90a-fafe-4643-bbbc-4a0ed4fc8415",'
   .. '"name":"John Doe","email":"j@example.com","is_email_regex":false,"comments":null,"directory_id":null,'
@@ -17,7 +18,7 @@ local HEADERS = { ["content-type"] = "application/json", ["cf-ray"] = "8f1c2a3b4
 local cf = es.new({ account_id = "023e105f4ecef8ad9ca31a8372d0c353", api_token = "bench-token",
                     base_url = "http://127.0.0.1:1/client/v4" })
 -- a transport that answers at once with the canned bytes
-cf._state.transport = {
+internals(cf).transport = {
   request = function() return core.decode(200, ANSWER, HEADERS) end,
   is_closed = function() return false end,
   close = function() end,

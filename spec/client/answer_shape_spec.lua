@@ -5,6 +5,7 @@
 local es = require("cloudflare.email_security")
 local core = require("cloudflare.email_security.core")
 local emulator_process = require("emulator.process")
+local internals = require("cloudflare.email_security.client").internals
 
 local ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"
 local ID = "f174e90a-fafe-4643-bbbc-4a0ed4fc8415"
@@ -19,7 +20,7 @@ local function answering(body, status)
   local sent = {}
   local cf = es.new({ account_id = ACCOUNT, api_token = "t", base_url = "http://127.0.0.1:1/client/v4",
                       sleep = function() end, max_retries = 0 })
-  cf._state.transport = {
+  internals(cf).transport = {
     request = function(_, method, url)
       sent[#sent + 1] = method .. " " .. url
       return core.decode(status or 200, body, { ["content-type"] = "application/json" })

@@ -3,6 +3,7 @@
 local es = require("cloudflare.email_security")
 local emulator_process = require("emulator.process")
 local cjson = require("cjson")
+local internals = require("cloudflare.email_security.client").internals
 
 local ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"
 local UNKNOWN_ID = "f174e90a-fafe-4643-bbbc-4a0ed4fc8415"
@@ -186,7 +187,7 @@ describe("impersonation registry against the emulator", function()
 
     it("gets 401 code 10000 when no credential reaches the server", function()
       -- the module never sends a request without one, so ask the transport directly
-      local transport = cf._state.transport
+      local transport = internals(cf).transport
       local core = require("cloudflare.email_security.core")
       local bare = core.new({ user_agent = "spec", timeout_ms = 60000, connect_timeout_ms = 10000,
                               max_response_size = 8388608 })
@@ -231,14 +232,14 @@ describe("impersonation registry against the emulator", function()
     it("422 for a body the schema refuses, when one reaches the server", function()
       -- the module refuses such a body itself, so send it through the bare transport
       local url = emu.base_url .. "/accounts/" .. ACCOUNT .. "/email-security/settings/impersonation_registry"
-      local _, err = cf._state.transport:request("POST", url, '{"name":"x","email":"x@y","is_email_regex":"yes"}')
+      local _, err = internals(cf).transport:request("POST", url, '{"name":"x","email":"x@y","is_email_regex":"yes"}')
       assert.are.same({ "api", 422, 1002 }, { err.kind, err.status, err.code })
       assert.matches("is_email_regex", err.message, 1, true)
     end)
 
     it("400 for malformed JSON", function()
       local url = emu.base_url .. "/accounts/" .. ACCOUNT .. "/email-security/settings/impersonation_registry"
-      local _, err = cf._state.transport:request("POST", url, '{"name":')
+      local _, err = internals(cf).transport:request("POST", url, '{"name":')
       assert.are.same({ "api", 400, 1001 }, { err.kind, err.status, err.code })
     end)
 

@@ -8,6 +8,7 @@ local es = require("cloudflare.email_security")
 local prism = require("spec.support.prism")
 local openapi = require("spec.support.openapi")
 local examples = require("spec.support.examples")
+local internals = require("cloudflare.email_security.client").internals
 
 local ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"
 local ID = examples.ID
@@ -71,7 +72,7 @@ describe("every operation against Cloudflare's OpenAPI schema (Prism)", function
       local body = d.bodies.create
       local first = body.required[1]
       local url = server.base_url .. "/accounts/" .. ACCOUNT .. d.path .. op.suffix
-      local result, err = cf._state.transport:request("POST", url, ('{"%s":{"not":"this"}}'):format(first))
+      local result, err = internals(cf).transport:request("POST", url, ('{"%s":{"not":"this"}}'):format(first))
       assert.is_nil(result)
       assert.are.equal(422, err and err.status, tostring(err and err.message))
     end)

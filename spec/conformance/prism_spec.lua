@@ -4,6 +4,7 @@
 local es = require("cloudflare.email_security")
 local prism = require("spec.support.prism")
 local openapi = require("spec.support.openapi")
+local internals = require("cloudflare.email_security.client").internals
 
 local ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"
 local ID = "f174e90a-fafe-4643-bbbc-4a0ed4fc8415"
@@ -109,7 +110,7 @@ describe("conformance with Cloudflare's OpenAPI schema (Prism)", function()
     -- past the module's own checks, straight through the transport
     local url = server.base_url .. "/accounts/" .. ACCOUNT
       .. "/email-security/settings/impersonation_registry/" .. ID
-    local result, err = cf._state.transport:request("PATCH", url, '{"is_email_regex":"yes"}')
+    local result, err = internals(cf).transport:request("PATCH", url, '{"is_email_regex":"yes"}')
     assert.is_nil(result)
     assert.are.equal(422, err.status)
     assert.is_true(#server.violations() > 0)

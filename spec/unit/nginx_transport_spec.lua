@@ -2,6 +2,7 @@
 -- location.capture records each subrequest and answers as nginx would.
 -- spec/hosts/nginx_spec.lua runs the same code in a real nginx.
 local es = require("cloudflare.email_security")
+local internals = require("cloudflare.email_security.client").internals
 
 local ACCOUNT = "acct1"
 local ID = "8d5f2d52-6f3c-4c1e-9a59-3c1b2a7e0f11"
@@ -42,10 +43,10 @@ describe("the nginx transport", function()
 
   it("is chosen inside nginx, and libcurl's outside", function()
     local cf = client({ status = 200, header = {}, body = OK_BODY })
-    assert.are.equal("nginx", cf._state.config.transport)
+    assert.are.equal("nginx", internals(cf).config.transport)
     rawset(_G, "ngx", nil)
     local plain = es.new({ account_id = ACCOUNT, api_token = "t" })
-    assert.are.equal("curl", plain._state.config.transport)
+    assert.are.equal("curl", internals(plain).config.transport)
     plain:close()
   end)
 
@@ -287,9 +288,9 @@ describe("the nginx transport", function()
         for k, v in pairs(value) do search(k, depth + 1); search(v, depth + 1) end
       end
     end
-    search(cf._state.transport, 0)
+    search(internals(cf).transport, 0)
     -- the very table each subrequest reads its variables from
-    local live = cf._state.transport
+    local live = internals(cf).transport
     local real_capture, vars_table = live.capture, nil
     live.capture = function(uri, options) vars_table = options.vars; return real_capture(uri, options) end
     assert(cf.impersonation_registry:get(ID))
@@ -304,7 +305,7 @@ describe("the nginx transport", function()
     fake.config = nil
     rawset(_G, "ngx", fake)
     local cf = es.new({ account_id = ACCOUNT, api_token = "t" })
-    assert.are.equal("nginx", cf._state.config.transport)
+    assert.are.equal("nginx", internals(cf).config.transport)
     assert.are.equal("A", assert(cf.impersonation_registry:get(ID)).name)
   end)
 
@@ -331,7 +332,7 @@ describe("the nginx transport", function()
     assert.matches('transport must be "curl" or "nginx"', why, 1, true)
     -- libcurl stays available inside nginx when asked for by name
     local cf = es.new({ account_id = ACCOUNT, api_token = "t", transport = "curl", timeout = 5 })
-    assert.are.equal("curl", cf._state.config.transport)
+    assert.are.equal("curl", internals(cf).config.transport)
     cf:close()
     rawset(_G, "ngx", nil)
     ok, why = pcall(es.new, { account_id = ACCOUNT, api_token = "t", transport = "nginx" })

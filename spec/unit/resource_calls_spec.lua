@@ -3,6 +3,7 @@
 -- script (the C decoder makes the answers, as for a real one).
 local es = require("cloudflare.email_security")
 local core = require("cloudflare.email_security.core")
+local internals = require("cloudflare.email_security.client").internals
 
 local ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"
 local ID = "f174e90a-fafe-4643-bbbc-4a0ed4fc8415"
@@ -26,7 +27,7 @@ local function scripted(answers)
   }
   local cf = es.new({ account_id = ACCOUNT, api_token = "t", base_url = "http://127.0.0.1:1/client/v4",
                       sleep = function() end })
-  cf._state.transport = transport
+  internals(cf).transport = transport
   return cf, sent
 end
 
@@ -137,13 +138,13 @@ describe("resource calls", function()
 
   it("sends a batch with posts once after a 5xx, whatever x-should-retry says", function()
     local cf, sent = scripted({ { 500, BUSY }, { 200, OK:format("{}") } })
-    cf._state.transport.request = (function(inner)
+    internals(cf).transport.request = (function(inner)
       return function(...)
         local result, err, env = inner(...)
         if err then err.headers = { ["x-should-retry"] = "true" } end
         return result, err, env
       end
-    end)(cf._state.transport.request)
+    end)(internals(cf).transport.request)
     local done, err = cf.block_senders:batch({ posts = { { pattern = "x@example.com", pattern_type = "EMAIL",
                                                             is_regex = false } } })
     assert.is_nil(done)

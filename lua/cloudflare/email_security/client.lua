@@ -15,6 +15,7 @@ local transport = require("cloudflare.email_security.transport")
 local RESOURCES = {}
 for _, name in ipairs(require("cloudflare.email_security.resources.names")) do RESOURCES[name] = true end
 
+local client = {}
 local Client = {}
 
 -- cf.allow_policies and the others: made on first use.
@@ -22,18 +23,18 @@ function Client.__index(self, key)
   local method = Client[key]
   if method ~= nil then return method end
   if RESOURCES[key] then
-    local r = resource.new(rawget(self, "_state"), require("cloudflare.email_security.resources." .. key))
+    local r = resource.new(client.internals(self), require("cloudflare.email_security.resources." .. key))
     rawset(self, key, r)
     return r
   end
 end
 
 function Client:close()
-  self._state.transport:close()
+  client.internals(self).transport:close()
 end
 
 function Client:is_closed()
-  return self._state.transport:is_closed()
+  return client.internals(self).transport:is_closed()
 end
 
 Client.__close = Client.close
@@ -43,7 +44,6 @@ function Client:__tostring()
     :format(self.account_id, self:is_closed() and "closed" or "open")
 end
 
-local client = {}
 
 --- See README.md for the options. Raises when they cannot make a client.
 function client.new(opts)
@@ -72,6 +72,15 @@ function client.new(opts)
       -- and ended_request, the request loop's to fill again (scheduler.call)
     },
   }, Client)
+end
+
+--- A client's internals, one table, for the code that works on the
+--- client's behalf (its resources, the request loop) and for specs and
+--- benchmarks that put a transport of their own in: account_id, base_url,
+--- transport (see transport.lua for its interface), config, pacer, sleep,
+--- log. Not for scripts: it may change with any version.
+function client.internals(cf)
+  return rawget(cf, "_state")
 end
 
 return client
