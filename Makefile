@@ -40,6 +40,10 @@ C_HOST       = build/c_host/two_states
 
 LUA_DIR      = $(DESTDIR)$(PREFIX)/share/lua/$(LUA_VERSION)
 LIB_DIR      = $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_VERSION)
+# where the installed tool looks for them when it runs (no DESTDIR: that is
+# only where a package is staged)
+INSTALLED_LUA_DIR ?= $(PREFIX)/share/lua/$(LUA_VERSION)
+INSTALLED_LIB_DIR ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
 BIN_DIR      = $(DESTDIR)$(PREFIX)/bin
 
 .PHONY: all deps deps-checks test test-unit install install-files rock-install nginx-install uninstall clean lint demo emulator check-memory check-asan check-threads spec-hosts fuzz soak bench bench-peers bench-doc repl resources
@@ -207,13 +211,16 @@ install-files: $(MODULE)
 		dest="$(LUA_DIR)/$${f#lua/}"; \
 		mkdir -p "$$(dirname "$$dest")" && cp "$$f" "$$dest" || exit 1; \
 	done
-	mkdir -p $(LIB_DIR)/cloudflare/email_security
-	cp $(MODULE) $(LIB_DIR)/cloudflare/email_security/core.so
-	@# the command-line tool, run by the Lua it was installed for (not for nginx's)
+	mkdir -p "$(LIB_DIR)/cloudflare/email_security"
+	cp $(MODULE) "$(LIB_DIR)/cloudflare/email_security/core.so"
+	@# the command-line tool, run by the Lua it was installed for (not for
+	@# nginx's), told where its modules went
 ifneq ($(INSTALL_CLI),no)
-	mkdir -p $(BIN_DIR)
-	sed '1s|.*|#!/usr/bin/env $(LUA)|' bin/cloudflare-email-security > $(BIN_DIR)/cloudflare-email-security
-	chmod 755 $(BIN_DIR)/cloudflare-email-security
+	mkdir -p "$(BIN_DIR)"
+	sed -e '1s|.*|#!/usr/bin/env $(LUA)|' \
+		-e 's|^local INSTALLED = nil$$|local INSTALLED = { path = "$(INSTALLED_LUA_DIR)/?.lua;$(INSTALLED_LUA_DIR)/?/init.lua", cpath = "$(INSTALLED_LIB_DIR)/?.so" }|' \
+		bin/cloudflare-email-security > "$(BIN_DIR)/cloudflare-email-security"
+	chmod 755 "$(BIN_DIR)/cloudflare-email-security"
 endif
 
 # The module where the LuaJIT of Debian's nginx (libnginx-mod-http-lua)
@@ -229,7 +236,8 @@ nginx-install:
 rock-install:
 	@tmp=$$(mktemp -d) && \
 	$(MAKE) --no-print-directory install-files BUILD="$$tmp" LUA="$(LUA)" LUA_CFLAGS="-I$(LUA_INCDIR)" \
-		LUA_DIR="$(INST_LUADIR)" LIB_DIR="$(INST_LIBDIR)" BIN_DIR="$(INST_BINDIR)"; \
+		LUA_DIR="$(INST_LUADIR)" LIB_DIR="$(INST_LIBDIR)" BIN_DIR="$(INST_BINDIR)" \
+		INSTALLED_LUA_DIR="$(INST_LUADIR)" INSTALLED_LIB_DIR="$(INST_LIBDIR)"; \
 	status=$$?; rm -rf "$$tmp"; exit $$status
 
 uninstall:

@@ -85,6 +85,51 @@ describe("the command-line tool", function()
     assert.truthy(out:find("--no-purge", 1, true))
   end)
 
+  describe("runs from anywhere, without LUA_PATH", function()
+    local root = files.command_output("pwd")
+    -- the tool's own Lua: make's variables for it
+    local make_vars = LUA == "luajit" and "LUA_VERSION=5.1 LUA=luajit LUA_PC=luajit BUILD=build/luajit"
+      or ("LUA_VERSION=%s LUA=%s"):format(LUA:match("%d+%.%d+$") or "5.4", LUA)
+
+    -- Lua's search paths without the working directory's and /usr/local's
+    -- (where `make install` may have put another copy of the module): only
+    -- what the launcher adds can find it; Debian's lua-cjson and
+    -- lua-argparse are still found where Debian put them
+    local function system_only(path)
+      local kept = {}
+      for entry in path:gmatch("[^;]+") do
+        if not entry:find("^%./") and not entry:find("/usr/local/", 1, true) and not entry:find(root, 1, true) then
+          kept[#kept + 1] = entry
+        end
+      end
+      return table.concat(kept, ";")
+    end
+
+    local function list_from(launcher)
+      local out = dir .. "/out"
+      local code = execute(("cd / && env -u LUA_PATH_5_4 -u LUA_CPATH_5_4 LUA_PATH=%s LUA_CPATH=%s %s %s %s "
+        .. "--json allow_policies list > %s 2>&1"):format(q(system_only(package.path)), q(system_only(package.cpath)),
+        env, LUA, q(launcher), out))
+      return code, files.read(out) or ""
+    end
+
+    it("in a checkout: the modules and the core beside it", function()
+      local code, out = list_from(root .. "/bin/cloudflare-email-security")
+      assert.are.equal(0, code, out)
+      assert.are.equal("[]", (out:gsub("%s+$", "")))
+    end)
+
+    it("after make install PREFIX=...: where it was installed", function()
+      local prefix = dir .. "/prefix with space"
+      local log = dir .. "/install.log"
+      assert.are.equal(0, execute(("make -s install-files %s PREFIX=%s > %s 2>&1")
+        :format(make_vars, q(prefix), log)), files.read(log))
+      local code, out = list_from(prefix .. "/bin/cloudflare-email-security")
+      assert.are.equal(0, code, out)
+      assert.are.equal("[]", (out:gsub("%s+$", "")))
+    end)
+  end)
+
   it("usage errors exit 64; there is no way to give a credential on the command line", function()
     local code, _, err = run("allow_policies lst")
     assert.are.equal(64, code)
