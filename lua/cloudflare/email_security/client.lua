@@ -69,7 +69,6 @@ function client.new(opts)
       -- between retries: the caller's sleep, else the one that suits the transport
       sleep = cfg.sleep or transport.sleep(cfg),
       log = log.writer(cfg.log),
-      -- and ended_request, the request loop's to fill again (scheduler.call)
     },
   }, Client)
 end

@@ -2,9 +2,7 @@
 -- no sleep here: the request loop (scheduler.lua) sends, waits and sleeps.
 --
 --   request.new(method, path, query, body, opts, gone_id) -> req
---     A list, its fields at the places named below (a list, not a record:
---     every call has one, and a list's fields cost a fraction of a
---     record's keys): METHOD, PATH (no base URL), QUERY ("" or "?a=b"),
+--     A list, its fields at the places named below: METHOD, PATH (no base URL), QUERY ("" or "?a=b"),
 --     BODY (a JSON string or nil), ONCE (sent at most once: a create, a
 --     batch with posts), COMPRESSED (ask for a gzip answer), OPTS (the op's
 --     options: permissions, what the token needs, for a 401 or 403 to say),

@@ -12,12 +12,6 @@ local log = require("cloudflare.email_security.log")
 local monotonic = core.monotonic
 local new_request, outcome, AGAIN, GONE = request.new, request.outcome, request.AGAIN, request.GONE
 
--- run fills a request by its places, as request.lua lays them out: [1]
--- method, [2] path, [3] query, [4] body, [5] once, [6] compressed, [7]
--- opts, [8] gone_id, [9] attempt, [10] acted.
-assert(request.METHOD == 1 and request.PATH == 2 and request.QUERY == 3 and request.BODY == 4
-       and request.ONCE == 5 and request.COMPRESSED == 6 and request.OPTS == 7 and request.GONE_ID == 8
-       and request.ATTEMPT == 9 and request.ACTED == 10, "scheduler.lua: request.lua's layout changed")
 local ATTEMPT = request.ATTEMPT
 
 local scheduler = {}
@@ -30,19 +24,17 @@ end
 
 -- The loop, on the request's fields held as locals (state and the fields:
 -- as run_one and call say). Every call passes here, and a success, the
--- common case, needs nothing more; req, the table request.outcome judges,
--- is filled only when an answer is not a success (filled: req holds this
--- request already, as one from request.new does). Once filled, req keeps
--- between tries what request.outcome reads and writes: the count of tries
--- (ATTEMPT, set here before each verdict) and whether one may have acted
--- (ACTED).
-local function run(state, req, filled, method, path, query, body, opts, gone_id)
+-- common case, needs nothing more: req, the request request.outcome
+-- judges, is made only when an answer is not a success (or given, by
+-- run_one), and keeps between tries the count of tries (ATTEMPT, set here
+-- before each verdict) and whether one may have acted.
+local function run(state, req, method, path, query, body, opts, gone_id)
   local transport = state.transport
   local once, compressed
   if opts then once, compressed = opts.once, opts.compressed end
   local url = state.base_url .. path .. query
   local cfg, pacer, write = state.config, state.pacer, state.log
-  local attempt = filled and req[ATTEMPT] or 0
+  local attempt = req and req[ATTEMPT] or 0
   while true do
     attempt = attempt + 1
     -- the common case, no client-side limit and no hold from a RateLimit
@@ -70,15 +62,8 @@ local function run(state, req, filled, method, path, query, body, opts, gone_id)
     -- a success is done (request.outcome says so too): the common case,
     -- without a call
     if not err then return result, nil, envelope end
-    if filled then
-      req[ATTEMPT] = attempt
-    else
-      -- request.lua's layout (request.new): the fields, the tries so far,
-      -- and no try that may have acted yet
-      req[1], req[2], req[3], req[4], req[5], req[6], req[7], req[8], req[9], req[10] =
-        method, path, query, body, once, compressed, opts, gone_id, attempt, false
-      filled = true
-    end
+    req = req or new_request(method, path, query, body, opts, gone_id)
+    req[ATTEMPT] = attempt
     local verdict, a, b, c = outcome(req, result, err, envelope, cfg)
     if verdict == AGAIN then
       state.sleep(a)
@@ -99,27 +84,16 @@ end
 --- returns: result, err, envelope. One request at a time, to its end.
 function scheduler.run_one(state, req)
   if state.transport:is_closed() then refuse_closed() end
-  return run(state, req, true, req[1], req[2], req[3], req[4], req[7], req[8])
+  return run(state, req, req[request.METHOD], req[request.PATH], req[request.QUERY], req[request.BODY],
+             req[request.OPTS], req[request.GONE_ID])
 end
 
 --- A request (request.new's arguments; opts required here) run to its end
---- (run_one): what a resource's call returns. The client keeps the table
---- of the request that ended last and uses it again for the next, so that
---- the common call allocates no request; a call made while another runs
---- (from a finalizer, a log function, another light thread) finds none
---- kept and makes its own.
+--- (run_one): what a resource's call returns. A success makes no request
+--- table at all.
 function scheduler.call(state, method, path, query, body, opts, gone_id)
   if state.transport:is_closed() then refuse_closed() end
-  local req = state.ended_request
-  if req then
-    state.ended_request = nil
-  else
-    req = new_request(method, path, query, body, opts, gone_id)
-  end
-  local result, err, envelope = run(state, req, false, method, path, query, body, opts, gone_id)
-  req[4] = nil    -- a batch's body can be large: not kept past its call
-  state.ended_request = req
-  return result, err, envelope
+  return run(state, nil, method, path, query, body, opts, gone_id)
 end
 
 return scheduler
