@@ -1,7 +1,8 @@
 -- The control routes, /__emulator/{reset,seed,state,requests,faults,
--- shutdown}: what the specs (through process.lua) use to set up state,
--- inject faults and see exactly what reached the server. No auth, JSON in
--- and out, 400 for a body it cannot use; never logged as API requests.
+-- latency,in_flight,shutdown}: what the specs (through process.lua) use to
+-- set up state, inject faults, slow the API down and see exactly what
+-- reached the server and how much of it at once. No auth, JSON in and out,
+-- 400 for a body it cannot use; never logged or counted as API requests.
 
 local json = require("emulator.json")
 local http = require("emulator.http")
@@ -10,6 +11,8 @@ local resources = require("emulator.resources")
 local store = require("emulator.store")
 local faults = require("emulator.faults")
 local api = require("emulator.api")
+local latency = require("emulator.latency")
+local in_flight = require("emulator.in_flight")
 
 local encode, list_of = json.encode, json.list_of
 
@@ -22,6 +25,8 @@ local ROUTES = {
   reset = { POST = function()
     store.reset()
     faults.clear()
+    latency.reset()
+    in_flight.reset()
     return control_ok({ reset = true })
   end },
 
@@ -72,6 +77,23 @@ local ROUTES = {
       if problem then return control_error(400, problem) end
     end
     return control_ok({ pending = faults.add(body.faults) })
+  end },
+
+  -- {read_ms, write_ms}: how long every API request waits (GET; the
+  -- other methods) before it is served; PUT replaces both (0 when not given)
+  latency = { GET = function() return control_ok(latency.get()) end, PUT = function(_, raw)
+    local body = json.decode_object(raw)
+    local problem = latency.check(body)
+    if problem then return control_error(400, problem) end
+    latency.set(body)
+    return control_ok(latency.get())
+  end },
+
+  -- {current, max}: API requests read whole and not yet answered, now and
+  -- at most at once since the last reset; DELETE sets max back to current
+  in_flight = { GET = function() return control_ok(in_flight.get()) end, DELETE = function()
+    in_flight.reset()
+    return control_ok(in_flight.get())
   end },
 
   shutdown = { POST = function()

@@ -7,6 +7,8 @@
 --
 --   lua5.4 emulator/main.lua [--host 127.0.0.1] [--port 8787] [--port-file F]
 --       [--token T] [--email E --key K] [--idle-exit SECONDS] [--max-log N] [--verbose]
+--       [--latency READ_MS[,WRITE_MS]]  (every API request waits that long: GET, the
+--                        other methods; one value is both; 0..60000; a reset keeps it)
 --       [--banner]       (says how to point a client at it; make emulator)
 --       [--parent PID]   (exits when that process is gone)
 --
@@ -29,7 +31,9 @@
 --   resources.lua  the descriptions, and what they cannot say (nouns, rules)
 --   answers.lua    Cloudflare's success and error envelopes
 --   faults.lua     injected faults: what each kind does, and when
---   control.lua    /__emulator/{reset,seed,state,requests,faults,shutdown}
+--   latency.lua    the standing latency of every API request (--latency)
+--   in_flight.lua  how many API requests are in flight at once, now and at most
+--   control.lua    /__emulator/{reset,seed,state,requests,faults,latency,in_flight,shutdown}
 --   json.lua       JSON that keeps empty lists and integers as they are
 --   log.lua        --verbose lines on stderr
 --   process.lua    (not loaded here) starts one from any Lua and drives its control routes
@@ -41,7 +45,8 @@ local HERE = debug.getinfo(1, "S").source:match("^@(.*[/\\])") or "./"
 package.path = HERE .. "../?.lua;" .. package.path
 
 local USAGE = "usage: lua5.4 emulator/main.lua [--host 127.0.0.1] [--port N] [--port-file FILE] [--token T]"
-  .. " [--email E --key K] [--idle-exit SECONDS] [--max-log N] [--verbose] [--banner] [--parent PID]"
+  .. " [--email E --key K] [--idle-exit SECONDS] [--max-log N] [--latency READ_MS[,WRITE_MS]] [--verbose]"
+  .. " [--banner] [--parent PID]"
 
 local function die(message)
   io.stderr:write("emulator: ", message, "\n", USAGE, "\n")
@@ -51,7 +56,8 @@ end
 -- The kind of each option's value; "flag" takes none.
 local OPTION_KINDS = { host = "string", port = "number", port_file = "string", token = "string",
                        email = "string", key = "string", idle_exit = "number", max_log = "number",
-                       verbose = "flag", help = "flag", banner = "flag", parent = "number" }
+                       verbose = "flag", help = "flag", banner = "flag", parent = "number",
+                       latency = "string" }
 
 local opts = { host = "127.0.0.1", port = 8787, token = "test-token", email = "user@example.com",
                key = "test-key", idle_exit = 300, max_log = 20000 }
@@ -85,6 +91,11 @@ do
   if opts.host ~= "127.0.0.1" then die("the emulator listens on 127.0.0.1 only, not " .. opts.host) end
   if opts.port ~= math.floor(opts.port) or opts.port > 65535 then die("--port must be 0..65535") end
   if opts.idle_exit <= 0 then die("--idle-exit must be above 0: the emulator never runs forever") end
+  if opts.latency then
+    local problem
+    opts.latency, problem = require("emulator.latency").parse(opts.latency)
+    if not opts.latency then die(problem) end
+  end
 end
 
 -- before the other files load: api.lua logs as it builds its routes
@@ -92,6 +103,7 @@ require("emulator.log").verbose = opts.verbose or false
 math.randomseed()
 require("emulator.store").max_log = opts.max_log
 require("emulator.api").setup(opts)
+if opts.latency then require("emulator.latency").set_initial(opts.latency) end
 
 local ok, problem = require("emulator.server").run(opts)
 if not ok then die(problem) end

@@ -94,7 +94,8 @@ end
 --- Starts one emulator. opts (all optional): token, email, key, idle_exit
 --- (seconds without traffic before it exits by itself, default 120),
 --- outlive (true: it does not exit with this process, only when idle),
---- log_file (its stderr, with --verbose; else it is discarded).
+--- log_file (its stderr, with --verbose; else it is discarded), latency
+--- ({ read_ms = n, write_ms = n }: --latency, which a reset keeps).
 function emulator_process.start(opts)
   opts = opts or {}
   local port_file, pid_file = os.tmpname(), os.tmpname()
@@ -113,12 +114,16 @@ function emulator_process.start(opts)
   -- search paths (another version's modules) must not reach it.
   -- and it exits when this process is gone, however that ends
   local parent = not opts.outlive and own_pid()
+  local latency = ""
+  if opts.latency then
+    latency = (" --latency %s,%s"):format(tostring(opts.latency.read_ms or 0), tostring(opts.latency.write_ms or 0))
+  end
   local cmd = ("env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_4 -u LUA_CPATH_5_4"
     .. " lua5.4 %s --port 0 --port-file %s --idle-exit %s --token %s --email %s --key %s%s%s"
-    .. " >/dev/null %s & echo $! > %s")
+    .. "%s >/dev/null %s & echo $! > %s")
     :format(shell_quote(SCRIPT), shell_quote(port_file), shell_quote(idle_exit), shell_quote(token),
             shell_quote(email), shell_quote(key), verbose, parent and (" --parent " .. parent) or "",
-            stderr, shell_quote(pid_file))
+            latency, stderr, shell_quote(pid_file))
   os.execute(cmd)
   local pid = tonumber(files.read(pid_file) or "")
   os.remove(pid_file)
@@ -160,7 +165,8 @@ function emulator_process.start(opts)
   }
   local stopped = false
 
-  --- Clears entries, pending faults and the request log.
+  --- Clears entries, pending faults and the request log; the latency back
+  --- to what start() gave, the most in flight back to what is in flight now.
   function emu.reset() call(root, "POST", "reset", "{}") end
 
   --- Stores entries as given (defaults and id filled in); returns them as stored.
@@ -199,6 +205,21 @@ function emulator_process.start(opts)
     return call(root, "POST", "faults", body).pending
   end
   function emu.fault(f) return emu.faults({ f }) end
+
+  --- Sets how long every API request waits before it is served, in ms:
+  --- read_ms for GET, write_ms for the other methods (0 when nil);
+  --- returns { read_ms, write_ms } as set.
+  function emu.latency(read_ms, write_ms)
+    return call(root, "PUT", "latency", cjson.encode({ read_ms = read_ms or 0, write_ms = write_ms or 0 }))
+  end
+
+  --- { current = n, max = m }: API requests read whole and not yet
+  --- answered, now and at most at once since the last reset.
+  function emu.in_flight() return call(root, "GET", "in_flight") end
+
+  --- Sets the most in flight back to what is in flight now; returns
+  --- { current, max }.
+  function emu.reset_in_flight() return call(root, "DELETE", "in_flight") end
 
   --- Asks it to exit, makes sure it did, and removes the temp files; safe to call twice.
   function emu.stop()

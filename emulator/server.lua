@@ -2,10 +2,11 @@
 -- coroutine per connection, and a select() loop that resumes each one when
 -- its socket is ready or its pause is over, so that a delayed answer on
 -- one connection never holds up another. Each request goes to the control
--- routes (control.lua) or, through the faults that match it (faults.lua),
--- to the API (api.lua). It stops on /__emulator/shutdown, after
--- --idle-exit seconds without traffic, or when the --parent process is
--- gone.
+-- routes (control.lua) or, after the standing latency (latency.lua) and
+-- through the faults that match it (faults.lua), to the API (api.lua),
+-- counted while it is in flight (in_flight.lua). It stops on
+-- /__emulator/shutdown, after --idle-exit seconds without traffic, or
+-- when the --parent process is gone.
 
 local socket = require("socket")
 local http = require("emulator.http")
@@ -15,6 +16,8 @@ local faults = require("emulator.faults")
 local answers = require("emulator.answers")
 local api = require("emulator.api")
 local control = require("emulator.control")
+local latency = require("emulator.latency")
+local in_flight = require("emulator.in_flight")
 
 local server = {}
 
@@ -41,24 +44,15 @@ local function redact(headers)
   return copy
 end
 
--- One request, start to end; false when the connection must close.
+-- One API request, start to end; false when the connection must close.
 -- served: how many requests this connection answered before this one.
-local function serve_request(sock, conn_id, req, served)
-  local path, query = req.target:match("^([^?#]*)%??([^#]*)")
-  local control_name = path:match("^/__emulator/([%w_]+)$")
-  if control_name then
-    local answer = control.answer(req.method, control_name, query, req.body)
-    local reply = http.reply(answer)
-    reply.keep = req.keep
-    local keep = http.write(sock, reply)
-    if answer.stop then running = false end
-    return keep
-  end
-
-  -- logged before any fault acts, so a spec sees every request that arrived
+local function serve_api(sock, conn_id, req, path, query, served)
+  -- logged before it waits or any fault acts, so a spec sees every request that arrived
   store.remember({ method = req.method, path = path, query = query, headers = redact(req.headers),
                    auth = (api.authenticate(req.headers)), body = req.body, connection = conn_id })
+  -- faults go to requests in the order they arrived, whatever their latency
   local fault = faults.take(req.method, path, served > 0)
+  latency.wait(req.method)
   local ctx = {}
   faults.run("before", fault, ctx)
   if ctx.refuse_ms then pause_listening(ctx.refuse_ms) end
@@ -74,6 +68,27 @@ local function serve_request(sock, conn_id, req, served)
   reply.keep = req.keep
   faults.run("shape", fault, reply)
   return http.write(sock, reply)
+end
+
+-- One request, start to end; false when the connection must close.
+local function serve_request(sock, conn_id, req, served)
+  local path, query = req.target:match("^([^?#]*)%??([^#]*)")
+  local control_name = path:match("^/__emulator/([%w_]+)$")
+  if control_name then
+    local answer = control.answer(req.method, control_name, query, req.body)
+    local reply = http.reply(answer)
+    reply.keep = req.keep
+    local keep = http.write(sock, reply)
+    if answer.stop then running = false end
+    return keep
+  end
+  -- in flight until its reply is written or its connection dropped, even
+  -- when serving it fails
+  in_flight.enter()
+  local ok, keep = pcall(serve_api, sock, conn_id, req, path, query, served)
+  in_flight.leave()
+  if not ok then error(keep, 0) end
+  return keep
 end
 
 -- A request the server cannot read: answered, then the connection closes.
