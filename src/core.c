@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "compat.h"
 #include "envelope.h"
+#include "flight.h"
 #include "json_scan.h"
 #include "session.h"
 
@@ -37,7 +38,8 @@
  * so that nothing the call still reads is freed under it. */
 typedef struct core_session {
     es_session session;
-    es_transfer transfer;       /* the one request a session has at a time */
+    es_transfer transfer;       /* the request of session:request */
+    es_flight flight;           /* those of session:start, in flight at once */
     int open;
     int in_call;
     int close_pending;
@@ -177,6 +179,8 @@ static void close_now(core_session *c)
 {
     if (c->open) {
         c->open = 0;
+        /* the transfers in flight first: they use the session's headers */
+        es_flight_close(&c->flight);
         es_session_close(&c->session);
         es_transfer_free(&c->transfer);
     }
@@ -259,9 +263,9 @@ static void push_too_large(lua_State *L, long status, size_t max, const char *ra
     es_push_error(L, "http", status, message, ray);
 }
 
-static int push_transport_error(lua_State *L, core_session *c, CURLcode rc, long status)
+static int push_transport_error(lua_State *L, const core_session *c, const es_transfer *h, CURLcode rc,
+                                long status)
 {
-    const es_transfer *h = &c->transfer;
     const char *ray = es_transfer_header(h, ES_HDR_CF_RAY);
     const char *detail = h->errbuf[0] != '\0' ? h->errbuf : curl_easy_strerror(rc);
     const char *undecoded = es_transfer_decode_failure(h, rc);
@@ -307,28 +311,29 @@ static int push_transport_error(lua_State *L, core_session *c, CURLcode rc, long
     return 3;
 }
 
-/* What one answer becomes, run protected by session_request: the body is
- * first copied into a Lua string, and everything after works from that
- * copy, so that a session closed meanwhile cannot pull memory from under
- * the decoder. Arguments: the session (light userdata), libcurl's code,
- * the status, the decode function. */
+/* What one answer becomes, run protected by session_request and
+ * session_wait: the body is first copied into a Lua string, and everything
+ * after works from that copy, so that a session closed meanwhile cannot
+ * pull memory from under the decoder. Arguments: the session and the
+ * transfer (light userdata), libcurl's code, the status, the decode
+ * function. */
 static int answer(lua_State *L)
 {
     core_session *c = lua_touserdata(L, 1);
-    CURLcode rc = (CURLcode)lua_tointeger(L, 2);
-    long status = (long)lua_tointeger(L, 3);
-    const es_transfer *h = &c->transfer;
+    const es_transfer *h = lua_touserdata(L, 2);
+    CURLcode rc = (CURLcode)lua_tointeger(L, 3);
+    long status = (long)lua_tointeger(L, 4);
     es_response r;
     int n;
 
     if (rc != CURLE_OK)
-        return push_transport_error(L, c, rc, status);
+        return push_transport_error(L, c, h, rc, status);
     lua_pushlstring(L, h->body.data != NULL ? h->body.data : "", h->body.len);
     r.status = status;
-    r.body = lua_tolstring(L, 5, &r.body_len);
+    r.body = lua_tolstring(L, 6, &r.body_len);
     r.content_type = es_transfer_header(h, ES_HDR_CONTENT_TYPE);
     r.ray_id = es_transfer_header(h, ES_HDR_CF_RAY);
-    n = es_push_decoded(L, 4, 5, &r);
+    n = es_push_decoded(L, 5, 6, &r);
     if (lua_istable(L, -2)) {
         push_headers(L, h);
         lua_setfield(L, -3, "headers");
@@ -371,6 +376,7 @@ static int session_request(lua_State *L)
      * an error now leaves nothing to undo */
     lua_pushcfunction(L, answer);
     lua_pushlightuserdata(L, c);
+    lua_pushlightuserdata(L, &c->transfer);
     /* On 5.1 and LuaJIT that push allocates, and a finalizer run there may
      * have closed the session: the call then ends as closed during it. */
     if (!c->open) {
@@ -386,13 +392,122 @@ static int session_request(lua_State *L)
     lua_pushinteger(L, (lua_Integer)rc);
     lua_pushinteger(L, (lua_Integer)status);
     lua_pushvalue(L, DECODE_UPVALUE);
-    failed = lua_pcall(L, 4, LUA_MULTRET, 0);
+    failed = lua_pcall(L, 5, LUA_MULTRET, 0);
     c->in_call = 0;
     if (c->close_pending)
         close_now(c);
     if (failed)
         return lua_error(L);
     return lua_gettop(L) - top;
+}
+
+/* The error a request gets when it could not start; nothing was sent. */
+static int push_not_started(lua_State *L, const char *why)
+{
+    lua_pushnil(L);
+    es_push_error(L, "transport", 0, why, NULL);
+    return 2;
+}
+
+/* session:start(method, url [, body [, once [, compressed]]]) -> slot, or
+ * nil and an error when it could not start (nothing sent): one more
+ * request in flight, its answer to come from session:wait. The arguments
+ * mean what they mean for session:request. */
+static int session_start(lua_State *L)
+{
+    core_session *c = check_open_session(L);
+    int m = luaL_checkoption(L, 2, NULL, methods);
+    size_t url_len, body_len = 0;
+    const char *url = luaL_checklstring(L, 3, &url_len);
+    const char *body = luaL_optlstring(L, 4, NULL, &body_len);
+    const char *failure = NULL;
+    int slot;
+
+    luaL_argcheck(L, strlen(url) == url_len, 3, "URL contains a NUL byte");
+    if (c->in_call)
+        return luaL_error(L, "this client is already performing a request");
+    /* no Lua code runs in here: nothing can close the session under it */
+    slot = es_flight_start(&c->flight, &c->session, methods[m], url, body, body_len, lua_toboolean(L, 5),
+                           lua_toboolean(L, 6), &failure);
+    if (slot < 0)
+        return push_not_started(L, failure);
+    lua_pushinteger(L, (lua_Integer)slot + 1);
+    return 1;
+}
+
+/* session:wait([seconds]) -> slot, result, err, envelope [, headers] for
+ * the next request of session:start to finish (its answer as
+ * session:request gives it); nothing when none finishes within that
+ * many seconds (none given: until one does), or none is in flight. */
+static int session_wait(lua_State *L)
+{
+    core_session *c = check_open_session(L);
+    lua_Number seconds = luaL_optnumber(L, 2, -1);
+    long timeout_ms;
+    const char *failure = NULL;
+    int slot, failed;
+
+    if (c->in_call)
+        return luaL_error(L, "this client is already performing a request");
+    /* compared as numbers first, NaN included: a cast of an out-of-range
+     * float is undefined behaviour */
+    if (!(seconds >= 0))
+        timeout_ms = -1;
+    else
+        timeout_ms = seconds < 86400.0 ? (long)(seconds * 1000.0) : 86400000L;
+    lua_settop(L, 2);
+    /* everything the answer needs is pushed now, placeholders included:
+     * once a transfer is taken from libcurl, nothing may fail before its
+     * answer is read */
+    lua_pushnil(L);                         /* 3: the slot */
+    lua_pushcfunction(L, answer);           /* 4 */
+    lua_pushlightuserdata(L, c);            /* 5 */
+    lua_pushnil(L);                         /* 6: the transfer */
+    lua_pushinteger(L, 0);                  /* 7: libcurl's code */
+    lua_pushinteger(L, 0);                  /* 8: the status */
+    lua_pushvalue(L, DECODE_UPVALUE);       /* 9 */
+    if (!c->open)   /* closed by a finalizer run by the pushes (5.1) */
+        return 0;
+    c->in_call = 1;
+    slot = es_flight_wait(&c->flight, timeout_ms, &failure);
+    if (slot == ES_FLIGHT_FAILED)
+        slot = es_flight_wait(&c->flight, 0, &failure);
+    if (slot < 0) {
+        c->in_call = 0;
+        return 0;
+    }
+    /* none of these allocates */
+    lua_pushinteger(L, (lua_Integer)slot + 1);
+    lua_replace(L, 3);
+    lua_pushlightuserdata(L, &c->flight.slots[slot].transfer);
+    lua_replace(L, 6);
+    lua_pushinteger(L, (lua_Integer)c->flight.slots[slot].rc);
+    lua_replace(L, 7);
+    lua_pushinteger(L, (lua_Integer)c->flight.slots[slot].status);
+    lua_replace(L, 8);
+    failed = lua_pcall(L, 5, LUA_MULTRET, 0);
+    c->in_call = 0;
+    if (c->open)
+        es_flight_taken(&c->flight, slot);
+    if (c->close_pending)
+        close_now(c);
+    if (failed)
+        return lua_error(L);
+    return lua_gettop(L) - 2;
+}
+
+/* session:in_flight() -> how many requests of session:start have not yet
+ * been given by session:wait. */
+static int session_in_flight(lua_State *L)
+{
+    core_session *c = check_session(L);
+    int n = 0, i;
+    if (c->flight.slots != NULL) {
+        for (i = 0; i < ES_FLIGHT_MAX; i++)
+            n += c->flight.slots[i].busy || c->flight.slots[i].finished;
+    }
+    lua_pushinteger(L, n);
+    return 1;
 }
 
 /* core.sleep(seconds): the default sleep between retries. */
@@ -675,6 +790,9 @@ ES_EXPORT int luaopen_cloudflare_email_security_core(lua_State *L)
 {
     static const luaL_Reg session_methods[] = {
         { "request", session_request },
+        { "start", session_start },
+        { "wait", session_wait },
+        { "in_flight", session_in_flight },
         { "close", session_close },
         { "is_closed", session_is_closed },
         { NULL, NULL }

@@ -16,8 +16,46 @@ static int append_line(struct curl_slist **list, const char *line)
 }
 
 #define SET(option, value) \
-    do { if (curl_easy_setopt(s->easy, option, value) != CURLE_OK) \
+    do { if (curl_easy_setopt(easy, option, value) != CURLE_OK) \
         return "libcurl refused option " #option; } while (0)
+
+const char *es_session_configure(const es_session *s, CURL *easy)
+{
+    SET(CURLOPT_NOSIGNAL, 1L);          /* no SIGALRM in a host's process */
+    SET(CURLOPT_FOLLOWLOCATION, 0L);    /* a redirect could carry the token away */
+    SET(CURLOPT_SSL_VERIFYPEER, 1L);
+    SET(CURLOPT_SSL_VERIFYHOST, 2L);
+    if (s->ca_bundle != NULL)
+        SET(CURLOPT_CAINFO, s->ca_bundle);
+    SET(CURLOPT_TIMEOUT_MS, s->timeout_ms);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, s->connect_timeout_ms);
+    SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)s->max_body);
+    /* gzip only: "" would offer every coding this libcurl knows, a list it
+     * builds again for every request. Set for every request, so that any
+     * gzip answer is decoded, asked for or not (RFC 9110 lets a server
+     * compress when the request names no coding); the requests whose answer
+     * is one entry send an empty Accept-Encoding line, which tells libcurl
+     * to send none: there the line costs more than it saves. */
+    SET(CURLOPT_ACCEPT_ENCODING, "gzip");
+    SET(CURLOPT_TCP_KEEPALIVE, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    SET(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    return NULL;
+}
+
+CURL *es_session_new_handle(void)
+{
+    CURL *easy;
+    /* curl_easy_init checks libcurl's own init flag without a lock that
+     * race detectors understand */
+    es_http_global_lock();
+    easy = curl_easy_init();
+    es_http_global_unlock();
+    return easy;
+}
 
 const char *es_session_open(es_session *s, const es_session_options *o)
 {
@@ -30,20 +68,25 @@ const char *es_session_open(es_session *s, const es_session_options *o)
 
     if (!es_http_global_init())
         return "libcurl could not be initialised";
-    /* curl_easy_init checks libcurl's own init flag without a lock that
-     * race detectors understand */
-    es_http_global_lock();
-    s->easy = curl_easy_init();
-    es_http_global_unlock();
+    s->easy = es_session_new_handle();
     if (s->easy == NULL)
         return "libcurl could not create a handle";
     s->max_body = o->max_body;
+    s->timeout_ms = o->timeout_ms;
+    s->connect_timeout_ms = o->connect_timeout_ms;
+    if (o->ca_bundle != NULL) {
+        size_t len = strlen(o->ca_bundle);
+        s->ca_bundle = malloc(len + 1);
+        if (s->ca_bundle == NULL)
+            return "out of memory";
+        memcpy(s->ca_bundle, o->ca_bundle, len + 1);
+    }
     for (i = 0; common[i] != NULL; i++) {
         if (!es_session_add_header(s, common[i]))
             return "out of memory";
     }
     /* the lists of requests not asked for compressed: an empty
-     * Accept-Encoding line (see below) */
+     * Accept-Encoding line (see es_session_configure) */
     if (!append_line(&s->headers[1][1], "Content-Type: application/json") ||
         !append_line(&s->headers[1][0], "Content-Type: application/json") ||
         !append_line(&s->headers[0][0], "Accept-Encoding:") ||
@@ -66,30 +109,7 @@ const char *es_session_open(es_session *s, const es_session_options *o)
         if (!added)
             return "out of memory";
     }
-
-    SET(CURLOPT_NOSIGNAL, 1L);          /* no SIGALRM in a host's process */
-    SET(CURLOPT_FOLLOWLOCATION, 0L);    /* a redirect could carry the token away */
-    SET(CURLOPT_SSL_VERIFYPEER, 1L);
-    SET(CURLOPT_SSL_VERIFYHOST, 2L);
-    if (o->ca_bundle != NULL)
-        SET(CURLOPT_CAINFO, o->ca_bundle);
-    SET(CURLOPT_TIMEOUT_MS, o->timeout_ms);
-    SET(CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
-    SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_body);
-    /* gzip only: "" would offer every coding this libcurl knows, a list it
-     * builds again for every request. Set for every request, so that any
-     * gzip answer is decoded, asked for or not (RFC 9110 lets a server
-     * compress when the request names no coding); the requests whose answer
-     * is one entry send an empty Accept-Encoding line, which tells libcurl
-     * to send none: there the line costs more than it saves. */
-    SET(CURLOPT_ACCEPT_ENCODING, "gzip");
-    SET(CURLOPT_TCP_KEEPALIVE, 1L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-    SET(CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-    SET(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-    return NULL;
+    return es_session_configure(s, s->easy);
 }
 
 int es_session_add_header(es_session *s, const char *line)
@@ -194,6 +214,8 @@ void es_session_close(es_session *s)
         s->easy = NULL;
     }
     s->attached = NULL;
+    free(s->ca_bundle);
+    s->ca_bundle = NULL;
     for (b = 0; b < 2; b++) {
         for (c = 0; c < 2; c++) {
             wipe_and_free(s->headers[b][c]);

@@ -30,6 +30,10 @@ typedef struct es_session {
      * request adds (Content-Type; an empty Accept-Encoding line) */
     struct curl_slist *headers[2][2];
     size_t max_body;
+    /* what every handle of the session is set up with (es_session_configure) */
+    long timeout_ms;
+    long connect_timeout_ms;
+    char *ca_bundle;            /* a copy of the option, or NULL */
     /* CURLOPT_CUSTOMREQUEST as last set, kept as text of our own (the
      * caller's string need not outlive the call): libcurl copies the string
      * each time it is set, so it is set only when it changes. custom_set:
@@ -41,6 +45,14 @@ typedef struct es_session {
 /* Returns NULL, or a static message saying what failed. On failure the
  * session is left for es_session_close to clean. */
 const char *es_session_open(es_session *s, const es_session_options *o);
+
+/* Sets up a handle as every handle of the session is (timeouts, TLS,
+ * protocols, content coding): NULL, or what libcurl refused. */
+const char *es_session_configure(const es_session *s, CURL *easy);
+
+/* A new easy handle (NULL when out of memory), made under the module's
+ * global lock. */
+CURL *es_session_new_handle(void);
 
 /* A header line sent with every request; 0 when memory runs out. */
 int es_session_add_header(es_session *s, const char *line);

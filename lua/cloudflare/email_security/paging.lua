@@ -14,6 +14,12 @@
 -- again on the next, says that entries came or went during the walk:
 -- err.listing_moved = true, for a caller that would list again.
 --
+-- Pages ahead: once the first page says how many there are (total_count,
+-- with no filter), the pages after it are fetched `window` at a time
+-- (prefetch: the client's concurrency, concurrent.lua's tasks) while the
+-- walk goes on in page order, every check above made as each page's turn
+-- comes; at most `window` pages wait to be walked.
+--
 -- The OpenAPI file describes total_count as the count "without any search
 -- parameters": with a filter given, a total_count above what the pages
 -- hold is no contradiction, and a short or empty page ends the walk.
@@ -21,7 +27,8 @@
 local errors = require("cloudflare.email_security.errors")
 local snapshot = require("cloudflare.email_security.snapshot")
 
-local floor, next, tonumber, tostring, type = math.floor, next, tonumber, tostring, type
+local ceil, floor, min, next, tonumber, tostring, type = math.ceil, math.floor, math.min, next, tonumber, tostring,
+  type
 
 local DEFAULT_PER_PAGE = 20     -- the API's default, when neither side says
 
@@ -69,9 +76,11 @@ end
 
 --- list(params) -> result, err, envelope; params: the caller's list
 --- parameters, read once, raw (snapshot), and never changed; method and
---- path (optional): the request, for the errors the walk makes. Returns a
---- for-in iterator.
-return function(list, params, method, path)
+--- path (optional): the request, for the errors the walk makes; prefetch
+--- (optional): { window = n, start = function(params) -> handle,
+--- finish = function(handle) -> what list(params) returns }, to fetch pages
+--- ahead. Returns a for-in iterator.
+return function(list, params, method, path, prefetch)
   local query = snapshot(params)
   local filtered = false
   for name in next, query do filtered = filtered or not NOT_FILTERS[name] end
@@ -83,6 +92,21 @@ return function(list, params, method, path)
   local per_page, total, first_page
   local seen_contents = {}       -- fingerprint -> the page that held it
   local previous_last            -- the id of the last entry walked
+  local ahead, started_up_to = {}, 0  -- page -> its fetch, started ahead
+
+  -- Starts the pages after this one, up to `window` ahead and the last
+  -- page total_count makes.
+  local function fetch_ahead()
+    if not (prefetch and total and not filtered and not finished) then return end
+    local last = min(ceil(total / per_page), page + prefetch.window)
+    for k = (started_up_to > page and started_up_to or page) + 1, last do
+      local q = {}
+      for name, v in next, query do q[name] = v end
+      q.page = k
+      ahead[k] = prefetch.start(q)
+      started_up_to = k
+    end
+  end
 
   local function contradiction(message, moved)
     local err = errors.new("http", ("%s (%d entries were walked before it: the listing is not whole)")
@@ -114,7 +138,14 @@ return function(list, params, method, path)
 
   local function fetch()
     query.page = page
-    local result, err, envelope = list(query)
+    local result, err, envelope
+    local handle = ahead[page]
+    if handle then
+      ahead[page] = nil
+      result, err, envelope = prefetch.finish(handle)
+    else
+      result, err, envelope = list(query)
+    end
     if not result then return err end
     local info = type(envelope) == "table" and type(envelope.result_info) == "table"
       and envelope.result_info or {}
@@ -172,6 +203,7 @@ return function(list, params, method, path)
     -- an empty or short page is the last; a full one is, when it reaches
     -- total_count
     if n < per_page or (total and before + n >= total) then finished = true end
+    fetch_ahead()
     page = page + 1
   end
 

@@ -12,6 +12,7 @@ local validate = require("cloudflare.email_security.schema.validate")
 local write_body = require("cloudflare.email_security.schema.body").write
 local send = require("cloudflare.email_security.scheduler").call
 local paging = require("cloudflare.email_security.paging")
+local concurrent = require("cloudflare.email_security.concurrent")
 local snapshot = require("cloudflare.email_security.snapshot")
 local array = require("cloudflare.email_security.array")
 local number_text = require("cloudflare.email_security.numbers").text
@@ -345,10 +346,20 @@ function Resource:list(params)
                  send(self._state, "GET", path, query_string(desc, params), nil, opts_for("list", desc.ops.list)))
 end
 
--- The walk of every page (paging.lua), whose errors name the list's path.
+-- The walk of every page (paging.lua), whose errors name the list's path;
+-- with concurrency above 1, pages ahead are fetched as tasks.
 local function walk(self, params)
-  return paging(function(query) return self:list(query) end, params or {}, "GET",
-                self._collection .. self._desc.ops.list.suffix)
+  local state = self._state
+  local function list(query) return self:list(query) end
+  local prefetch
+  if state.config.concurrency > 1 then
+    prefetch = {
+      window = state.config.concurrency,
+      start = function(query) return concurrent.spawn(state, nil, list, query) end,
+      finish = function(task) return concurrent.join(state, task) end,
+    }
+  end
+  return paging(list, params or {}, "GET", self._collection .. self._desc.ops.list.suffix, prefetch)
 end
 
 --- Every entry of every page: `for entry, err in r:each{...}`. On a

@@ -3,6 +3,13 @@
 -- header), logs them when asked, sends them through the transport
 -- (transport.lua), and sleeps before a try again. What an answer means
 -- (done, again after s, gone) is request.lua's to say.
+--
+-- Two ways through: one call to its end (run_one, call: the common case,
+-- which pays nothing for the other), and many requests in flight at once
+-- (submit, step: the client's `concurrency` of them), which concurrent.lua
+-- drives for listings, apply and cf:concurrently. A call made inside one
+-- of concurrent.lua's tasks is not run here: it is handed to that task's
+-- driver (coroutine.yield), which submits it.
 
 local core = require("cloudflare.email_security.core")
 local errors = require("cloudflare.email_security.errors")
@@ -11,8 +18,10 @@ local log = require("cloudflare.email_security.log")
 
 local monotonic = core.monotonic
 local new_request, outcome, AGAIN, GONE = request.new, request.outcome, request.AGAIN, request.GONE
+local running, yield = coroutine.running, coroutine.yield
 
-local ATTEMPT = request.ATTEMPT
+local ATTEMPT, METHOD, PATH, QUERY, BODY, ONCE, COMPRESSED = request.ATTEMPT, request.METHOD, request.PATH,
+  request.QUERY, request.BODY, request.ONCE, request.COMPRESSED
 
 local scheduler = {}
 
@@ -84,6 +93,8 @@ end
 --- returns: result, err, envelope. One request at a time, to its end.
 function scheduler.run_one(state, req)
   if state.transport:is_closed() then refuse_closed() end
+  local tasks = state.tasks
+  if tasks and tasks[running()] then return yield(req) end
   return run(state, req, req[request.METHOD], req[request.PATH], req[request.QUERY], req[request.BODY],
              req[request.OPTS], req[request.GONE_ID])
 end
@@ -93,7 +104,204 @@ end
 --- table at all.
 function scheduler.call(state, method, path, query, body, opts, gone_id)
   if state.transport:is_closed() then refuse_closed() end
+  -- inside a task of concurrent.lua: its driver sends it, with others
+  local tasks = state.tasks
+  if tasks and tasks[running()] then return yield(new_request(method, path, query, body, opts, gone_id)) end
   return run(state, nil, method, path, query, body, opts, gone_id)
+end
+
+---------------------------------------------------------------------------
+-- Many requests in flight at once. state.flight, made on first use:
+--   transport   the client's, or for one without start/wait (a stand-in a
+--               spec puts in) a shim that runs each request as it starts
+--   limit       the most in flight (the client's concurrency option)
+--   running     how many are in flight; by_slot: slot -> request
+--   queue       requests submitted and not yet started, in order
+--   retries     requests to send again, each at its ready_at
+--   slept       an idle sleep just ended: the next start is due (a sleep
+--               a caller put in need not make time pass on the clock)
+-- A request in the flight is request.new's, with on_done (called once
+-- with the call's result, err, envelope), ready_at and sent_at.
+
+local unpack = table.unpack or rawget(_G, "unpack")
+
+-- One request at a time, for a transport without start and wait: each
+-- runs to its answer when started, and wait hands the answers back.
+local function serial(t)
+  local answers, count = {}, 0
+  return {
+    start = function(_, method, url, body, once, compressed)
+      count = count + 1
+      answers[#answers + 1] = { count, t:request(method, url, body, once, compressed) }
+      return count
+    end,
+    wait = function()
+      local a = table.remove(answers, 1)
+      if a then return unpack(a, 1, 5) end
+    end,
+    is_closed = function() return t:is_closed() end,
+  }
+end
+
+local function flight_of(state)
+  local f = state.flight
+  if f then return f end
+  local t = state.transport
+  f = { transport = t, limit = state.config.concurrency, running = 0, by_slot = {}, queue = {}, first = 1,
+        last = 0, retries = {} }
+  if not t.start then f.transport, f.limit = serial(t), 1 end
+  state.flight = f
+  return f
+end
+
+--- Adds req (request.new's) to the requests to send; on_done(result, err,
+--- envelope) is called once with what the call returns, from a later
+--- scheduler.step (or from this one's, when the client is closed).
+function scheduler.submit(state, req, on_done)
+  local f = flight_of(state)
+  req.on_done = on_done
+  f.last = f.last + 1
+  f.queue[f.last] = req
+end
+
+-- The answer of a request: done, or again later. closed: the client was
+-- closed with it in flight (kept from a retry: nothing more may be sent).
+local function complete(state, f, req, result, err, envelope, headers)
+  local write = state.log
+  if write then log.response(write, req[METHOD], req[PATH] .. req[QUERY], monotonic() - req.sent_at, err) end
+  local seen = headers or (err and err.headers)
+  if seen then state.pacer:observe(seen) end
+  if not err then return req.on_done(result, nil, envelope) end
+  local verdict, a, b, c = outcome(req, result, err, envelope, state.config)
+  if verdict == AGAIN then
+    req.ready_at = monotonic() + a
+    -- the API says its budget is spent: nothing starts before this one
+    -- may, for any request in flight
+    local pacer = state.pacer
+    if err.status == 429 and pacer.hold_until < req.ready_at then pacer.hold_until = req.ready_at end
+    f.retries[#f.retries + 1] = req
+  elseif verdict == GONE then
+    if write then
+      write(("cloudflare.email_security: %s %s: 404 after a try that may have acted: taken as done")
+        :format(req[METHOD], req[PATH]))
+    end
+    req.on_done(a, nil, nil)
+  else
+    req.on_done(a, b, c)
+  end
+end
+
+-- The client was closed: what waits is not sent, and what was in flight
+-- may have reached the server (a create then may exist).
+local function end_closed(f)
+  local ended = {}
+  for slot, req in pairs(f.by_slot) do ended[#ended + 1] = { req, true } ; f.by_slot[slot] = nil end
+  for i = f.first, f.last do ended[#ended + 1] = { f.queue[i], false } end
+  for _, req in ipairs(f.retries) do ended[#ended + 1] = { req, false } end
+  f.queue, f.first, f.last, f.retries, f.running = {}, 1, 0, {}, 0
+  for _, e in ipairs(ended) do
+    local req, sent = e[1], e[2]
+    local err = errors.new("transport", sent
+      and "the client was closed with this request in flight: it may have reached the server"
+      or "the client was closed during the call; nothing more was sent")
+    err.attempts = req[ATTEMPT]
+    if sent then err.sent = true end
+    if req[ONCE] and (sent or req[request.ACTED]) then err.may_exist = true end
+    req.on_done(nil, errors.wrap(err, req[METHOD], req[PATH]), nil)
+  end
+end
+
+-- The next request whose time has come (now: the clock, or later after an
+-- idle sleep), and where it is; nil and the time the first will be due.
+local function next_due(f, now)
+  local due
+  for i, req in ipairs(f.retries) do
+    if req.ready_at <= now or f.slept then return req, i end
+    if not due or req.ready_at < due then due = req.ready_at end
+  end
+  if f.queue[f.first] then return f.queue[f.first], 0 end
+  return nil, due
+end
+
+-- Starts what may start: up to the limit, in order (retries first), as the
+-- pacer allows. Returns when the next start is due, when one is waiting.
+local function admit(state, f)
+  local t, pacer, write = f.transport, state.pacer, state.log
+  local now = monotonic()
+  while f.running < f.limit and not t:is_closed() do
+    local req, where = next_due(f, now)
+    if not req then return where end
+    if pacer.size or pacer.hold_until ~= 0 then
+      local wait = pacer:delay()
+      if wait > 0 and not f.slept then return now + wait end
+      pacer:started()
+    end
+    f.slept = nil
+    if where == 0 then
+      f.queue[f.first] = nil
+      f.first = f.first + 1
+    else
+      table.remove(f.retries, where)
+    end
+    local attempt = req[ATTEMPT] + 1
+    req[ATTEMPT] = attempt
+    local url_path = req[PATH] .. req[QUERY]
+    if write then log.request(write, req[METHOD], url_path, attempt, req[BODY]) end
+    req.sent_at = now
+    -- a finalizer or the caller's log function may have closed it
+    if t:is_closed() then
+      local err = errors.new("transport", "the client was closed during the call; nothing more was sent")
+      err.attempts = attempt - 1
+      if req[ONCE] and req[request.ACTED] then err.may_exist = true end
+      req.on_done(nil, errors.wrap(err, req[METHOD], req[PATH]), nil)
+      return nil
+    end
+    local slot, err = t:start(req[METHOD], state.base_url .. url_path, req[BODY], req[ONCE], req[COMPRESSED])
+    if slot then
+      f.by_slot[slot] = req
+      f.running = f.running + 1
+    else
+      complete(state, f, req, nil, err, nil, nil)
+    end
+    now = monotonic()
+  end
+end
+
+--- Sends, waits and hands out answers once: starts what may start (up to
+--- the limit, as the pacer allows, retries when due), then waits for one
+--- answer (or the time the next start is due) and calls its on_done; with
+--- nothing in flight, sleeps until the next start is due. false when
+--- nothing was waiting or in flight.
+function scheduler.step(state)
+  local f = flight_of(state)
+  local t = f.transport
+  if t:is_closed() then
+    local any = f.running > 0 or f.queue[f.first] ~= nil or f.retries[1] ~= nil
+    end_closed(f)
+    return any
+  end
+  local due = admit(state, f)
+  if f.running > 0 then
+    local timeout = due and math.max(due - monotonic(), 0) or nil
+    local slot, result, err, envelope, headers = t:wait(timeout)
+    if slot then
+      local req = f.by_slot[slot]
+      f.by_slot[slot] = nil
+      f.running = f.running - 1
+      complete(state, f, req, result, err, envelope, headers)
+    elseif timeout == nil and not t:is_closed() then
+      -- the transport has none in flight that we count: end them
+      error("cloudflare.email_security: the transport lost track of the requests in flight")
+    end
+    return true
+  end
+  if due then
+    local wait = due - monotonic()
+    if wait > 0 then state.sleep(wait) end
+    f.slept = true
+    return true
+  end
+  return f.queue[f.first] ~= nil
 end
 
 return scheduler
