@@ -10,6 +10,7 @@ local resource = require("cloudflare.email_security.resource")
 local pacer = require("cloudflare.email_security.pacer")
 local log = require("cloudflare.email_security.log")
 local transport = require("cloudflare.email_security.transport")
+local concurrent = require("cloudflare.email_security.concurrent")
 
 -- The resources' names (resources/names.lua, generated with them), as a set.
 local RESOURCES = {}
@@ -38,6 +39,47 @@ function Client:is_closed()
 end
 
 Client.__close = Client.close
+
+local OPTIONS_OF_CONCURRENTLY = { "stop_on_error" }
+
+--- cf:concurrently(list, fn [, { stop_on_error = true }]) -> results:
+--- fn(list[i], i) for every item of list, the calls fn makes on this
+--- client sent `concurrency` at a time (the client's option), each with
+--- the checks, retries and errors it has alone. results[i]: what fn
+--- returned for item i, as a table ({ result, err, envelope, n = 3 } when
+--- fn returns a call's values), in the list's order. stop_on_error: after
+--- the first fn whose second value is not nil, nothing more starts (what is
+--- in flight finishes); results.started says how many started.
+function Client:concurrently(list, fn, opts)
+  if type(list) ~= "table" then
+    error("bad argument #1 to 'concurrently' (table expected, got " .. type(list) .. ")", 2)
+  end
+  if type(fn) ~= "function" then
+    error("bad argument #2 to 'concurrently' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #3 to 'concurrently' (table expected, got " .. type(opts) .. ")", 2)
+  end
+  opts = opts or {}
+  for name in pairs(opts) do
+    if name ~= "stop_on_error" then
+      error("bad argument #3 to 'concurrently' (unknown option '" .. tostring(name) .. "'"
+        .. require("cloudflare.email_security.schema.validate").suggest(tostring(name), OPTIONS_OF_CONCURRENTLY)
+        .. ")", 2)
+    end
+  end
+  if opts.stop_on_error ~= nil and type(opts.stop_on_error) ~= "boolean" then
+    error("bad argument #3 to 'concurrently' (stop_on_error must be true or false)", 2)
+  end
+  local state = client.internals(self)
+  if state.transport:is_closed() then error("attempt to use a closed cloudflare.email_security client", 2) end
+  local items, n = {}, #list
+  for i = 1, n do items[i] = list[i] end
+  local stop = opts.stop_on_error and function(_, _, err) return err ~= nil end or nil
+  local results, started = concurrent.map(state, n, function(i) return fn(items[i], i) end, stop)
+  results.started = started
+  return results
+end
 
 function Client:__tostring()
   return ("cloudflare.email_security client (account %s, %s)")

@@ -427,12 +427,13 @@ end
 --- The module's own view of a resource, for the files that work with one
 --- from outside (sync/, help.lua, es.read_entries): its compiled
 --- description (schema/compile.lua) and the path of its collection
---- ("/accounts/<id>/email-security/settings/<name>"). nil when r is no
---- resource. Callers of the module have the methods, never these.
+--- ("/accounts/<id>/email-security/settings/<name>"), and its client's
+--- internals (client.internals). nil when r is no resource. Callers of the
+--- module have the methods, never these.
 function resource.internals(r)
   local mt = getmetatable(r)
   if type(mt) ~= "table" or rawget(mt, "__resource") ~= true then return nil end
-  return r._desc, r._collection
+  return r._desc, r._collection, r._state
 end
 
 return resource

@@ -2,7 +2,9 @@
 -- requests as the resource allows: where it has a batch endpoint, up to
 -- 1000 items of each kind in one request (creates as posts, updates as
 -- patches, deletes), else one request per change. Creates go first, then
--- updates, then deletes.
+-- updates, then deletes; within each, the client's `concurrency` requests
+-- are in flight at once (concurrent.lua), and after a failure nothing more
+-- starts while those in flight finish.
 --
 -- Refused, with nothing sent, past the plan's thresholds unless
 -- opts.force. On a failure it stops and answers nil and an error that says
@@ -15,6 +17,7 @@
 -- p:check_options(), p:past_thresholds(). sync/plan.lua loads this file,
 -- never the other way round.
 
+local concurrent = require("cloudflare.email_security.concurrent")
 local errors = require("cloudflare.email_security.errors")
 local resource_internals = require("cloudflare.email_security.resource").internals
 local retry = require("cloudflare.email_security.retry")
@@ -128,6 +131,7 @@ function apply.apply(p, opts)
   local past = p:past_thresholds(opts.thresholds, opts.force)
   if past then return nil, past end
   local r = p.resource
+  local _, _, state = resource_internals(r)
   local requests = 0
   if #p.creates > 0 then
     local pages, err = still_absent(p)
@@ -146,16 +150,21 @@ function apply.apply(p, opts)
     if progress then progress(done.created + done.updated + done.deleted, total) end
   end
 
-  -- What was done, what was not, and what is in doubt, on the error.
-  -- failed: the changes the failed request carried ({ creates = n, ... });
-  -- they are in doubt when that request may have acted, on its last try
-  -- (a 5xx, a cut answer, a timeout after sending) or an earlier one
-  -- (acted_before: true when a try before err may have acted), else not done.
-  local function stopped(err, at, failed, acted_before)
+  -- What was done, what was not, and what is in doubt, on the error (the
+  -- first failure, in the plan's order). failures: every request that
+  -- failed, each { err = , carried = { creates = n, ... } (the changes it
+  -- carried), acted_before = } : what it carried is in doubt when it may
+  -- have acted, on its last try (a 5xx, a cut answer, a timeout after
+  -- sending) or an earlier one, else not done.
+  local function stopped(at, failures)
     local doubt = { creates = 0, updates = 0, deletes = 0 }
-    if acted_before or err.may_exist or err.acted_before or retry.may_have_acted(err) then
-      for kind, n in pairs(failed) do doubt[kind] = n end
+    for _, f in ipairs(failures) do
+      local e = f.err
+      if f.acted_before or e.may_exist or e.acted_before or retry.may_have_acted(e) then
+        for kind, n in pairs(f.carried) do doubt[kind] = doubt[kind] + n end
+      end
     end
+    local err = failures[1].err
     local left = {
       creates = #p.creates - done.created - doubt.creates,
       updates = #p.updates - done.updated - doubt.updates,
@@ -164,13 +173,32 @@ function apply.apply(p, opts)
     err.applied = { created = done.created, updated = done.updated, deleted = done.deleted }
     err.remaining = left
     err.in_doubt = doubt
+    if #failures > 1 then err.failed_requests = #failures end
     local in_doubt = doubt.creates + doubt.updates + doubt.deletes > 0
-      and format("; %d creates, %d updates, %d deletes in doubt (the failed request may have acted)",
+      and format("; %d creates, %d updates, %d deletes in doubt (a failed request may have acted)",
                  doubt.creates, doubt.updates, doubt.deletes) or ""
-    err.note = format("apply stopped at %s: %d created, %d updated, %d deleted before it%s; %d creates, "
-      .. "%d updates, %d deletes not done: plan and apply again to finish", at, done.created, done.updated,
-      done.deleted, in_doubt, left.creates, left.updates, left.deletes)
+    local others = #failures > 1 and format(" (and %d more requests in flight then failed)", #failures - 1) or ""
+    err.note = format("apply stopped at %s%s: %d created, %d updated, %d deleted%s; %d creates, "
+      .. "%d updates, %d deletes not done: plan and apply again to finish", at, others, done.created,
+      done.updated, done.deleted, in_doubt, left.creates, left.updates, left.deletes)
     return nil, err
+  end
+
+  -- n requests, `concurrency` at a time (concurrent.lua); send(i) -> nil,
+  -- or the failure (see stopped) and where. After the first failure nothing
+  -- more starts, what is in flight finishes, and the failures come back in
+  -- the plan's order.
+  local function send_all(n, send)
+    local results = concurrent.map(state, n, send, function(_, failure) return failure ~= nil end)
+    local failures, at = {}, nil
+    for i = 1, #results do
+      local failure, where = results[i][1], results[i][2]
+      if failure then
+        failures[#failures + 1] = failure
+        at = at or where
+      end
+    end
+    if #failures > 0 then return at, failures end
   end
 
   local kinds = batch_kinds(r)
@@ -186,22 +214,26 @@ function apply.apply(p, opts)
       send = function(item) return r:delete(item.id) end },
   }
   for _, single in ipairs(SINGLE) do
-    if not kinds[single.kind] then
-      for _, item in ipairs(p[single.kind]) do
+    local list = p[single.kind]
+    if not kinds[single.kind] and #list > 0 then
+      local at, failures = send_all(#list, function(i)
+        local item = list[i]
         local _, err = single.send(item)
         if err and not (single.done_if and single.done_if(err)) then
-          return stopped(err, single.doing .. " " .. item.key, { [single.kind] = 1 })
+          return { err = err, carried = { [single.kind] = 1 } }, single.doing .. " " .. item.key
         end
         done[single.count] = done[single.count] + 1
         step()
-      end
+      end)
+      if at then return stopped(at, failures) end
     end
   end
 
   -- the batches: chunk i of every kind in request i
   local chunks = 0
   for kind, k in pairs(kinds) do chunks = math.max(chunks, ceil(#p[kind] / k.size)) end
-  for chunk = 1, chunks do
+  local function send_chunk(chunk)
+    local at = format("batch %d of %d", chunk, chunks)
     local spec, counts = {}, {}
     for kind, k in pairs(kinds) do
       local list, first = {}, (chunk - 1) * k.size + 1
@@ -232,7 +264,7 @@ function apply.apply(p, opts)
       local now, list_err = p:listing()
       requests = requests + listing_requests(#(now or {}))
       if not now then
-        return stopped(list_err, format("batch %d of %d", chunk, chunks), earlier and counts or {}, earlier)
+        return { err = list_err, carried = earlier and counts or {}, acted_before = earlier }, at
       end
       local there = {}
       for _, e in ipairs(now) do there[e.id] = true end
@@ -252,11 +284,15 @@ function apply.apply(p, opts)
         _, err = r:batch(spec)
       end
     end
-    if err then return stopped(err, format("batch %d of %d", chunk, chunks), counts, earlier) end
+    if err then return { err = err, carried = counts, acted_before = earlier }, at end
     done.created = done.created + (counts.creates or 0)
     done.updated = done.updated + (counts.updates or 0)
     done.deleted = done.deleted + (counts.deletes or 0)
     step()
+  end
+  if chunks > 0 then
+    local at, failures = send_all(chunks, send_chunk)
+    if at then return stopped(at, failures) end
   end
 
   return setmetatable({

@@ -241,6 +241,57 @@ function Transport:request(method, url, body)
   return result, nil, envelope, headers
 end
 
+local unpack = table.unpack or rawget(_G, "unpack")
+
+local function pack(...)
+  return { n = select("#", ...), ... }
+end
+
+--- start(method, url, body) -> slot: the request in a light thread of its
+--- own (ngx.thread.spawn), so that several subrequests are in flight at
+--- once; wait gives its answer. The light thread belongs to the request
+--- (or light thread) that starts it, as nginx wants.
+function Transport:start(method, url, body, once, compressed)
+  if self.closed then
+    error("attempt to use a closed cloudflare.email_security client", 2)
+  end
+  local slot = self.started + 1
+  self.started = slot
+  local thread, why = self.spawn(function()
+    -- whatever happens, the thread answers for its slot
+    local out = pack(pcall(self.request, self, method, url, body, once, compressed))
+    if not out[1] then
+      return slot, nil, refused("transport: the nginx light thread failed: " .. tostring(out[2])), nil
+    end
+    return slot, unpack(out, 2, out.n)
+  end)
+  if not thread then
+    return nil, refused("transport: nginx could not start a light thread (" .. tostring(why) .. ")")
+  end
+  self.threads[slot] = thread
+  return slot
+end
+
+--- wait([seconds]) -> slot, result, err, envelope [, headers] of the first
+--- request started here to end; nothing when none ends within that long
+--- or none is in flight. The worker serves others meanwhile.
+function Transport:wait(seconds)
+  local list = {}
+  for _, thread in pairs(self.threads) do list[#list + 1] = thread end
+  if #list == 0 then return end
+  local sleeper
+  if seconds then
+    sleeper = self.spawn(self.sleep, seconds)
+    list[#list + 1] = sleeper
+  end
+  local out = pack(self.wait_any(unpack(list, 1, #list)))
+  local slot = out[1] and out[2]
+  if sleeper and slot then self.kill(sleeper) end
+  if not slot then return end
+  self.threads[slot] = nil
+  return unpack(out, 2, out.n)
+end
+
 function Transport:close()
   local vars = secret_vars[self]
   vars.cf_es_authorization, vars.cf_es_auth_email, vars.cf_es_auth_key = "", "", ""
@@ -283,7 +334,16 @@ function nginx_transport.new(cfg, user_agent)
     methods = methods_of(ngx),
     get_phase = ngx.get_phase,
     closed = false,
+    -- light threads, for requests in flight at once (start, wait)
+    started = 0,
+    threads = {},
+    spawn = type(ngx.thread) == "table" and ngx.thread.spawn or nil,
+    wait_any = type(ngx.thread) == "table" and ngx.thread.wait or nil,
+    kill = type(ngx.thread) == "table" and ngx.thread.kill or nil,
+    sleep = ngx.sleep,
   }, Transport)
+  -- without light threads, one request at a time (scheduler.lua)
+  if not (transport.spawn and transport.wait_any and transport.kill) then transport.start = false end
   secret_vars[transport] = vars
   return transport
 end
