@@ -17,6 +17,7 @@
 #include "compat.h"
 #include "envelope.h"
 #include "flight.h"
+#include "interrupt.h"
 #include "json_scan.h"
 #include "session.h"
 
@@ -435,17 +436,17 @@ static int session_start(lua_State *L)
     return 1;
 }
 
-/* session:wait([seconds]) -> slot, result, err, envelope [, headers] for
- * the next request of session:start to finish (its answer as
- * session:request gives it); nothing when none finishes within that
- * many seconds (none given: until one does), or none is in flight. */
+/* session:wait([seconds]) -> slot: the next request of session:start to
+ * finish (its answer then waits for session:answer, and holds its slot
+ * until then); nothing when none finishes within that many seconds (none
+ * given: until one does), or none is in flight. No Lua code runs in here. */
 static int session_wait(lua_State *L)
 {
     core_session *c = check_open_session(L);
     lua_Number seconds = luaL_optnumber(L, 2, -1);
     long timeout_ms;
     const char *failure = NULL;
-    int slot, failed;
+    int slot;
 
     if (c->in_call)
         return luaL_error(L, "this client is already performing a request");
@@ -455,40 +456,56 @@ static int session_wait(lua_State *L)
         timeout_ms = -1;
     else
         timeout_ms = seconds < 86400.0 ? (long)(seconds * 1000.0) : 86400000L;
-    lua_settop(L, 2);
-    /* everything the answer needs is pushed now, placeholders included:
-     * once a transfer is taken from libcurl, nothing may fail before its
-     * answer is read */
-    lua_pushnil(L);                         /* 3: the slot */
-    lua_pushcfunction(L, answer);           /* 4 */
-    lua_pushlightuserdata(L, c);            /* 5 */
-    lua_pushnil(L);                         /* 6: the transfer */
-    lua_pushinteger(L, 0);                  /* 7: libcurl's code */
-    lua_pushinteger(L, 0);                  /* 8: the status */
-    lua_pushvalue(L, DECODE_UPVALUE);       /* 9 */
-    if (!c->open)   /* closed by a finalizer run by the pushes (5.1) */
-        return 0;
-    c->in_call = 1;
     slot = es_flight_wait(&c->flight, timeout_ms, &failure);
+    /* the multi handle failed: every transfer ended with that failure, and
+     * each is given in turn */
     if (slot == ES_FLIGHT_FAILED)
         slot = es_flight_wait(&c->flight, 0, &failure);
-    if (slot < 0) {
-        c->in_call = 0;
+    if (slot < 0)
         return 0;
-    }
-    /* none of these allocates */
     lua_pushinteger(L, (lua_Integer)slot + 1);
-    lua_replace(L, 3);
-    lua_pushlightuserdata(L, &c->flight.slots[slot].transfer);
-    lua_replace(L, 6);
-    lua_pushinteger(L, (lua_Integer)c->flight.slots[slot].rc);
-    lua_replace(L, 7);
-    lua_pushinteger(L, (lua_Integer)c->flight.slots[slot].status);
-    lua_replace(L, 8);
+    return 1;
+}
+
+/* session:answer(slot) -> result, err, envelope [, headers]: the answer of
+ * a request session:wait gave, as session:request gives it; the slot is
+ * free again after it. */
+static int session_answer(lua_State *L)
+{
+    core_session *c = check_open_session(L);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    es_slot *slot;
+    int failed, i;
+
+    luaL_argcheck(L, n >= 1 && n <= ES_FLIGHT_MAX, 2, "no such slot");
+    i = (int)n - 1;
+    slot = c->flight.slots[i];
+    luaL_argcheck(L, slot != NULL && slot->finished, 2, "no answer waits in that slot");
+    if (c->in_call)
+        return luaL_error(L, "this client is already performing a request");
+    lua_settop(L, 2);
+    lua_pushcfunction(L, answer);
+    lua_pushlightuserdata(L, c);
+    lua_pushlightuserdata(L, &slot->transfer);
+    lua_pushinteger(L, (lua_Integer)slot->rc);
+    lua_pushinteger(L, (lua_Integer)slot->status);
+    lua_pushvalue(L, DECODE_UPVALUE);
+    /* a finalizer run by the pushes (5.1) may have closed the session,
+     * and freed the slot with it */
+    if (!c->open) {
+        lua_settop(L, 2);
+        lua_pushnil(L);
+        es_push_error(L, "transport", 0, "the client was closed before this answer was read", NULL);
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "sent");
+        lua_pushnil(L);
+        return 3;
+    }
+    c->in_call = 1;
     failed = lua_pcall(L, 5, LUA_MULTRET, 0);
     c->in_call = 0;
     if (c->open)
-        es_flight_taken(&c->flight, slot);
+        es_flight_taken(&c->flight, i);
     if (c->close_pending)
         close_now(c);
     if (failed)
@@ -496,15 +513,15 @@ static int session_wait(lua_State *L)
     return lua_gettop(L) - 2;
 }
 
-/* session:in_flight() -> how many requests of session:start have not yet
- * been given by session:wait. */
+/* session:in_flight() -> how many slots hold a request of session:start:
+ * in flight, or finished with its answer not yet taken. */
 static int session_in_flight(lua_State *L)
 {
     core_session *c = check_session(L);
     int n = 0, i;
-    if (c->flight.slots != NULL) {
-        for (i = 0; i < ES_FLIGHT_MAX; i++)
-            n += c->flight.slots[i].busy || c->flight.slots[i].finished;
+    for (i = 0; i < ES_FLIGHT_MAX; i++) {
+        if (c->flight.slots[i] != NULL)
+            n += c->flight.slots[i]->busy || c->flight.slots[i]->finished;
     }
     lua_pushinteger(L, n);
     return 1;
@@ -515,6 +532,22 @@ static int sleep_seconds(lua_State *L)
 {
     es_sleep((double)luaL_checknumber(L, 1));
     return 0;
+}
+
+/* core.catch_interrupt(): the command-line tool's Ctrl-C (interrupt.h);
+ * true when installed. Never for a library inside a host: the host owns
+ * its signals. */
+static int catch_interrupt(lua_State *L)
+{
+    lua_pushboolean(L, es_interrupt_catch());
+    return 1;
+}
+
+/* core.interrupted() -> whether Ctrl-C came since catch_interrupt. */
+static int interrupted(lua_State *L)
+{
+    lua_pushboolean(L, es_interrupt_seen());
+    return 1;
 }
 
 /* core.monotonic() -> seconds, for pacing. */
@@ -792,6 +825,7 @@ ES_EXPORT int luaopen_cloudflare_email_security_core(lua_State *L)
         { "request", session_request },
         { "start", session_start },
         { "wait", session_wait },
+        { "answer", session_answer },
         { "in_flight", session_in_flight },
         { "close", session_close },
         { "is_closed", session_is_closed },
@@ -813,6 +847,8 @@ ES_EXPORT int luaopen_cloudflare_email_security_core(lua_State *L)
         { "utf8_length", utf8_length },
         { "sleep", sleep_seconds },
         { "monotonic", monotonic },
+        { "catch_interrupt", catch_interrupt },
+        { "interrupted", interrupted },
         { NULL, NULL }
     };
     int null_index, decode_index, encode_index, i;

@@ -8,21 +8,15 @@
 
 /* What a finished slot keeps of a large answer: the transfer's buffer is
  * given back past this, so that idle slots do not pin one page each. */
-#define ES_SLOT_KEEP (64 * 1024)
+#define ES_SLOT_KEEP (1024 * 1024)
 
 static const char *open_multi(es_flight *f)
 {
-    f->slots = calloc(ES_FLIGHT_MAX, sizeof *f->slots);
-    if (f->slots == NULL)
-        return "out of memory";
     es_http_global_lock();
     f->multi = curl_multi_init();
     es_http_global_unlock();
-    if (f->multi == NULL) {
-        free(f->slots);
-        f->slots = NULL;
+    if (f->multi == NULL)
         return "libcurl could not create a multi handle";
-    }
     /* HTTP/2 streams on one connection where the server offers it */
     curl_multi_setopt(f->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     /* keep a connection per slot between bursts */
@@ -86,8 +80,15 @@ int es_flight_start(es_flight *f, const es_session *s, const char *method, const
     if (f->multi == NULL && (*failure = open_multi(f)) != NULL)
         return -1;
     for (i = 0; i < ES_FLIGHT_MAX; i++) {
-        if (!f->slots[i].busy && !f->slots[i].finished) {
-            slot = &f->slots[i];
+        if (f->slots[i] == NULL) {
+            f->slots[i] = calloc(1, sizeof *f->slots[i]);
+            if (f->slots[i] == NULL) {
+                *failure = "out of memory";
+                return -1;
+            }
+        }
+        if (!f->slots[i]->busy && !f->slots[i]->finished) {
+            slot = f->slots[i];
             break;
         }
     }
@@ -118,6 +119,13 @@ int es_flight_start(es_flight *f, const es_session *s, const char *method, const
     slot->rc = CURLE_OK;
     slot->status = 0;
     f->in_flight++;
+    /* on its way now, not at the next wait: the caller may read answers
+     * for a while first. Whatever else this moves on, es_flight_wait
+     * reports; a failure here, it meets again. */
+    {
+        int running;
+        (void)curl_multi_perform(f->multi, &running);
+    }
     return i;
 }
 
@@ -127,8 +135,11 @@ static int finish(es_flight *f, CURL *easy, CURLcode rc)
 {
     es_slot *slot = NULL;
     long request_size = 0;
+    int i;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&slot);
-    if (slot == NULL || !slot->busy)
+    for (i = 0; i < ES_FLIGHT_MAX && f->slots[i] != slot; i++)
+        ;
+    if (slot == NULL || i == ES_FLIGHT_MAX || !slot->busy)
         return ES_FLIGHT_NONE;
     slot->rc = rc;
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &slot->status);
@@ -140,7 +151,7 @@ static int finish(es_flight *f, CURL *easy, CURLcode rc)
     slot->busy = 0;
     slot->finished = 1;
     f->in_flight--;
-    return (int)(slot - f->slots);
+    return i;
 }
 
 static int next_finished(es_flight *f)
@@ -163,8 +174,8 @@ static void fail_all(es_flight *f, const char *why)
 {
     int i;
     for (i = 0; i < ES_FLIGHT_MAX; i++) {
-        es_slot *slot = &f->slots[i];
-        if (slot->busy) {
+        es_slot *slot = f->slots[i];
+        if (slot != NULL && slot->busy) {
             curl_multi_remove_handle(f->multi, slot->easy);
             es_transfer_end(&slot->transfer);
             slot->rc = CURLE_RECV_ERROR;
@@ -188,17 +199,15 @@ int es_flight_wait(es_flight *f, long timeout_ms, const char **failure)
     if (f->multi == NULL)
         return ES_FLIGHT_NONE;
     for (;;) {
+        /* first the transfers' work that is ready, without waiting: the
+         * requests started since the last call go out now, and are on
+         * their way while the caller reads an answer already here */
+        mc = f->in_flight > 0 ? curl_multi_perform(f->multi, &running) : CURLM_OK;
         i = next_finished(f);
         if (i >= 0)
             return i;
         if (f->in_flight == 0)
             return ES_FLIGHT_NONE;
-        mc = curl_multi_perform(f->multi, &running);
-        if (mc == CURLM_OK) {
-            i = next_finished(f);
-            if (i >= 0)
-                return i;
-        }
         if (mc == CURLM_OK) {
             long wait_ms = 1000;
             if (timeout_ms >= 0) {
@@ -223,7 +232,7 @@ int es_flight_wait(es_flight *f, long timeout_ms, const char **failure)
 
 void es_flight_taken(es_flight *f, int i)
 {
-    es_slot *slot = &f->slots[i];
+    es_slot *slot = f->slots[i];
     slot->finished = 0;
     es_buffer_rewind(&slot->body, ES_SLOT_KEEP);
     es_buffer_rewind(&slot->transfer.body, ES_SLOT_KEEP);
@@ -232,18 +241,18 @@ void es_flight_taken(es_flight *f, int i)
 void es_flight_close(es_flight *f)
 {
     int i;
-    if (f->slots != NULL) {
-        for (i = 0; i < ES_FLIGHT_MAX; i++) {
-            es_slot *slot = &f->slots[i];
-            if (slot->busy)
-                curl_multi_remove_handle(f->multi, slot->easy);
-            if (slot->easy != NULL)
-                curl_easy_cleanup(slot->easy);
-            es_transfer_free(&slot->transfer);
-            es_buffer_free(&slot->body);
-        }
-        free(f->slots);
-        f->slots = NULL;
+    for (i = 0; i < ES_FLIGHT_MAX; i++) {
+        es_slot *slot = f->slots[i];
+        if (slot == NULL)
+            continue;
+        if (slot->busy)
+            curl_multi_remove_handle(f->multi, slot->easy);
+        if (slot->easy != NULL)
+            curl_easy_cleanup(slot->easy);
+        es_transfer_free(&slot->transfer);
+        es_buffer_free(&slot->body);
+        free(slot);
+        f->slots[i] = NULL;
     }
     if (f->multi != NULL) {
         curl_multi_cleanup(f->multi);

@@ -16,9 +16,11 @@
 #include "session.h"
 #include "transfer.h"
 
-/* The most requests one session has in flight (the client's concurrency
- * option is at most this). */
-#define ES_FLIGHT_MAX 64
+/* The most requests one session holds at once, in flight or finished with
+ * their answers not yet taken: twice the client's largest concurrency
+ * (64), since a listing keeps up to that many answers of pages ahead
+ * while as many more are in flight. */
+#define ES_FLIGHT_MAX 128
 
 typedef struct es_slot {
     CURL *easy;                 /* made on first use, kept for the next */
@@ -33,7 +35,8 @@ typedef struct es_slot {
 
 typedef struct es_flight {
     CURLM *multi;               /* made on first use */
-    es_slot *slots;             /* ES_FLIGHT_MAX of them, made with multi */
+    es_slot *slots[ES_FLIGHT_MAX];  /* each made on first use: libcurl
+                                     * holds its address (CURLOPT_PRIVATE) */
     int in_flight;              /* slots busy */
 } es_flight;
 

@@ -25,6 +25,15 @@ function app.outcome(result, err)
   return { result = result, err = err and error_fields(err) or nil }
 end
 
+local BULK = { all = true, concurrently = true, nested_all = true, apply = true }
+
+--- The emails of a list of entries, in its order.
+function app.emails(entries)
+  local out = {}
+  for i, e in ipairs(entries) do out[i] = e.email end
+  return out
+end
+
 function app.call()
   local args = ngx.req.get_uri_args()
   local op, id = args.op, args.id
@@ -37,13 +46,30 @@ function app.call()
   if args.timeout then opts.timeout = tonumber(args.timeout) end
   if args.max_response_size then opts.max_response_size = tonumber(args.max_response_size) end
   if args.location then opts.nginx_location = args.location end
-  local ok, cf = pcall(es.new, opts)
+  if args.concurrency then opts.concurrency = tonumber(args.concurrency) end
+  local ok, cf
+  if args.shared then
+    -- one client per worker, made by its first request, as README's
+    -- /registry/count keeps it: the worker's requests share it
+    cf = package.loaded["spec.nginx_app.shared_client"]
+    ok = cf ~= nil
+    if not ok then
+      ok, cf = pcall(es.new, opts)
+      if ok then package.loaded["spec.nginx_app.shared_client"] = cf end
+    end
+  else
+    ok, cf = pcall(es.new, opts)
+  end
   if not ok then
     ngx.say(cjson.encode({ pid = ngx.worker.pid(), new_error = cf }))
     return
   end
   local reg = cf.impersonation_registry
   local result, err
+  -- the bulk calls say how long they took inside nginx (out.elapsed, in s)
+  local timed = BULK[op]
+  ngx.update_time()
+  local started = ngx.now()
   if op == "get_in_timer" then
     -- a background job: the call runs in a timer, where subrequests cannot
     local done = false
@@ -92,8 +118,59 @@ function app.call()
     result, err = reg:get(id)
   elseif op == "list" then
     result, err = reg:list({ per_page = 5 })
+  elseif op == "all" then
+    -- every entry, pages ahead fetched `concurrency` at a time: their
+    -- emails, in the order the listing gave them
+    result, err = reg:all({ per_page = tonumber(args.per_page) or 5 })
+    if result then result = app.emails(result) end
+  elseif op == "concurrently" then
+    -- fields.items: { op = "get" | "update", id, fields }, sent together
+    local results = cf:concurrently(fields.items, function(item)
+      if item.op == "update" then return reg:update(item.id, item.fields) end
+      return reg:get(item.id)
+    end)
+    result = {}
+    for i, r in ipairs(results) do
+      local o = app.outcome(r[1], r[2])
+      result[i] = { n = r.n, id = o.result and o.result.id, name = o.result and o.result.name, err = o.err }
+    end
+  elseif op == "nested_all" then
+    -- each of `tasks` functions run together lists every entry itself
+    local list = {}
+    for i = 1, tonumber(args.tasks) or 2 do list[i] = i end
+    local results = cf:concurrently(list, function() return reg:all({ per_page = 5 }) end)
+    result = {}
+    for i, r in ipairs(results) do
+      local o = app.outcome(r[1] and app.emails(r[1]), r[2])
+      result[i] = { emails = o.result, err = o.err }
+    end
+  elseif op == "apply" then
+    -- `creates` registry entries wanted (person01@example.com, ...): plan,
+    -- apply, and plan again, which must find nothing to do
+    local desired = {}
+    for i = 1, tonumber(args.creates) or 0 do
+      desired[i] = { name = ("Person %02d"):format(i), email = ("person%02d@example.com"):format(i),
+                     is_email_regex = false }
+    end
+    local p
+    p, err = reg:plan(desired)
+    local summary
+    if p then
+      result = { planned = p:changes() }
+      summary, err = p:apply()
+    end
+    if summary then
+      result.summary = tostring(summary)
+      local again
+      again, err = reg:plan(desired)
+      if again then result.again = again:changes() end
+    end
   end
   local out = app.outcome(result, err)
+  if timed then
+    ngx.update_time()
+    out.elapsed = ngx.now() - started
+  end
   out.pid = ngx.worker.pid()
   ngx.say(cjson.encode(out))
 end

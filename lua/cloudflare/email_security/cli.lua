@@ -20,6 +20,9 @@ local THRESHOLDS = require("cloudflare.email_security.sync.plan").THRESHOLDS
 local help = require("cloudflare.email_security.help")
 local output = require("cloudflare.email_security.cli_output")
 local printable = require("cloudflare.email_security.errors").printable
+local config = require("cloudflare.email_security.config")
+local client = require("cloudflare.email_security.client")
+local core = require("cloudflare.email_security.core")
 
 local concat, format = table.concat, string.format
 
@@ -131,6 +134,16 @@ local function build_parser()
     :command_target("resource")
   parser:flag("--json", "Output as JSON (list, get, create, update, delete, verification, plan).")
   parser:flag("--csv", "Output as CSV (list, get, create, update; reads back with plan and apply).")
+  parser:option("--concurrency", ("Requests in flight at once in a listing or an apply, 1 to %d (default %d).")
+    :format(config.MAX_CONCURRENCY, config.DEFAULT_CONCURRENCY))
+    :argname("<n>")
+    :convert(function(v)
+      local n = tonumber(v)
+      if not n or n ~= math.floor(n) or n < 1 or n > config.MAX_CONCURRENCY then
+        return nil, ("--concurrency: give a whole number from 1 to %d, got '%s'"):format(config.MAX_CONCURRENCY, v)
+      end
+      return n
+    end)
   for _, name in ipairs(es.resources) do
     local desc = described(name)
     local actions = cli.actions(desc)
@@ -361,6 +374,9 @@ end
 --- Runs the tool on a list of arguments; answers the exit code. io_: {
 --- out, err } (files), default stdout and stderr.
 function cli.main(argv, io_)
+  -- the tool's own process (not a caller's io): Ctrl-C stops what has not
+  -- started, and the error says what was done
+  local own_process = io_ == nil
   io_ = io_ or { out = io.stdout, err = io.stderr, progress = true }
   local parser = build_parser()
   -- why may quote an argument as given, which may hold anything: it never
@@ -385,11 +401,12 @@ function cli.main(argv, io_)
     -- the message may quote the argument as typed
     if not values then return usage(why) end
   end
-  local made, cf = pcall(es.new, { user_agent = "cli" })
+  local made, cf = pcall(es.new, { user_agent = "cli", concurrency = args.concurrency })
   if not made then
     io_.err:write(PROGRAM .. ": " .. tostring(cf):gsub("^[^:]*:%d+: ", "") .. "\n")
     return EXIT.error
   end
+  if own_process and core.catch_interrupt() then client.internals(cf).interrupted = core.interrupted end
   local code, err = ACTIONS[action](io_, args, values, cf[name], desc, name)
   cf:close()
   if code == nil then

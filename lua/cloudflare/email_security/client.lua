@@ -119,7 +119,10 @@ end
 --- client's behalf (its resources, the request loop) and for specs and
 --- benchmarks that put a transport of their own in: account_id, base_url,
 --- transport (see transport.lua for its interface), config, pacer, sleep,
---- log. Not for scripts: it may change with any version.
+--- log; and, where the code that made it sets them, interrupted (a
+--- function: true once the command-line tool's Ctrl-C came: nothing more
+--- starts), flight and tasks (scheduler.lua and concurrent.lua make them).
+--- Not for scripts: it may change with any version.
 function client.internals(cf)
   return rawget(cf, "_state")
 end

@@ -6,7 +6,9 @@
 -- resuming the task. So every call keeps its own checks, retries and
 -- errors, exactly as when made alone.
 --
---   concurrent.spawn(state, fn, ...) -> task      starts fn(...) as a task
+--   concurrent.spawn(state, on_end, fn, ...) -> task   starts fn(...) as a task
+--   concurrent.spawn_later(state, fn, ...) -> task     one whose answers are
+--                                                      read when it is joined
 --   concurrent.join(state, task) -> fn's results  waits for it
 --   concurrent.map(state, n, fn, stop) -> results, started
 --       fn(i) for i = 1..n, `concurrency` at a time; results[i]: what
@@ -46,7 +48,11 @@ local function continue(state, task, ...)
       out = { false, "a function run by cloudflare.email_security's concurrently yielded: it may make calls on"
         .. " the client, but not yield itself", n = 2 }
     else
+      req.later = task.later
+      task.waiting = req
       return scheduler.submit(state, req, function(result, err, envelope)
+        task.waiting = nil
+        if task.cancelled then return end
         return continue(state, task, result, err, envelope)
       end)
     end
@@ -76,9 +82,32 @@ function concurrent.spawn(state, on_end, fn, ...)
   return launch(state, { on_end = on_end }, fn, ...)
 end
 
+--- The same, for work whose answers are read when it is joined, in the
+--- order of the joins (a listing's pages ahead): see scheduler.submit. Its
+--- request starts now, as far as the limit and the pacer allow.
+function concurrent.spawn_later(state, fn, ...)
+  local task = launch(state, { later = true }, fn, ...)
+  scheduler.send(state)
+  return task
+end
+
+--- The task's work is not needed any more: what it waits for is not sent
+--- if it has not started, or its answer is read and let go if it has; the
+--- task never ends.
+function concurrent.cancel(state, task)
+  local req = task.waiting
+  if not req or task.done then return end
+  task.cancelled = true
+  scheduler.cancel(req)
+  if req.arrived then scheduler.take(state, req) end
+end
+
 --- Waits for the task to end; its results, or raises what it raised.
 function concurrent.join(state, task)
-  while not task.done do scheduler.step(state) end
+  while not task.done do
+    local req = task.waiting
+    if req and req.arrived then scheduler.take(state, req) else scheduler.step(state) end
+  end
   if task.raised then error(task.raised, 0) end
   return unpack(task.results, 1, task.results.n)
 end

@@ -25,35 +25,36 @@ function pacer.new(limit, clock, max_wait)
   }, Pacer)
 end
 
---- Seconds to wait before the next request may start.
-function Pacer:delay()
+--- Seconds to wait before the next request may start. now (optional):
+--- the time to count from, else the clock's.
+function Pacer:delay(now)
   -- the common case, no limit and no hold, must not even read the clock
   if not self.size and self.hold_until == 0 then return 0 end
-  local now = self.clock()
+  now = now or self.clock()
   local wait = self.hold_until - now
   local oldest = self.size and self.starts[self.slot]
   if oldest then wait = math.max(wait, oldest + self.per - now) end
   return wait > 0 and wait or 0
 end
 
---- A request starts now.
-function Pacer:started()
+--- A request starts now (or at `now`, as for delay).
+function Pacer:started(now)
   if not self.size then return end
-  self.starts[self.slot] = self.clock()
+  self.starts[self.slot] = now or self.clock()
   self.slot = self.slot % self.size + 1
 end
 
 --- Reads `RateLimit: "name";r=REMAINING;t=RESET` (and the quota q of
 --- `RateLimit-Policy`). With nothing left, wait for the reset; with under a
 --- tenth of the quota left, spread what remains over the time to the reset.
-function Pacer:observe(headers)
+function Pacer:observe(headers, now)
   local line = headers and headers.ratelimit
   if not line then return end
   local remaining = tonumber(line:match("[;,%s]r=(%d+)") or line:match("^r=(%d+)"))
   local reset = tonumber(line:match("[;,%s]t=(%d+)") or line:match("^t=(%d+)"))
   if not remaining or not reset then return end
   local quota = tonumber((headers["ratelimit-policy"] or ""):match("q=(%d+)"))
-  local now = self.clock()
+  now = now or self.clock()
   local hold
   if remaining <= 0 then
     hold = reset

@@ -78,8 +78,8 @@ end
 --- parameters, read once, raw (snapshot), and never changed; method and
 --- path (optional): the request, for the errors the walk makes; prefetch
 --- (optional): { window = n, start = function(params) -> handle,
---- finish = function(handle) -> what list(params) returns }, to fetch pages
---- ahead. Returns a for-in iterator.
+--- finish = function(handle) -> what list(params) returns, cancel =
+--- function(handle) }, to fetch pages ahead. Returns a for-in iterator.
 return function(list, params, method, path, prefetch)
   local query = snapshot(params)
   local filtered = false
@@ -94,12 +94,15 @@ return function(list, params, method, path, prefetch)
   local previous_last            -- the id of the last entry walked
   local ahead, started_up_to = {}, 0  -- page -> its fetch, started ahead
 
-  -- Starts the pages after this one, up to `window` ahead and the last
-  -- page total_count makes.
-  local function fetch_ahead()
-    if not (prefetch and total and not filtered and not finished) then return end
-    local last = min(ceil(total / per_page), page + prefetch.window)
-    for k = (started_up_to > page and started_up_to or page) + 1, last do
+  -- Starts the pages up to `window` after the page walked (`from`), and
+  -- not past the last one total_count makes: the walk holds that page and
+  -- at most `window` after it. Called once the first page has said how
+  -- many, then as the walk asks for each page, before its answer is
+  -- awaited (the one before it is let go by then).
+  local function fetch_ahead(from)
+    if not (prefetch and total and not filtered) then return end
+    local last = min(ceil(total / per_page), from + prefetch.window)
+    for k = (started_up_to > from and started_up_to or from) + 1, last do
       local q = {}
       for name, v in next, query do q[name] = v end
       q.page = k
@@ -137,6 +140,7 @@ return function(list, params, method, path, prefetch)
   end
 
   local function fetch()
+    fetch_ahead(page)
     query.page = page
     local result, err, envelope
     local handle = ahead[page]
@@ -203,7 +207,7 @@ return function(list, params, method, path, prefetch)
     -- an empty or short page is the last; a full one is, when it reaches
     -- total_count
     if n < per_page or (total and before + n >= total) then finished = true end
-    fetch_ahead()
+    if not finished then fetch_ahead(page) end
     page = page + 1
   end
 
@@ -220,6 +224,11 @@ return function(list, params, method, path, prefetch)
       local err = fetch()
       if err then
         finished, items = true, nil
+        -- the pages ahead will not be walked: nothing more of them is sent
+        for k, handle in next, ahead do
+          ahead[k] = nil
+          prefetch.cancel(handle)
+        end
         -- false, not nil: a generic for ends on nil before its body could
         -- see the error
         return false, err

@@ -347,16 +347,19 @@ function Resource:list(params)
 end
 
 -- The walk of every page (paging.lua), whose errors name the list's path;
--- with concurrency above 1, pages ahead are fetched as tasks.
-local function walk(self, params)
+-- with concurrency above 1, pages ahead are fetched as tasks, up to
+-- `ahead` pages (in flight and waiting to be walked; default concurrency).
+local function walk(self, params, ahead)
   local state = self._state
   local function list(query) return self:list(query) end
   local prefetch
-  if state.config.concurrency > 1 then
+  -- (a transport that sends one request at a time gains nothing by it)
+  if state.config.concurrency > 1 and state.transport.start then
     prefetch = {
-      window = state.config.concurrency,
-      start = function(query) return concurrent.spawn(state, nil, list, query) end,
+      window = ahead or state.config.concurrency,
+      start = function(query) return concurrent.spawn_later(state, list, query) end,
       finish = function(task) return concurrent.join(state, task) end,
+      cancel = function(task) return concurrent.cancel(state, task) end,
     }
   end
   return paging(list, params or {}, "GET", self._collection .. self._desc.ops.list.suffix, prefetch)
@@ -376,9 +379,14 @@ function Resource:all(params)
   check_self(self, "all")
   check_arg("all", 1, params, "table", true)
   local out = {}
-  for entry, err in walk(self, params) do
+  -- the list holds every page in the end: more pages ahead cost nothing
+  -- it would not hold anyway, and keep requests going out while the ones
+  -- already here are read
+  local n = 0
+  for entry, err in walk(self, params, 2 * self._state.config.concurrency) do
     if not entry then return nil, err end
-    out[#out + 1] = entry
+    n = n + 1
+    out[n] = entry
   end
   return out
 end

@@ -27,8 +27,10 @@ local BROKEN = { [5] = true, [6] = true, [7] = true, [16] = true, [18] = true, [
 -- API refused it before acting (429). err.sent: libcurl had sent the
 -- request before the failure (on a reused connection that died, before a
 -- refused reconnect), so a refused connect then proves nothing.
+-- err.not_sent: the request loop never started it (the client was closed,
+-- or Ctrl-C came, before its turn).
 local function did_not_act(err)
-  return err.status == 429
+  return err.status == 429 or err.not_sent == true
     or (err.kind == "transport" and NOT_SENT[err.curl_code] == true and not err.status and not err.sent)
 end
 

@@ -118,8 +118,10 @@ end
 --   running     how many are in flight; by_slot: slot -> request
 --   queue       requests submitted and not yet started, in order
 --   retries     requests to send again, each at its ready_at
---   slept       an idle sleep just ended: the next start is due (a sleep
---               a caller put in need not make time pass on the clock)
+--   slept_to    the time the last idle sleep slept to: the flight's clock
+--               never reads less (a sleep a caller put in need not make
+--               time pass on the clock; see now())
+--   arrived     the requests whose answers wait unread: see submit
 -- A request in the flight is request.new's, with on_done (called once
 -- with the call's result, err, envelope), ready_at and sent_at.
 
@@ -128,35 +130,54 @@ local unpack = table.unpack or rawget(_G, "unpack")
 -- One request at a time, for a transport without start and wait: each
 -- runs to its answer when started, and wait hands the answers back.
 local function serial(t)
-  local answers, count = {}, 0
+  local answers, order, count = {}, {}, 0
   return {
     start = function(_, method, url, body, once, compressed)
       count = count + 1
-      answers[#answers + 1] = { count, t:request(method, url, body, once, compressed) }
+      answers[count] = { t:request(method, url, body, once, compressed) }
+      order[#order + 1] = count
       return count
     end,
     wait = function()
-      local a = table.remove(answers, 1)
-      if a then return unpack(a, 1, 5) end
+      return table.remove(order, 1)
+    end,
+    answer = function(_, slot)
+      local a = answers[slot]
+      answers[slot] = nil
+      return unpack(a, 1, 4)
     end,
     is_closed = function() return t:is_closed() end,
   }
 end
 
+-- The flight's time: the clock's, or the time an idle sleep slept to when
+-- that is later.
+local function now_of(f)
+  local t, slept_to = monotonic(), f.slept_to
+  if slept_to and slept_to > t then return slept_to end
+  return t
+end
+
 local function flight_of(state)
-  local f = state.flight
-  if f then return f end
   local t = state.transport
+  -- inside nginx, each nginx request has its own (transport/nginx.lua)
+  local home = t.scope and t:scope() or state
+  local f = home.flight
+  if f then return f end
   f = { transport = t, limit = state.config.concurrency, running = 0, by_slot = {}, queue = {}, first = 1,
         last = 0, retries = {} }
   if not t.start then f.transport, f.limit = serial(t), 1 end
-  state.flight = f
+  home.flight = f
   return f
 end
 
 --- Adds req (request.new's) to the requests to send; on_done(result, err,
 --- envelope) is called once with what the call returns, from a later
 --- scheduler.step (or from this one's, when the client is closed).
+--- req.later (set by the caller): its answer, when it comes, waits unread
+--- (req.arrived) until scheduler.take reads it, so that answers are read
+--- in the order a listing walks them; up to `concurrency` wait so, and the
+--- oldest is read when one more comes.
 function scheduler.submit(state, req, on_done)
   local f = flight_of(state)
   req.on_done = on_done
@@ -170,11 +191,11 @@ local function complete(state, f, req, result, err, envelope, headers)
   local write = state.log
   if write then log.response(write, req[METHOD], req[PATH] .. req[QUERY], monotonic() - req.sent_at, err) end
   local seen = headers or (err and err.headers)
-  if seen then state.pacer:observe(seen) end
+  if seen then state.pacer:observe(seen, now_of(f)) end
   if not err then return req.on_done(result, nil, envelope) end
   local verdict, a, b, c = outcome(req, result, err, envelope, state.config)
   if verdict == AGAIN then
-    req.ready_at = monotonic() + a
+    req.ready_at = now_of(f) + a
     -- the API says its budget is spent: nothing starts before this one
     -- may, for any request in flight
     local pacer = state.pacer
@@ -196,6 +217,8 @@ end
 local function end_closed(f)
   local ended = {}
   for slot, req in pairs(f.by_slot) do ended[#ended + 1] = { req, true } ; f.by_slot[slot] = nil end
+  for _, req in ipairs(f.arrived or {}) do ended[#ended + 1] = { req, true } end
+  f.arrived = nil
   for i = f.first, f.last do ended[#ended + 1] = { f.queue[i], false } end
   for _, req in ipairs(f.retries) do ended[#ended + 1] = { req, false } end
   f.queue, f.first, f.last, f.retries, f.running = {}, 1, 0, {}, 0
@@ -205,8 +228,25 @@ local function end_closed(f)
       and "the client was closed with this request in flight: it may have reached the server"
       or "the client was closed during the call; nothing more was sent")
     err.attempts = req[ATTEMPT]
-    if sent then err.sent = true end
+    if sent then err.sent = true else err.not_sent = true end
     if req[ONCE] and (sent or req[request.ACTED]) then err.may_exist = true end
+    err.acted_before = req[request.ACTED] or nil
+    req.on_done(nil, errors.wrap(err, req[METHOD], req[PATH]), nil)
+  end
+end
+
+-- An interrupt (the command-line tool's Ctrl-C: state.interrupted) came:
+-- what waits is not sent; what is in flight finishes.
+local function end_waiting(f)
+  local ended = {}
+  for i = f.first, f.last do ended[#ended + 1] = f.queue[i] end
+  for _, req in ipairs(f.retries) do ended[#ended + 1] = req end
+  f.queue, f.first, f.last, f.retries = {}, 1, 0, {}
+  for _, req in ipairs(ended) do
+    local err = errors.new("interrupted", "stopped by an interrupt (Ctrl-C) before it was sent")
+    err.attempts, err.not_sent = req[ATTEMPT], true
+    if req[ONCE] and req[request.ACTED] then err.may_exist = true end
+    err.acted_before = req[request.ACTED] or nil
     req.on_done(nil, errors.wrap(err, req[METHOD], req[PATH]), nil)
   end
 end
@@ -216,8 +256,13 @@ end
 local function next_due(f, now)
   local due
   for i, req in ipairs(f.retries) do
-    if req.ready_at <= now or f.slept then return req, i end
+    if req.ready_at <= now then return req, i end
     if not due or req.ready_at < due then due = req.ready_at end
+  end
+  -- a request whose work was given up (cancel) is dropped here
+  while f.queue[f.first] and f.queue[f.first].cancelled do
+    f.queue[f.first] = nil
+    f.first = f.first + 1
   end
   if f.queue[f.first] then return f.queue[f.first], 0 end
   return nil, due
@@ -227,16 +272,15 @@ end
 -- pacer allows. Returns when the next start is due, when one is waiting.
 local function admit(state, f)
   local t, pacer, write = f.transport, state.pacer, state.log
-  local now = monotonic()
+  local now = now_of(f)
   while f.running < f.limit and not t:is_closed() do
     local req, where = next_due(f, now)
     if not req then return where end
     if pacer.size or pacer.hold_until ~= 0 then
-      local wait = pacer:delay()
-      if wait > 0 and not f.slept then return now + wait end
-      pacer:started()
+      local wait = pacer:delay(now)
+      if wait > 0 then return now + wait end
+      pacer:started(now)
     end
-    f.slept = nil
     if where == 0 then
       f.queue[f.first] = nil
       f.first = f.first + 1
@@ -251,8 +295,9 @@ local function admit(state, f)
     -- a finalizer or the caller's log function may have closed it
     if t:is_closed() then
       local err = errors.new("transport", "the client was closed during the call; nothing more was sent")
-      err.attempts = attempt - 1
+      err.attempts, err.not_sent = attempt - 1, true
       if req[ONCE] and req[request.ACTED] then err.may_exist = true end
+      err.acted_before = req[request.ACTED] or nil
       req.on_done(nil, errors.wrap(err, req[METHOD], req[PATH]), nil)
       return nil
     end
@@ -263,8 +308,39 @@ local function admit(state, f)
     else
       complete(state, f, req, nil, err, nil, nil)
     end
-    now = monotonic()
+    now = now_of(f)
   end
+end
+
+--- Starts what may start now (see step), without waiting for anything.
+function scheduler.send(state)
+  local f = flight_of(state)
+  if f.queue[f.first] and not f.transport:is_closed() then admit(state, f) end
+end
+
+--- The request will not be needed: if it has not started, it never will
+--- (its on_done is not called).
+function scheduler.cancel(req)
+  req.cancelled = true
+end
+
+--- Reads the answer of req, which came and waits unread (req.arrived),
+--- and hands it out (its on_done, or a try again).
+function scheduler.take(state, req)
+  local f = flight_of(state)
+  -- closed: step ends every request, this one with the others
+  if f.transport:is_closed() then return scheduler.step(state) end
+  -- what waits to start goes first: it is on its way while this is read
+  if f.queue[f.first] then admit(state, f) end
+  local slot = req.arrived
+  req.arrived = nil
+  for i, r in ipairs(f.arrived) do
+    if r == req then
+      table.remove(f.arrived, i)
+      break
+    end
+  end
+  complete(state, f, req, f.transport:answer(slot))
 end
 
 --- Sends, waits and hands out answers once: starts what may start (up to
@@ -280,25 +356,58 @@ function scheduler.step(state)
     end_closed(f)
     return any
   end
+  local interrupted = state.interrupted
+  if interrupted and interrupted() and (f.queue[f.first] ~= nil or f.retries[1] ~= nil) then
+    end_waiting(f)
+    return true
+  end
   local due = admit(state, f)
   if f.running > 0 then
-    local timeout = due and math.max(due - monotonic(), 0) or nil
-    local slot, result, err, envelope, headers = t:wait(timeout)
-    if slot then
+    local timeout = due and math.max(due - now_of(f), 0) or nil
+    local slot = t:wait(timeout)
+    if not slot then
+      if timeout == nil and not t:is_closed() then
+        -- the transport has none in flight that we count
+        error("cloudflare.email_security: the transport lost track of the requests in flight")
+      end
+      return true
+    end
+    -- every request that has finished by now, then the next ones sent
+    -- before any answer is read: they are on their way meanwhile
+    local finished = {}
+    while slot do
       local req = f.by_slot[slot]
       f.by_slot[slot] = nil
       f.running = f.running - 1
-      complete(state, f, req, result, err, envelope, headers)
-    elseif timeout == nil and not t:is_closed() then
-      -- the transport has none in flight that we count: end them
-      error("cloudflare.email_security: the transport lost track of the requests in flight")
+      req.arrived = slot
+      finished[#finished + 1] = req
+      slot = f.running > 0 and t:wait(0) or nil
+    end
+    admit(state, f)
+    for _, req in ipairs(finished) do
+      if req.later and not req.cancelled then
+        local arrived = f.arrived or {}
+        f.arrived = arrived
+        arrived[#arrived + 1] = req
+        -- no more than `concurrency` wait unread: the oldest is read now
+        if #arrived > f.limit then scheduler.take(state, arrived[1]) end
+      elseif not t:is_closed() then
+        local at = req.arrived
+        req.arrived = nil
+        complete(state, f, req, t:answer(at))
+      else
+        -- closed meanwhile (by the code an answer ran): ended with the rest
+        local arrived = f.arrived or {}
+        f.arrived = arrived
+        arrived[#arrived + 1] = req
+      end
     end
     return true
   end
   if due then
-    local wait = due - monotonic()
+    local wait = due - now_of(f)
     if wait > 0 then state.sleep(wait) end
-    f.slept = true
+    if not f.slept_to or due > f.slept_to then f.slept_to = due end
     return true
   end
   return f.queue[f.first] ~= nil

@@ -247,48 +247,83 @@ local function pack(...)
   return { n = select("#", ...), ... }
 end
 
+-- Requests in flight belong to the nginx request that started them (its
+-- light threads do, and nginx lets only that request wait on them): their
+-- bookkeeping lives in ngx.ctx, one record per client, and the scheduler's
+-- own (scheduler.lua) likewise, through scope(). Each light thread leaves
+-- its answer in the record and posts a semaphore, which any coroutine of
+-- the request may wait on (ngx.thread.wait would allow only the one that
+-- spawned the thread: a listing inside cf:concurrently spawns from a task).
+local function in_flight(self)
+  local ctx = self.ctx()
+  local record = ctx[self]
+  if not record then
+    record = { count = 0, started = 0, answers = {}, order = {}, first = 1, last = 0,
+               sema = self.semaphore.new(0), scope = {} }
+    ctx[self] = record
+  end
+  return record
+end
+
+--- The table where per-request state of this client lives: the
+--- scheduler keeps its queue there (nginx requests do not share one).
+function Transport:scope()
+  return in_flight(self).scope
+end
+
 --- start(method, url, body) -> slot: the request in a light thread of its
 --- own (ngx.thread.spawn), so that several subrequests are in flight at
---- once; wait gives its answer. The light thread belongs to the request
---- (or light thread) that starts it, as nginx wants.
+--- once; wait gives its slot when it ends, answer its answer.
 function Transport:start(method, url, body, once, compressed)
   if self.closed then
     error("attempt to use a closed cloudflare.email_security client", 2)
   end
-  local slot = self.started + 1
-  self.started = slot
+  local record = in_flight(self)
+  local slot = record.started + 1
+  record.started = slot
   local thread, why = self.spawn(function()
     -- whatever happens, the thread answers for its slot
     local out = pack(pcall(self.request, self, method, url, body, once, compressed))
     if not out[1] then
-      return slot, nil, refused("transport: the nginx light thread failed: " .. tostring(out[2])), nil
+      out = { true, nil, refused("transport: the nginx light thread failed: " .. tostring(out[2])), nil, n = 4 }
     end
-    return slot, unpack(out, 2, out.n)
+    record.answers[slot] = out
+    record.last = record.last + 1
+    record.order[record.last] = slot
+    record.sema:post(1)
   end)
   if not thread then
     return nil, refused("transport: nginx could not start a light thread (" .. tostring(why) .. ")")
   end
-  self.threads[slot] = thread
+  record.count = record.count + 1
   return slot
 end
 
---- wait([seconds]) -> slot, result, err, envelope [, headers] of the first
---- request started here to end; nothing when none ends within that long
---- or none is in flight. The worker serves others meanwhile.
+-- ngx.semaphore's wait takes a timeout (in milliseconds, as a C int): no
+-- timeout is a day's wait, again until one ends.
+local A_DAY = 24 * 3600
+
+--- wait([seconds]) -> slot of the first request started here (by this
+--- nginx request) to end; nothing when none ends within that long or none
+--- is in flight. The worker serves others meanwhile.
 function Transport:wait(seconds)
-  local list = {}
-  for _, thread in pairs(self.threads) do list[#list + 1] = thread end
-  if #list == 0 then return end
-  local sleeper
-  if seconds then
-    sleeper = self.spawn(self.sleep, seconds)
-    list[#list + 1] = sleeper
-  end
-  local out = pack(self.wait_any(unpack(list, 1, #list)))
-  local slot = out[1] and out[2]
-  if sleeper and slot then self.kill(sleeper) end
-  if not slot then return end
-  self.threads[slot] = nil
+  local record = in_flight(self)
+  if record.count == 0 then return end
+  local ok = record.sema:wait(seconds or A_DAY)
+  while not ok and not seconds do ok = record.sema:wait(A_DAY) end
+  if not ok then return end
+  local slot = record.order[record.first]
+  record.order[record.first] = nil
+  record.first = record.first + 1
+  record.count = record.count - 1
+  return slot
+end
+
+--- answer(slot) -> result, err, envelope [, headers] of a request wait gave.
+function Transport:answer(slot)
+  local record = in_flight(self)
+  local out = record.answers[slot]
+  record.answers[slot] = nil
   return unpack(out, 2, out.n)
 end
 
@@ -335,15 +370,17 @@ function nginx_transport.new(cfg, user_agent)
     get_phase = ngx.get_phase,
     closed = false,
     -- light threads, for requests in flight at once (start, wait)
-    started = 0,
-    threads = {},
     spawn = type(ngx.thread) == "table" and ngx.thread.spawn or nil,
-    wait_any = type(ngx.thread) == "table" and ngx.thread.wait or nil,
-    kill = type(ngx.thread) == "table" and ngx.thread.kill or nil,
-    sleep = ngx.sleep,
   }, Transport)
-  -- without light threads, one request at a time (scheduler.lua)
-  if not (transport.spawn and transport.wait_any and transport.kill) then transport.start = false end
+  -- ngx.semaphore comes with lua-resty-core (OpenResty's, Debian's)
+  local has_semaphore, semaphore = pcall(require, "ngx.semaphore")
+  if transport.spawn and has_semaphore then
+    transport.semaphore = semaphore
+    transport.ctx = function() return ngx.ctx end
+  else
+    -- one request at a time (scheduler.lua)
+    transport.start = false
+  end
   secret_vars[transport] = vars
   return transport
 end
