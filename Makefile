@@ -134,20 +134,30 @@ $(C_HOST): spec/hosts/c_host/two_states.c
 
 # The module beside the floor (libcurl plus lua-cjson's decode) and libcurl
 # alone, against a loopback nginx (HTTP/1.1, HTTPS with HTTP/1.1 and with
-# HTTP/2); bulk work against the emulator; then instructions per call of
-# module and floor (callgrind). Prints its tables as doc/performance.md
-# holds them (bench/doc.lua).
+# HTTP/2); bulk work against the emulator; a slow API (50 ms a read, 150 ms
+# a write) at 1, 4, 8 and 16 requests in flight, beside libcurl's multi
+# interface (bench/libcurl_in_flight.c) and, once bench/peers/install.sh has
+# put it in build/peers, the TypeScript SDK (bench/in_flight_bench.lua,
+# about 3 minutes); then instructions per call of module and floor
+# (callgrind). Prints its tables as doc/performance.md holds them
+# (bench/doc.lua).
 # The floor embeds the same Lua as the module runs on (LuaJIT too).
 FLOOR_BIN = $(BUILD)/bench/floor
 $(FLOOR_BIN): bench/floor.c
 	@mkdir -p $(dir $@)
 	$(CC) $(WARNINGS) -O2 $(LUA_CFLAGS) $(CURL_CFLAGS) -o $@ $< $(CURL_LIBS) \
 		$(shell $(PKG_CONFIG) --libs $(LUA_PC) 2>/dev/null || echo -llua$(LUA_VERSION))
+# libcurl alone with N requests in flight (no Lua in it: one for every Lua)
+IN_FLIGHT_BIN = build/bench/libcurl_in_flight
+$(IN_FLIGHT_BIN): bench/libcurl_in_flight.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARNINGS) -O2 $(CURL_CFLAGS) -o $@ $< $(CURL_LIBS)
 bench:
 	@bash .ci/deps --bench --lua=$(notdir $(LUA))
-	@$(MAKE) --no-print-directory all $(FLOOR_BIN) spec-hosts
+	@$(MAKE) --no-print-directory all $(FLOOR_BIN) $(IN_FLIGHT_BIN) spec-hosts
 	LUA=$(LUA) BENCH_FLOOR=$(FLOOR_BIN) LUA_CPATH='./$(BUILD)/?.so;;' $(LUA) bench/run.lua
 	LUA=$(LUA) LUA_CPATH='./$(BUILD)/?.so;;' $(LUA) bench/bulk_bench.lua
+	LUA=$(LUA) BENCH_IN_FLIGHT=$(IN_FLIGHT_BIN) LUA_CPATH='./$(BUILD)/?.so;;' $(LUA) bench/in_flight_bench.lua
 	LUA=$(LUA) BENCH_FLOOR=$(FLOOR_BIN) LUA_CPATH='./$(BUILD)/?.so;;' bash bench/instructions.sh
 
 # The module beside Cloudflare's TypeScript SDK on Node (installed from npm

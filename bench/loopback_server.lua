@@ -6,7 +6,17 @@
 -- with one of ten pages of 1000 entries (?page=1..10). nginx does so little
 -- per request that what is measured is the client.
 --
+-- With a delay (start{ read_ms = 50, write_ms = 150 }: bench/in_flight_bench.lua)
+-- the same answers come from nginx's Lua module (libnginx-mod-http-lua),
+-- each after ngx.sleep: read_ms for a GET, write_ms for a POST, PATCH, PUT
+-- or DELETE, a sleep that holds no worker, so any number of requests can
+-- wait at once. Then a GET of the collection without `page` is page 1,
+-- and a page past the last is an empty page (as the API answers it, and
+-- what ends an auto-paging client's walk). Without a delay the
+-- configuration is the one the other benches have always had.
+--
 --   local server = require("bench.loopback_server").start()   (or start(100): 100 pages)
+--   start{ pages = 100, read_ms = 50, write_ms = 150 }      (a delay in milliseconds)
 --   server.http, server.https1, server.https2   base URLs, ".../client/v4"
 --   server.ca, server.dir, server.https_port2   the certificate, the directory
 --   server.stop()
@@ -85,6 +95,39 @@ http {
 }
 ]]
 
+-- The delayed variant: the same server, its answers written by Lua after a
+-- sleep. The pages are still nginx's static files (ngx.exec to the
+-- internal location); a body sent is read and dropped before the sleep,
+-- as `return` drops it in the configuration above.
+local DELAYED_LOCATIONS = [[
+    location = LIST_PATH {
+      content_by_lua_block {
+        ngx.req.discard_body()
+        if ngx.req.get_method() == "POST" then
+          ngx.sleep(WRITE_S)
+          ngx.status = 201
+          ngx.print(ENTRY_Q)
+          return
+        end
+        ngx.sleep(READ_S)
+        local page = tonumber(ngx.var.arg_page) or 1
+        if page >= 1 and page <= PAGES and page == math.floor(page) then
+          return ngx.exec("/pages/page" .. page .. ".json")
+        end
+        return ngx.exec("/pages/empty.json")
+      }
+    }
+    location /pages/ { internal; root DIR; }
+    location LIST_PATH/ {
+      content_by_lua_block {
+        ngx.req.discard_body()
+        local method = ngx.req.get_method()
+        ngx.sleep(method == "GET" and READ_S or WRITE_S)
+        ngx.print(method == "DELETE" and DELETED_Q or ENTRY_Q)
+      }
+    }
+]]
+
 --- s as one word for the shell
 local function quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
@@ -99,9 +142,14 @@ local function three_ports()
   end
 end
 
---- pages: how many pages of 1000 the list has (default server.PAGES).
-function server.start(pages)
-  pages = pages or server.PAGES
+--- opts: how many pages of 1000 the list has (default server.PAGES), or a
+--- table { pages = N, read_ms = ms, write_ms = ms } (a delay: see above;
+--- 0 or nil for none).
+function server.start(opts)
+  if type(opts) ~= "table" then opts = { pages = opts } end
+  local pages = opts.pages or server.PAGES
+  local read_ms, write_ms = opts.read_ms or 0, opts.write_ms or 0
+  local delayed = read_ms > 0 or write_ms > 0
   local dir = read("mktemp -d")
   local q = quote(dir)
   -- nginx's worker runs as another user: it must be able to read the pages
@@ -115,10 +163,30 @@ function server.start(pages)
     write(("%s/pages/page%d.json"):format(dir, page), envelope("[" .. table.concat(items, ",") .. "]",
       ('{"page":%d,"per_page":1000,"count":1000,"total_count":%d}'):format(page, pages * 1000)))
   end
+  if delayed then
+    -- what a page past the last answers (the page number is not echoed:
+    -- the clients read an empty page as the end whatever it says)
+    write(dir .. "/pages/empty.json", envelope("[]", ('{"per_page":1000,"count":0,"total_count":%d}')
+      :format(pages * 1000)))
+  end
   local one = entry(1):gsub("00000001%-", server.ID:sub(1, 9))
   local ports = {}
   ports.HTTP_PORT, ports.HTTPS1_PORT, ports.HTTPS2_PORT = three_ports()
-  local conf = CONF:gsub("DIR", dir):gsub("LIST_PATH", server.PATH)
+  local conf = CONF
+  if delayed then
+    -- everything from the first location to the server's end is the Lua one
+    local first = conf:find("    location = LIST_PATH", 1, true)
+    local last = conf:find("  }\n}\n$")
+    conf = "load_module /usr/lib/nginx/modules/ndk_http_module.so;\n"
+      .. "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;\n"
+      .. conf:sub(1, first - 1) .. DELAYED_LOCATIONS .. conf:sub(last)
+    -- the answers as Lua strings (%q), a sleep in seconds
+    conf = conf:gsub("ENTRY_Q", (("%q"):format(envelope(one)):gsub("%%", "%%%%")))
+      :gsub("DELETED_Q", (("%q"):format(envelope('{"id":"' .. server.ID .. '"}')):gsub("%%", "%%%%")))
+      :gsub("READ_S", ("%.3f"):format(read_ms / 1000)):gsub("WRITE_S", ("%.3f"):format(write_ms / 1000))
+      :gsub("PAGES", tostring(pages))
+  end
+  conf = conf:gsub("DIR", dir):gsub("LIST_PATH", server.PATH)
     :gsub("DELETED", envelope('{"id":"' .. server.ID .. '"}')):gsub("ENTRY", envelope(one))
   for name, port in pairs(ports) do conf = conf:gsub(name, port) end
   write(dir .. "/nginx.conf", conf)

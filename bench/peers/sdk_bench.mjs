@@ -17,6 +17,20 @@
 // server with fewer entries), and must walk PAGES * per_page * ROUNDS
 // entries. HTTPS: Node's fetch trusts the certificates named by
 // NODE_EXTRA_CA_CERTS, which the driver sets to the bench's certificate.
+//
+// For bench/in_flight_bench.lua (a server that answers a page past the last
+// with an empty page), the work a user of the SDK would write, with N
+// requests in flight where N is given (the SDK has no concurrency of its
+// own: N async workers taking the next request from a shared counter):
+//
+//   node bench/peers/sdk_bench.mjs autolist BASE_URL PAGES        the SDK's auto-paging, `for await`
+//   node bench/peers/sdk_bench.mjs poollist BASE_URL PAGES N      page 1, then pages 2..PAGES, N at a time
+//   node bench/peers/sdk_bench.mjs creates BASE_URL COUNT N       COUNT creates (await in a loop at N = 1)
+//   node bench/peers/sdk_bench.mjs updates BASE_URL COUNT N       COUNT edits of entries 1..COUNT
+//
+// Their calls= is the entries listed (autolist, poollist) or the changes
+// made. No warm-up unless SDK_BENCH_WARMUP asks for one (that many gets):
+// the module and libcurl get none either.
 import { join, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -40,15 +54,25 @@ function count(text, what) {
 
 const [mode, baseURL, a3, a4] = process.argv.slice(2);
 const MODES = ['update', 'delete', 'get', 'create', 'list'];
-if (!MODES.includes(mode) || !baseURL || a3 === undefined || (mode === 'list' && a4 === undefined)) {
+const IN_FLIGHT_MODES = ['autolist', 'poollist', 'creates', 'updates'];
+if (IN_FLIGHT_MODES.includes(mode)) {
+  if (!baseURL || a3 === undefined || (mode !== 'autolist' && a4 === undefined)) {
+    fail('usage: node sdk_bench.mjs autolist BASE_URL PAGES\n' +
+         '       node sdk_bench.mjs poollist|creates|updates BASE_URL COUNT N');
+  }
+} else if (!MODES.includes(mode) || !baseURL || a3 === undefined || (mode === 'list' && a4 === undefined)) {
   fail('usage: node sdk_bench.mjs update|delete|get|create BASE_URL N\n' +
        '       node sdk_bench.mjs list BASE_URL PAGES ROUNDS');
 }
-const n = count(a3, mode === 'list' ? 'PAGES' : 'N');
+const inFlightMode = IN_FLIGHT_MODES.includes(mode);
+const n = count(a3, mode === 'list' || mode.endsWith('list') ? 'PAGES' : inFlightMode ? 'COUNT' : 'N');
 const rounds = mode === 'list' ? count(a4, 'ROUNDS') : 1;
+const inFlight = inFlightMode && mode !== 'autolist' ? count(a4, 'N') : 1;
 const perPage = count(process.env.SDK_BENCH_PER_PAGE ?? '1000', 'SDK_BENCH_PER_PAGE');
-const warmup = count(process.env.SDK_BENCH_WARMUP ?? (mode === 'list' ? '1' : '200'), 'SDK_BENCH_WARMUP');
+const warmup = count(process.env.SDK_BENCH_WARMUP ?? (mode === 'list' ? '1' : inFlightMode ? '0' : '200'),
+                     'SDK_BENCH_WARMUP');
 if ((mode === 'list' ? n * rounds : n) === 0) fail('nothing to time');
+if (inFlight === 0) fail('N must be 1 or more');
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 let Cloudflare;
@@ -87,7 +111,71 @@ async function listRounds(r) {
   return items;
 }
 
+// The ids of bench/loopback_server.lua's entries (entry i).
+const entryId = (i) => `${i.toString(16).padStart(8, '0')}-fafe-4643-bbbc-4a0ed4fc8415`;
+
+// count tasks (task(i), i = 1..count) with `width` in flight: `width` async
+// workers, each taking the next i when its last call has ended, as a user
+// without a library for it would write it; width 1 is a plain loop.
+async function pool(count, width, task, first = 1) {
+  if (width === 1) {
+    for (let i = first; i < first + count; i++) await task(i);
+    return;
+  }
+  let next = first;
+  const worker = async () => {
+    while (next < first + count) await task(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(width, count) }, worker));
+}
+
+// The in-flight modes: the number of entries listed or changes made.
+async function inFlightWork() {
+  if (mode === 'autolist') {
+    let items = 0;
+    for await (const entry of reg.list({ account_id: ACCOUNT, per_page: perPage })) {
+      if (entry) items++;
+    }
+    return items;
+  }
+  if (mode === 'poollist') {
+    const first = await reg.list({ account_id: ACCOUNT, page: 1, per_page: perPage });
+    let items = 0;
+    for (const entry of first.getPaginatedItems()) if (entry) items++;
+    const total = first.result_info?.total_count ?? 0;
+    const pages = Math.ceil(total / perPage);
+    await pool(pages - 1, inFlight, async (page) => {
+      const got = await reg.list({ account_id: ACCOUNT, page, per_page: perPage });
+      for (const entry of got.getPaginatedItems()) if (entry) items++;
+    }, 2);
+    return items;
+  }
+  if (mode === 'creates') {
+    await pool(n, inFlight, (i) => reg.create({ account_id: ACCOUNT, name: `New ${i}`,
+                                                email: `new${i}@example.com`, is_email_regex: false }));
+  } else {
+    await pool(n, inFlight, (i) => reg.edit(entryId(i), { account_id: ACCOUNT, name: `Person ${i} renamed` }));
+  }
+  return n;
+}
+
 async function main() {
+  if (inFlightMode) {
+    if (warmup > 0) {
+      await pool(warmup, 1, () => reg.get(ID, { account_id: ACCOUNT }));
+    }
+    const cpu0 = process.cpuUsage();
+    const t0 = process.hrtime.bigint();
+    const done = await inFlightWork();
+    const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+    const cpu = process.cpuUsage(cpu0);
+    const expected = mode.endsWith('list') ? n * perPage : n;
+    if (done !== expected) throw new Error(`${mode}: ${done} done, expected ${expected}`);
+    const cpuUs = (cpu.user + cpu.system) / done;
+    process.stdout.write(`calls=${done} wall=${wall.toFixed(6)} cpu_us=${cpuUs.toFixed(3)} ` +
+                         `peak_kib=${process.resourceUsage().maxRSS}\n`);
+    return;
+  }
   if (mode === 'list') {
     if (warmup > 0) await listRounds(warmup);
   } else {
