@@ -485,7 +485,9 @@ describe("requests in flight", function()
     it("1000 creates meeting a 429, a 500 after acting and a cut connection: an exact report, then it converges, "
        .. "no create sent twice", function()
       local desired = registries(1, 1000)
-      local cf = client({ concurrency = 8, max_retry_wait = 2 })
+      -- over 1000 requests in all: rate_limit = false, or the default
+      -- budget for bulk work (1000 per 5 minutes) would hold the last ones
+      local cf = client({ concurrency = 8, max_retry_wait = 2, rate_limit = false })
       emu.faults({
         pass("POST", 200),
         -- refused before acting: sent again after a second
@@ -581,6 +583,40 @@ describe("requests in flight", function()
       end
       -- and the five the limit lets through go together, not one by one
       assert.is_true(starts[5] - starts[1] < 0.25, ("%.3f s for the first five"):format(starts[5] - starts[1]))
+    end)
+
+    it("with no rate_limit given, bulk work keeps to the default budget; single calls do not wait", function()
+      local config = require("cloudflare.email_security.config")
+      local default = config.DEFAULT_BULK_RATE_LIMIT
+      -- the budget made small, so that it shows in a second
+      config.DEFAULT_BULK_RATE_LIMIT = { requests = 3, per = 0.4 }
+      local ok, why = pcall(function()
+        local stored = emu.seed(ACCOUNT, registries(1, 1))
+        local lines, log = recorder()
+        local cf = client({ concurrency = 8, log = log })
+        local list = {}
+        for i = 1, 9 do list[i] = stored[1].id end
+        local results = cf:concurrently(list, function(id) return cf.impersonation_registry:get(id) end)
+        for i = 1, 9 do assert.are.equal(stored[1].id, results[i][1].id) end
+        local starts = start_times(lines)
+        assert.are.equal(9, #starts)
+        for i = 1, #starts - 3 do
+          local gap = starts[i + 3] - starts[i]
+          assert.is_true(gap >= 0.4 - 0.005, ("starts %d and %d are %.3f s apart"):format(i, i + 3, gap))
+        end
+        -- one call after another is not held by it
+        local t0 = core.monotonic()
+        for _ = 1, 9 do assert(cf.impersonation_registry:get(stored[1].id)) end
+        assert.is_true(core.monotonic() - t0 < 0.4, "9 single calls waited for the bulk budget")
+        -- rate_limit = false: bulk work is not paced either
+        local lines2, log2 = recorder()
+        local free = client({ concurrency = 8, log = log2, rate_limit = false })
+        free:concurrently(list, function(id) return free.impersonation_registry:get(id) end)
+        local s2 = start_times(lines2)
+        assert.is_true(s2[9] - s2[1] < 0.3, ("%.3f s for 9 starts with no limit"):format(s2[9] - s2[1]))
+      end)
+      config.DEFAULT_BULK_RATE_LIMIT = default
+      assert(ok, why)
     end)
 
     it("a 429 with Retry-After holds every new start until then", function()

@@ -767,3 +767,78 @@ http {
     assert.matches("certificate", log)
   end)
 end)
+
+-- The curl transport (plain Lua, not inside nginx) with requests in flight
+-- over HTTP/2: a TLS front that offers h2 (nginx, `http2` on the listen
+-- line) before the emulator. libcurl puts the requests in flight on one
+-- connection, as streams, which the front's log shows.
+describe("requests in flight over HTTP/2", function()
+  local files = require("spec.support.files")
+  local emu, front, certs
+
+  lazy_setup(function()
+    if nginx_process.missing() then return end
+    certs = files.command_output("mktemp -d")
+    assert(os.execute(("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1"
+      .. " -addext subjectAltName=IP:127.0.0.1 -keyout %s/api.key -out %s/api.pem >/dev/null 2>&1")
+      :format(certs, certs)))
+    os.execute("chmod -R a+rX " .. certs)
+    emu = emulator_process.start()
+    front = nginx_process.start({ conf = ([[
+events { worker_connections 64; }
+http {
+  log_format protocol "$connection $server_protocol $request_method $request_uri";
+  access_log DIR/protocols.log protocol;
+  server {
+    listen 127.0.0.1:PORT ssl http2;
+    ssl_certificate CERTS/api.pem;
+    ssl_certificate_key CERTS/api.key;
+    keepalive_requests 1000;
+    location / { proxy_pass http://127.0.0.1:EMU_PORT; }
+  }
+}
+]]):gsub("CERTS", certs):gsub("EMU_PORT", emu.port) })
+  end)
+
+  lazy_teardown(function()
+    if front then front.stop() end
+    if emu then emu.stop() end
+    if certs then os.execute("rm -rf " .. certs) end
+  end)
+
+  it("lists 12 pages 4 at a time on one connection, as HTTP/2 streams", function()
+    if not front then return pending(nginx_process.missing() or "nginx did not start") end
+    local stored = seed_people(emu, 60)
+    emu.latency(50, 50)
+    emu.reset_in_flight()
+    local cf = es.new({ account_id = ACCOUNT, api_token = emu.token, concurrency = 4,
+                        base_url = ("https://127.0.0.1:%d/client/v4"):format(front.port),
+                        ca_bundle = certs .. "/api.pem" })
+    local list = assert(cf.impersonation_registry:all({ per_page = 5 }))
+    cf:close()
+    assert.are.same(emails_of(stored), emails_of(list))
+    local max = emu.in_flight().max
+    assert.is_true(max > 1 and max <= 4, max .. " requests in flight at most, not 2 to 4")
+    -- the front writes a line as each answer ends
+    local lines, connections = {}, {}
+    for _ = 1, 50 do
+      lines = {}
+      for line in (files.read(front.dir .. "/protocols.log") or ""):gmatch("[^\n]+") do
+        if line:find("impersonation_registry", 1, true) then lines[#lines + 1] = line end
+      end
+      if #lines >= 12 then break end
+      socket.sleep(0.1)
+    end
+    assert.are.equal(12, #lines, table.concat(lines, "\n"))
+    -- page 1 goes alone, on the connection of the client's single calls;
+    -- the 11 after it share one more, as streams
+    for _, line in ipairs(lines) do
+      local id, protocol = line:match("^(%d+) (%S+)")
+      assert.are.equal("HTTP/2.0", protocol, line)
+      if not line:find("page=1&", 1, true) then connections[id] = true end
+    end
+    local n = 0
+    for _ in pairs(connections) do n = n + 1 end
+    assert.are.equal(1, n, "connections: " .. table.concat(lines, "\n"))
+  end)
+end)

@@ -22,6 +22,11 @@ config.DEFAULT_NGINX_LOCATION = "/_cloudflare_email_security"
 -- (shared with the dashboard) to the pacer (README, "Requests in flight").
 config.DEFAULT_CONCURRENCY = 8
 config.MAX_CONCURRENCY = 64
+-- What bulk work may start when rate_limit is not given: a sixth of the
+-- API's budget (1,200 requests per 5 minutes per token) is left to the
+-- dashboard and to anything else using the token. Single calls are not
+-- paced by it (rate_limit = false: nothing is).
+config.DEFAULT_BULK_RATE_LIMIT = { requests = 1000, per = 300 }
 
 local KNOWN = {
   account_id = true, api_token = true, api_email = true, api_key = true,
@@ -216,11 +221,13 @@ function config.resolve(opts, getenv)
   c.concurrency = concurrency
 
   local limit = opts.rate_limit
-  if limit ~= nil then
+  if limit == nil then
+    c.bulk_rate_limit = config.DEFAULT_BULK_RATE_LIMIT
+  elseif limit ~= false then
     if type(limit) ~= "table" or type(limit.requests) ~= "number" or limit.requests < 1
        or limit.requests ~= math.floor(limit.requests) or type(limit.per) ~= "number"
        or limit.per ~= limit.per or limit.per <= 0 or limit.per == math.huge then
-      return nil, "rate_limit must be { requests = N (a whole number), per = seconds }"
+      return nil, "rate_limit must be { requests = N (a whole number), per = seconds }, or false for none"
     end
     for name in next, limit do
       if name ~= "requests" and name ~= "per" then

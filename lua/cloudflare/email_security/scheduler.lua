@@ -12,6 +12,7 @@
 -- driver (coroutine.yield), which submits it.
 
 local core = require("cloudflare.email_security.core")
+local new_pacer = require("cloudflare.email_security.pacer").new
 local errors = require("cloudflare.email_security.errors")
 local request = require("cloudflare.email_security.request")
 local log = require("cloudflare.email_security.log")
@@ -118,6 +119,8 @@ end
 --   running     how many are in flight; by_slot: slot -> request
 --   queue       requests submitted and not yet started, in order
 --   retries     requests to send again, each at its ready_at
+--   pacer       the client's, or with no rate_limit given one of the
+--               default budget for bulk work (config.lua)
 --   slept_to    the time the last idle sleep slept to: the flight's clock
 --               never reads less (a sleep a caller put in need not make
 --               time pass on the clock; see now())
@@ -164,8 +167,11 @@ local function flight_of(state)
   local home = t.scope and t:scope() or state
   local f = home.flight
   if f then return f end
-  f = { transport = t, limit = state.config.concurrency, running = 0, by_slot = {}, queue = {}, first = 1,
-        last = 0, retries = {} }
+  local cfg = state.config
+  f = { transport = t, limit = cfg.concurrency, running = 0, by_slot = {}, queue = {}, first = 1,
+        last = 0, retries = {}, pacer = state.pacer }
+  -- no rate_limit given: bulk work keeps to the default budget
+  if cfg.bulk_rate_limit then f.pacer = new_pacer(cfg.bulk_rate_limit, monotonic, cfg.max_retry_wait) end
   if not t.start then f.transport, f.limit = serial(t), 1 end
   home.flight = f
   return f
@@ -191,14 +197,17 @@ local function complete(state, f, req, result, err, envelope, headers)
   local write = state.log
   if write then log.response(write, req[METHOD], req[PATH] .. req[QUERY], monotonic() - req.sent_at, err) end
   local seen = headers or (err and err.headers)
-  if seen then state.pacer:observe(seen, now_of(f)) end
+  if seen then
+    f.pacer:observe(seen, now_of(f))
+    if f.pacer ~= state.pacer then state.pacer:observe(seen) end
+  end
   if not err then return req.on_done(result, nil, envelope) end
   local verdict, a, b, c = outcome(req, result, err, envelope, state.config)
   if verdict == AGAIN then
     req.ready_at = now_of(f) + a
     -- the API says its budget is spent: nothing starts before this one
     -- may, for any request in flight
-    local pacer = state.pacer
+    local pacer = f.pacer
     if err.status == 429 and pacer.hold_until < req.ready_at then pacer.hold_until = req.ready_at end
     f.retries[#f.retries + 1] = req
   elseif verdict == GONE then
@@ -271,7 +280,7 @@ end
 -- Starts what may start: up to the limit, in order (retries first), as the
 -- pacer allows. Returns when the next start is due, when one is waiting.
 local function admit(state, f)
-  local t, pacer, write = f.transport, state.pacer, state.log
+  local t, pacer, write = f.transport, f.pacer, state.log
   local now = now_of(f)
   while f.running < f.limit and not t:is_closed() do
     local req, where = next_due(f, now)
