@@ -199,14 +199,19 @@ describe("impersonation registry against the emulator", function()
     end)
 
     it("reads the account, token and base URL from the environment", function()
-      -- env -i: nothing else of this environment; LD_PRELOAD kept for the sanitizer run
-      local cmd = ("cd %q && env -i PATH=%q LD_PRELOAD=%q CLOUDFLARE_ACCOUNT_ID=%s CLOUDFLARE_API_TOKEN=%s"
-        .. " CLOUDFLARE_BASE_URL=%s LUA_PATH='./lua/?.lua;;' LUA_CPATH=%q %s -e %q")
-        :format(os.getenv("PWD") or ".", os.getenv("PATH"), os.getenv("LD_PRELOAD") or "", ACCOUNT,
+      -- env -i: nothing else of this environment; LD_PRELOAD and ASAN_OPTIONS
+      -- kept for the sanitizer run, so that the child runs as the suite does
+      -- (one CI run under ASan got no output at all from it without the
+      -- latter, which leaves LeakSanitizer's check at exit on)
+      local cmd = ("cd %q && env -i PATH=%q LD_PRELOAD=%q ASAN_OPTIONS=%q CLOUDFLARE_ACCOUNT_ID=%s"
+        .. " CLOUDFLARE_API_TOKEN=%s CLOUDFLARE_BASE_URL=%s LUA_PATH='./lua/?.lua;;' LUA_CPATH=%q %s -e %q")
+        :format(os.getenv("PWD") or ".", os.getenv("PATH"), os.getenv("LD_PRELOAD") or "",
+                os.getenv("ASAN_OPTIONS") or "", ACCOUNT,
                 emu.token, emu.base_url,
                 package.cpath, os.getenv("LUA") or "lua5.4",
                 "local es = require 'cloudflare.email_security';"
-                .. "local r, e = es.new().impersonation_registry:list(); io.write(r and 'ok' or tostring(e))")
+                .. "local r, e = es.new().impersonation_registry:list(); io.write(r and 'ok' or tostring(e));"
+                .. "io.stdout:flush()")
       local p = io.popen(cmd)
       local out = p:read("*a")
       p:close()

@@ -474,4 +474,52 @@ describe("the command-line tool", function()
     assert.are.equal(0, #emu.requests())
     assert.are.equal(0, #emu.state(ACCOUNT, "url_ignore_patterns"))
   end)
+
+  it("Ctrl-C during an apply starts nothing more, lets what is in flight finish, and says what was done", function()
+    local socket = require("socket")
+    local path = dir .. "/many.csv"
+    local lines = { "email,is_email_regex,name" }
+    for i = 1, 40 do lines[#lines + 1] = ("p%d@example.com,false,P"):format(i) end
+    write(path, table.concat(lines, "\n") .. "\n")
+    emu.latency(0, 200)
+    local out, err, pid_file, code_file = dir .. "/out", dir .. "/err", dir .. "/pid", dir .. "/code"
+    os.remove(code_file)
+    -- the tool in the background, its pid and then its exit code kept
+    execute(("sh -c %s &"):format(q(("%s < /dev/null > %s 2> %s & echo $! > %s; wait $!; echo $? > %s")
+      :format(command("--concurrency 4 impersonation_registry apply --yes " .. q(path)), out, err, pid_file,
+              code_file))))
+    local pid
+    for _ = 1, 100 do
+      pid = tonumber(files.read(pid_file) or "")
+      if pid then break end
+      socket.sleep(0.05)
+    end
+    assert(pid, "the tool did not start")
+    -- a listing, then two rounds of four creates at 200 ms each
+    socket.sleep(0.5)
+    os.execute("kill -INT " .. pid)
+    local code
+    for _ = 1, 200 do
+      code = tonumber(files.read(code_file) or "")
+      if code then break end
+      socket.sleep(0.05)
+    end
+    emu.latency(0, 0)
+    local stderr = files.read(err) or ""
+    assert.are.equal(1, code, stderr)
+    assert.truthy(stderr:find("stopped by an interrupt (Ctrl-C) before it was sent", 1, true), stderr)
+    local created = tonumber(stderr:match("(%d+) created"))
+    local not_done = tonumber(stderr:match("(%d+) creates, 0 updates, 0 deletes not done"))
+    assert(created and not_done, stderr)
+    -- what was in flight finished, and counts; nothing is in doubt
+    assert.is_nil(stderr:find("in doubt", 1, true), stderr)
+    assert.are.equal(40, created + not_done)
+    assert.is_true(created > 0 and created < 40, stderr)
+    assert.are.equal(created, #emu.state(ACCOUNT))
+    local posts = 0
+    for _, r in ipairs(emu.requests()) do
+      if r.method == "POST" then posts = posts + 1 end
+    end
+    assert.are.equal(created, posts)
+  end)
 end)
