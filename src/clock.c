@@ -1,6 +1,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "clock.h"
+#include "interrupt.h"
 
 #include <errno.h>
 #include <time.h>
@@ -21,6 +22,8 @@ void es_sleep(double seconds)
         seconds = 86400;
     left.tv_sec = (time_t)seconds;
     left.tv_nsec = (long)((seconds - (double)left.tv_sec) * 1e9);
-    while (nanosleep(&left, &left) != 0 && errno == EINTR)
+    /* a signal resumes the sleep, but the command-line tool's Ctrl-C
+     * (interrupt.h) ends it: what waits is not to be sent any more */
+    while (nanosleep(&left, &left) != 0 && errno == EINTR && !es_interrupt_seen())
         ;
 }

@@ -9,7 +9,8 @@
 /* Seconds since an arbitrary point, never going backwards. */
 double es_monotonic(void);
 
-/* Sleeps for that many seconds (at most a day); resumes after a signal. */
+/* Sleeps for that many seconds (at most a day); resumes after a signal,
+ * but for the command-line tool's Ctrl-C (interrupt.h). */
 void es_sleep(double seconds);
 
 #endif

@@ -407,6 +407,9 @@ static int push_not_started(lua_State *L, const char *why)
 {
     lua_pushnil(L);
     es_push_error(L, "transport", 0, why, NULL);
+    /* nothing went out: a create may be tried again (retry.lua) */
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "not_sent");
     return 2;
 }
 
@@ -427,6 +430,10 @@ static int session_start(lua_State *L)
     luaL_argcheck(L, strlen(url) == url_len, 3, "URL contains a NUL byte");
     if (c->in_call)
         return luaL_error(L, "this client is already performing a request");
+    /* converting a number argument to a string allocates, and a finalizer
+     * run then may have closed the session */
+    if (!c->open || c->close_pending)
+        return push_not_started(L, "the client was closed during the call; nothing more was sent");
     /* no Lua code runs in here: nothing can close the session under it */
     slot = es_flight_start(&c->flight, &c->session, methods[m], url, body, body_len, lua_toboolean(L, 5),
                            lua_toboolean(L, 6), &failure);
@@ -443,19 +450,21 @@ static int session_start(lua_State *L)
 static int session_wait(lua_State *L)
 {
     core_session *c = check_open_session(L);
-    lua_Number seconds = luaL_optnumber(L, 2, -1);
-    long timeout_ms;
+    long timeout_ms = -1;       /* none given: until one finishes */
     const char *failure = NULL;
     int slot;
 
+    if (!lua_isnoneornil(L, 2)) {
+        lua_Number seconds = luaL_checknumber(L, 2);
+        /* compared as numbers first, NaN included (no wait at all): a
+         * cast of an out-of-range float is undefined behaviour */
+        if (!(seconds > 0))
+            timeout_ms = 0;
+        else
+            timeout_ms = seconds < 86400.0 ? (long)(seconds * 1000.0) : 86400000L;
+    }
     if (c->in_call)
         return luaL_error(L, "this client is already performing a request");
-    /* compared as numbers first, NaN included: a cast of an out-of-range
-     * float is undefined behaviour */
-    if (!(seconds >= 0))
-        timeout_ms = -1;
-    else
-        timeout_ms = seconds < 86400.0 ? (long)(seconds * 1000.0) : 86400000L;
     slot = es_flight_wait(&c->flight, timeout_ms, &failure);
     /* the multi handle failed: every transfer ended with that failure, and
      * each is given in turn */
@@ -475,6 +484,8 @@ static int session_answer(lua_State *L)
     core_session *c = check_open_session(L);
     lua_Integer n = luaL_checkinteger(L, 2);
     es_slot *slot;
+    CURLcode rc;
+    long status;
     int failed, i;
 
     luaL_argcheck(L, n >= 1 && n <= ES_FLIGHT_MAX, 2, "no such slot");
@@ -483,12 +494,16 @@ static int session_answer(lua_State *L)
     luaL_argcheck(L, slot != NULL && slot->finished, 2, "no answer waits in that slot");
     if (c->in_call)
         return luaL_error(L, "this client is already performing a request");
+    /* read before anything is pushed: on 5.1 and LuaJIT a push allocates,
+     * and a finalizer run then may close the session and free the slot */
+    rc = slot->rc;
+    status = slot->status;
     lua_settop(L, 2);
     lua_pushcfunction(L, answer);
     lua_pushlightuserdata(L, c);
     lua_pushlightuserdata(L, &slot->transfer);
-    lua_pushinteger(L, (lua_Integer)slot->rc);
-    lua_pushinteger(L, (lua_Integer)slot->status);
+    lua_pushinteger(L, (lua_Integer)rc);
+    lua_pushinteger(L, (lua_Integer)status);
     lua_pushvalue(L, DECODE_UPVALUE);
     /* a finalizer run by the pushes (5.1) may have closed the session,
      * and freed the slot with it */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "interrupt.h"
 
 /* What a finished slot keeps of a large answer: the transfer's buffer is
  * given back past this, so that idle slots do not pin one page each. */
@@ -185,9 +186,23 @@ static void fail_all(es_flight *f, const char *why)
             slot->transfer.request_sent = 1;
             slot->busy = 0;
             slot->finished = 1;
+            slot->unreported = 1;
             f->in_flight--;
         }
     }
+}
+
+/* A slot fail_all ended, not yet given. */
+static int next_unreported(es_flight *f)
+{
+    int i;
+    for (i = 0; i < ES_FLIGHT_MAX; i++) {
+        if (f->slots[i] != NULL && f->slots[i]->unreported) {
+            f->slots[i]->unreported = 0;
+            return i;
+        }
+    }
+    return ES_FLIGHT_NONE;
 }
 
 int es_flight_wait(es_flight *f, long timeout_ms, const char **failure)
@@ -198,6 +213,9 @@ int es_flight_wait(es_flight *f, long timeout_ms, const char **failure)
 
     if (f->multi == NULL)
         return ES_FLIGHT_NONE;
+    i = next_unreported(f);
+    if (i >= 0)
+        return i;
     for (;;) {
         /* first the transfers' work that is ready, without waiting: the
          * requests started since the last call go out now, and are on
@@ -212,7 +230,9 @@ int es_flight_wait(es_flight *f, long timeout_ms, const char **failure)
             long wait_ms = 1000;
             if (timeout_ms >= 0) {
                 double left = deadline - es_monotonic();
-                if (left <= 0)
+                /* the caller waits for a time to start more: after the
+                 * tool's Ctrl-C nothing more starts (interrupt.h) */
+                if (left <= 0 || es_interrupt_seen())
                     return ES_FLIGHT_TIMEOUT;
                 /* a millisecond more, so that the deadline has passed
                  * when the poll ends */

@@ -17,10 +17,11 @@
 #include "transfer.h"
 
 /* The most requests one session holds at once, in flight or finished with
- * their answers not yet taken: twice the client's largest concurrency
- * (64), since a listing keeps up to that many answers of pages ahead
- * while as many more are in flight. */
-#define ES_FLIGHT_MAX 128
+ * their answers not yet taken: three times the client's largest
+ * concurrency (64). The scheduler keeps up to that many answers of pages
+ * ahead unread, as many more in flight, and as many again between a wait
+ * and the reading of what it gathered. Slots are made on first use. */
+#define ES_FLIGHT_MAX 192
 
 typedef struct es_slot {
     CURL *easy;                 /* made on first use, kept for the next */
@@ -29,6 +30,8 @@ typedef struct es_slot {
                                  * string need not outlive the call */
     int busy;                   /* in the multi handle, not yet finished */
     int finished;               /* finished, its answer not yet taken */
+    int unreported;             /* ended by a failure of the multi handle,
+                                 * not yet given by es_flight_wait */
     CURLcode rc;
     long status;
 } es_slot;

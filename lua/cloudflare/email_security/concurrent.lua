@@ -92,14 +92,13 @@ function concurrent.spawn_later(state, fn, ...)
 end
 
 --- The task's work is not needed any more: what it waits for is not sent
---- if it has not started, or its answer is read and let go if it has; the
---- task never ends.
-function concurrent.cancel(state, task)
+--- if it has not started, and its answer, if it comes, is let go by the
+--- next step; the task never ends. Only marks: it may run in a finalizer.
+function concurrent.cancel(task)
   local req = task.waiting
   if not req or task.done then return end
   task.cancelled = true
   scheduler.cancel(req)
-  if req.arrived then scheduler.take(state, req) end
 end
 
 --- Waits for the task to end; its results, or raises what it raised.

@@ -79,7 +79,8 @@ end
 --- path (optional): the request, for the errors the walk makes; prefetch
 --- (optional): { window = n, start = function(params) -> handle,
 --- finish = function(handle) -> what list(params) returns, cancel =
---- function(handle) }, to fetch pages ahead. Returns a for-in iterator.
+--- function(handle) }, to fetch pages ahead. Returns a for-in iterator
+--- (and, with prefetch, the value that closes the walk: see give_up).
 return function(list, params, method, path, prefetch)
   local query = snapshot(params)
   local filtered = false
@@ -211,6 +212,30 @@ return function(list, params, method, path, prefetch)
     page = page + 1
   end
 
+  -- The pages ahead are given up when the walk is: nothing more of them is
+  -- sent, and the answers that come are let go. Marks only (it may run in
+  -- a finalizer).
+  local function give_up()
+    for k, handle in next, ahead do
+      ahead[k] = nil
+      prefetch.cancel(handle)
+    end
+  end
+
+  -- The generic for's fourth value: Lua 5.4 closes it when the loop ends,
+  -- by break or error too; elsewhere the collector's finalizer does, later
+  -- (LuaJIT and 5.1 finalize no table, but a newproxy).
+  local closer
+  if prefetch then
+    local newproxy = rawget(_G, "newproxy")
+    if _VERSION == "Lua 5.1" and newproxy then
+      closer = newproxy(true)
+      getmetatable(closer).__gc = give_up
+    else
+      closer = setmetatable({}, { __close = give_up, __gc = give_up })
+    end
+  end
+
   return function()
     while true do
       if items and index < #items then
@@ -220,19 +245,21 @@ return function(list, params, method, path, prefetch)
       -- the page walked is let go before the next one arrives, so that a
       -- walk holds one page at a time (peak memory, make bench)
       items = nil
-      if finished then return nil end
+      -- (the closer lives as long as the iterator does: a walk called by
+      -- hand, without a for, keeps its pages ahead while it is held)
+      if finished then
+        closer = nil
+        return nil
+      end
       local err = fetch()
       if err then
         finished, items = true, nil
-        -- the pages ahead will not be walked: nothing more of them is sent
-        for k, handle in next, ahead do
-          ahead[k] = nil
-          prefetch.cancel(handle)
-        end
+        -- the pages ahead will not be walked
+        if prefetch then give_up() end
         -- false, not nil: a generic for ends on nil before its body could
         -- see the error
         return false, err
       end
     end
-  end
+  end, nil, nil, closer
 end

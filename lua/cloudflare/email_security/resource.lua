@@ -359,7 +359,7 @@ local function walk(self, params, ahead)
       window = ahead or state.config.concurrency,
       start = function(query) return concurrent.spawn_later(state, list, query) end,
       finish = function(task) return concurrent.join(state, task) end,
-      cancel = function(task) return concurrent.cancel(state, task) end,
+      cancel = concurrent.cancel,
     }
   end
   return paging(list, params or {}, "GET", self._collection .. self._desc.ops.list.suffix, prefetch)

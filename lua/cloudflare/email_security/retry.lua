@@ -61,7 +61,9 @@ function retry.retryable(once, err, acted)
   if flag == "true" then return true end
   if err.kind == "timeout" then return true end
   -- err.broken: the nginx transport's "no answer" (it has no curl code)
-  if err.kind == "transport" then return BROKEN[err.curl_code] == true or err.broken == true end
+  if err.kind == "transport" then
+    return BROKEN[err.curl_code] == true or err.broken == true or err.not_sent == true
+  end
   return status ~= nil and (RETRY_STATUS[status] == true or status >= 500)
 end
 

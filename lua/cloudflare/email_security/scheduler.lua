@@ -26,6 +26,19 @@ local ATTEMPT, METHOD, PATH, QUERY, BODY, ONCE, COMPRESSED = request.ATTEMPT, re
 
 local scheduler = {}
 
+-- The command-line tool's Ctrl-C came while a call waited to be sent (again):
+-- it is not. req: the request (its earlier tries), or nil.
+local function interrupted_error(method, path, req, attempts)
+  local err = errors.new("interrupted", "stopped by an interrupt (Ctrl-C) before it was sent")
+  err.attempts, err.not_sent = attempts, true
+  local acted = req and req[request.ACTED]
+  if acted then
+    err.acted_before = true
+    if req[ONCE] then err.may_exist = true end
+  end
+  return errors.wrap(err, method, path)
+end
+
 -- resource methods check this first, at their caller's line; this is for
 -- a caller of the loop itself (level 3: the caller of run_one or call)
 local function refuse_closed()
@@ -51,7 +64,11 @@ local function run(state, req, method, path, query, body, opts, gone_id)
     -- header, costs two field reads (pacer.lua keeps both fields)
     if pacer.size or pacer.hold_until ~= 0 then
       local wait = pacer:delay()
-      if wait > 0 then state.sleep(wait) end
+      if wait > 0 then
+        state.sleep(wait)
+        local stop = state.interrupted
+        if stop and stop() then return nil, interrupted_error(method, path, req, attempt - 1) end
+      end
       pacer:started()
     end
     if write then log.request(write, method, path .. query, attempt, body) end
@@ -77,6 +94,8 @@ local function run(state, req, method, path, query, body, opts, gone_id)
     local verdict, a, b, c = outcome(req, result, err, envelope, cfg)
     if verdict == AGAIN then
       state.sleep(a)
+      local stop = state.interrupted
+      if stop and stop() then return nil, interrupted_error(method, path, req, attempt) end
     elseif verdict == GONE then
       if write then
         write(("cloudflare.email_security: %s %s: 404 after a try that may have acted: taken as done")
@@ -168,10 +187,15 @@ local function flight_of(state)
   local f = home.flight
   if f then return f end
   local cfg = state.config
+  -- no rate_limit given: bulk work keeps to the default budget, one for
+  -- the client (inside nginx, for all the nginx requests that share it)
+  local pacer = state.pacer
+  if cfg.bulk_rate_limit then
+    pacer = state.bulk_pacer or new_pacer(cfg.bulk_rate_limit, monotonic, cfg.max_retry_wait)
+    state.bulk_pacer = pacer
+  end
   f = { transport = t, limit = cfg.concurrency, running = 0, by_slot = {}, queue = {}, first = 1,
-        last = 0, retries = {}, pacer = state.pacer }
-  -- no rate_limit given: bulk work keeps to the default budget
-  if cfg.bulk_rate_limit then f.pacer = new_pacer(cfg.bulk_rate_limit, monotonic, cfg.max_retry_wait) end
+        last = 0, retries = {}, pacer = pacer }
   if not t.start then f.transport, f.limit = serial(t), 1 end
   home.flight = f
   return f
@@ -201,14 +225,18 @@ local function complete(state, f, req, result, err, envelope, headers)
     f.pacer:observe(seen, now_of(f))
     if f.pacer ~= state.pacer then state.pacer:observe(seen) end
   end
-  if not err then return req.on_done(result, nil, envelope) end
+  -- not needed any more (cancel): never tried again
+  if not err or req.cancelled then return req.on_done(result, err, envelope) end
   local verdict, a, b, c = outcome(req, result, err, envelope, state.config)
   if verdict == AGAIN then
     req.ready_at = now_of(f) + a
     -- the API says its budget is spent: nothing starts before this one
-    -- may, for any request in flight
-    local pacer = f.pacer
-    if err.status == 429 and pacer.hold_until < req.ready_at then pacer.hold_until = req.ready_at end
+    -- may, for any request in flight, nor any single call
+    if err.status == 429 then
+      for _, pacer in ipairs({ f.pacer, state.pacer }) do
+        if pacer.hold_until < req.ready_at then pacer.hold_until = req.ready_at end
+      end
+    end
     f.retries[#f.retries + 1] = req
   elseif verdict == GONE then
     if write then
@@ -252,11 +280,7 @@ local function end_waiting(f)
   for _, req in ipairs(f.retries) do ended[#ended + 1] = req end
   f.queue, f.first, f.last, f.retries = {}, 1, 0, {}
   for _, req in ipairs(ended) do
-    local err = errors.new("interrupted", "stopped by an interrupt (Ctrl-C) before it was sent")
-    err.attempts, err.not_sent = req[ATTEMPT], true
-    if req[ONCE] and req[request.ACTED] then err.may_exist = true end
-    err.acted_before = req[request.ACTED] or nil
-    req.on_done(nil, errors.wrap(err, req[METHOD], req[PATH]), nil)
+    req.on_done(nil, interrupted_error(req[METHOD], req[PATH], req, req[ATTEMPT]), nil)
   end
 end
 
@@ -264,6 +288,9 @@ end
 -- idle sleep), and where it is; nil and the time the first will be due.
 local function next_due(f, now)
   local due
+  for i = #f.retries, 1, -1 do
+    if f.retries[i].cancelled then table.remove(f.retries, i) end
+  end
   for i, req in ipairs(f.retries) do
     if req.ready_at <= now then return req, i end
     if not due or req.ready_at < due then due = req.ready_at end
@@ -370,6 +397,15 @@ function scheduler.step(state)
     end_waiting(f)
     return true
   end
+  -- answers that came for work given up: read and let go, so that their
+  -- slots are free (concurrent.cancel only marks them: it may run in a
+  -- finalizer)
+  if f.arrived then
+    for i = #f.arrived, 1, -1 do
+      local req = f.arrived[i]
+      if req.cancelled then scheduler.take(state, req) end
+    end
+  end
   local due = admit(state, f)
   if f.running > 0 then
     local timeout = due and math.max(due - now_of(f), 0) or nil
@@ -394,21 +430,22 @@ function scheduler.step(state)
     end
     admit(state, f)
     for _, req in ipairs(finished) do
-      if req.later and not req.cancelled then
-        local arrived = f.arrived or {}
-        f.arrived = arrived
-        arrived[#arrived + 1] = req
-        -- no more than `concurrency` wait unread: the oldest is read now
-        if #arrived > f.limit then scheduler.take(state, arrived[1]) end
-      elseif not t:is_closed() then
-        local at = req.arrived
-        req.arrived = nil
-        complete(state, f, req, t:answer(at))
-      else
-        -- closed meanwhile (by the code an answer ran): ended with the rest
-        local arrived = f.arrived or {}
-        f.arrived = arrived
-        arrived[#arrived + 1] = req
+      -- (one that the code of an answer before it has read already, by a
+      -- join, is done)
+      if req.arrived ~= nil then
+        if (req.later and not req.cancelled) or t:is_closed() then
+          -- left unread: a listing reads it in its turn; or the client was
+          -- closed meanwhile (by the code an answer ran), and step ends it
+          local arrived = f.arrived or {}
+          f.arrived = arrived
+          arrived[#arrived + 1] = req
+          -- no more than `concurrency` wait unread: the oldest is read now
+          if #arrived > f.limit and not t:is_closed() then scheduler.take(state, arrived[1]) end
+        else
+          local at = req.arrived
+          req.arrived = nil
+          complete(state, f, req, t:answer(at))
+        end
       end
     end
     return true
