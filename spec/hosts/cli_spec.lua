@@ -522,4 +522,51 @@ describe("the command-line tool", function()
     end
     assert.are.equal(created, posts)
   end)
+
+  it("Ctrl-C during a retry's wait (a 503 with Retry-After: 15) ends get and list at once: exit 1", function()
+    local socket = require("socket")
+    local out, err, pid_file, code_file = dir .. "/out", dir .. "/err", dir .. "/pid", dir .. "/code"
+    local function exit_code(seconds)
+      local deadline = socket.gettime() + seconds
+      repeat
+        local code = tonumber(files.read(code_file) or "")
+        if code then return code end
+        socket.sleep(0.05)
+      until socket.gettime() > deadline
+    end
+    local seen, expected, stderrs = {}, {}, {}
+    for _, args in ipairs({ "impersonation_registry get 00000000-0000-4000-8000-000000000000",
+                            "impersonation_registry list" }) do
+      emu.reset()
+      emu.fault({ method = "GET", status = 503, body = "{}", headers = { ["Retry-After"] = "15" } })
+      os.remove(pid_file)
+      os.remove(code_file)
+      -- the tool in the background, its pid and then its exit code kept
+      execute(("sh -c %s 2>/dev/null &"):format(q(("%s < /dev/null > %s 2> %s & echo $! > %s; wait $!; echo $? > %s")
+        :format(command(args), out, err, pid_file, code_file))))
+      local pid
+      for _ = 1, 100 do
+        pid = tonumber(files.read(pid_file) or "")
+        if pid then break end
+        socket.sleep(0.05)
+      end
+      assert(pid, "the tool did not start")
+      -- by then its GET has had the 503, and it sleeps until the next try
+      socket.sleep(1)
+      os.execute("kill -INT " .. pid)
+      local code = exit_code(5)
+      if not code then
+        -- still asleep: not left running after the case
+        os.execute("kill -9 " .. pid)
+        exit_code(2)
+      end
+      local stderr = files.read(err) or ""
+      seen[#seen + 1] = { args, exit_within_5_s = code, interrupted = stderr:find("stopped by an interrupt", 1, true) ~= nil,
+                          requests = #emu.requests() }
+      -- exit 1, saying so, after the one try before the interrupt
+      expected[#expected + 1] = { args, exit_within_5_s = 1, interrupted = true, requests = 1 }
+      stderrs[#stderrs + 1] = args .. ": " .. stderr
+    end
+    assert.are.same(expected, seen, table.concat(stderrs, "\n"))
+  end)
 end)

@@ -383,12 +383,16 @@ function Resource:all(params)
   -- it would not hold anyway, and keep requests going out while the ones
   -- already here are read
   local n = 0
-  for entry, err in walk(self, params, 2 * self._state.config.concurrency) do
+  -- called by hand, not by a generic for: on Lua 5.1 a for's iterator
+  -- cannot yield, and inside a task (apply's listing) the walk does
+  local next_entry = walk(self, params, 2 * self._state.config.concurrency)
+  while true do
+    local entry, err = next_entry()
+    if entry == nil then return out end
     if not entry then return nil, err end
     n = n + 1
     out[n] = entry
   end
-  return out
 end
 
 --- What it takes to make the entries equal to `desired` (a list of
