@@ -348,6 +348,43 @@ local function admit(state, f)
   end
 end
 
+-- slot: a request that has finished (t:wait gave it). Takes every other
+-- that has finished by now, then starts the next ones before any answer is
+-- read (they are on their way meanwhile), then hands out the answers not
+-- left for a listing to read in its turn.
+local function gather(state, f, slot)
+  local t = f.transport
+  local finished = {}
+  while slot do
+    local req = f.by_slot[slot]
+    f.by_slot[slot] = nil
+    f.running = f.running - 1
+    req.arrived = slot
+    finished[#finished + 1] = req
+    slot = f.running > 0 and t:wait(0) or nil
+  end
+  admit(state, f)
+  for _, req in ipairs(finished) do
+    -- (one that the code of an answer before it has read already, by a
+    -- join, is done)
+    if req.arrived ~= nil then
+      if (req.later and not req.cancelled) or t:is_closed() then
+        -- left unread: a listing reads it in its turn; or the client was
+        -- closed meanwhile (by the code an answer ran), and step ends it
+        local arrived = f.arrived or {}
+        f.arrived = arrived
+        arrived[#arrived + 1] = req
+        -- no more than `concurrency` wait unread: the oldest is read now
+        if #arrived > f.limit and not t:is_closed() then scheduler.take(state, arrived[1]) end
+      else
+        local at = req.arrived
+        req.arrived = nil
+        complete(state, f, req, t:answer(at))
+      end
+    end
+  end
+end
+
 --- Starts what may start now (see step), without waiting for anything.
 function scheduler.send(state)
   local f = flight_of(state)
@@ -366,8 +403,13 @@ function scheduler.take(state, req)
   local f = flight_of(state)
   -- closed: step ends every request, this one with the others
   if f.transport:is_closed() then return scheduler.step(state) end
-  -- what waits to start goes first: it is on its way while this is read
-  if f.queue[f.first] then admit(state, f) end
+  -- what has finished frees its slot, and what waits to start goes
+  -- first: on its way while this is read
+  local t = f.transport
+  local done = f.running > 0 and t:wait(0)
+  if done then gather(state, f, done) elseif f.queue[f.first] then admit(state, f) end
+  -- (gather may have read this one, for a join its code made)
+  if req.arrived == nil then return end
   local slot = req.arrived
   req.arrived = nil
   for i, r in ipairs(f.arrived) do
@@ -417,37 +459,7 @@ function scheduler.step(state)
       end
       return true
     end
-    -- every request that has finished by now, then the next ones sent
-    -- before any answer is read: they are on their way meanwhile
-    local finished = {}
-    while slot do
-      local req = f.by_slot[slot]
-      f.by_slot[slot] = nil
-      f.running = f.running - 1
-      req.arrived = slot
-      finished[#finished + 1] = req
-      slot = f.running > 0 and t:wait(0) or nil
-    end
-    admit(state, f)
-    for _, req in ipairs(finished) do
-      -- (one that the code of an answer before it has read already, by a
-      -- join, is done)
-      if req.arrived ~= nil then
-        if (req.later and not req.cancelled) or t:is_closed() then
-          -- left unread: a listing reads it in its turn; or the client was
-          -- closed meanwhile (by the code an answer ran), and step ends it
-          local arrived = f.arrived or {}
-          f.arrived = arrived
-          arrived[#arrived + 1] = req
-          -- no more than `concurrency` wait unread: the oldest is read now
-          if #arrived > f.limit and not t:is_closed() then scheduler.take(state, arrived[1]) end
-        else
-          local at = req.arrived
-          req.arrived = nil
-          complete(state, f, req, t:answer(at))
-        end
-      end
-    end
+    gather(state, f, slot)
     return true
   end
   if due then
