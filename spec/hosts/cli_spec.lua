@@ -506,7 +506,8 @@ describe("the command-line tool", function()
     end
     emu.latency(0, 0)
     local stderr = files.read(err) or ""
-    assert.are.equal(1, code, stderr)
+    -- 130: what a shell reports for a command Ctrl-C ended
+    assert.are.equal(130, code, stderr)
     assert.truthy(stderr:find("stopped by an interrupt (Ctrl-C) before it was sent", 1, true), stderr)
     local created = tonumber(stderr:match("(%d+) created"))
     local not_done = tonumber(stderr:match("(%d+) creates, 0 updates, 0 deletes not done"))
@@ -523,7 +524,7 @@ describe("the command-line tool", function()
     assert.are.equal(created, posts)
   end)
 
-  it("Ctrl-C during a retry's wait (a 503 with Retry-After: 15) ends get and list at once: exit 1", function()
+  it("Ctrl-C during a retry's wait (a 503 with Retry-After: 15) ends get and list at once: exit 130", function()
     local socket = require("socket")
     local out, err, pid_file, code_file = dir .. "/out", dir .. "/err", dir .. "/pid", dir .. "/code"
     local function exit_code(seconds)
@@ -563,8 +564,8 @@ describe("the command-line tool", function()
       local stderr = files.read(err) or ""
       seen[#seen + 1] = { args, exit_within_5_s = code, interrupted = stderr:find("stopped by an interrupt", 1, true) ~= nil,
                           requests = #emu.requests() }
-      -- exit 1, saying so, after the one try before the interrupt
-      expected[#expected + 1] = { args, exit_within_5_s = 1, interrupted = true, requests = 1 }
+      -- exit 130, saying so, after the one try before the interrupt
+      expected[#expected + 1] = { args, exit_within_5_s = 130, interrupted = true, requests = 1 }
       stderrs[#stderrs + 1] = args .. ": " .. stderr
     end
     assert.are.same(expected, seen, table.concat(stderrs, "\n"))

@@ -8,7 +8,7 @@
 -- the command line, which other users of the machine can read.
 --
 -- Exit codes: 0 done (plan: nothing to change), 1 an error, 2 plan found
--- changes, 64 a usage error.
+-- changes, 64 a usage error, 130 stopped by Ctrl-C (what was done said).
 
 local argparse = require("argparse")
 local es = require("cloudflare.email_security")
@@ -27,7 +27,8 @@ local core = require("cloudflare.email_security.core")
 local concat, format = table.concat, string.format
 
 local PROGRAM = "cloudflare-email-security"
-local EXIT = { ok = 0, error = 1, changes = 2, usage = 64 }
+-- interrupted: 128 + SIGINT, as a shell reports a command Ctrl-C ended
+local EXIT = { ok = 0, error = 1, changes = 2, usage = 64, interrupted = 130 }
 
 local cli = {}
 
@@ -47,7 +48,7 @@ Credentials come from the environment only: CLOUDFLARE_API_TOKEN (or
 CLOUDFLARE_EMAIL with CLOUDFLARE_API_KEY) and CLOUDFLARE_ACCOUNT_ID;
 CLOUDFLARE_BASE_URL points it at another API (the local emulator).
 Exit codes: 0 done (plan: no change), 1 error, 2 plan found changes,
-64 usage error.]]
+64 usage error, 130 stopped by Ctrl-C.]]
 
 local function dashed(name) return (name:gsub("_", "-")) end
 
@@ -414,6 +415,7 @@ function cli.main(argv, io_)
     io_.out:flush()
     -- an error value is one printable line already; a message may quote a file
     io_.err:write(printable(tostring(err)) .. "\n")
+    if type(err) == "table" and err.kind == "interrupted" then return EXIT.interrupted end
     return EXIT.error
   end
   return code
