@@ -570,4 +570,44 @@ describe("the command-line tool", function()
     end
     assert.are.same(expected, seen, table.concat(stderrs, "\n"))
   end)
+
+  it("--version names the tool's, Lua's and libcurl's versions, before any credential (0)", function()
+    local code, out, err = run("--version", { env = "env -u CLOUDFLARE_API_TOKEN -u CLOUDFLARE_ACCOUNT_ID" })
+    assert.are.equal(0, code, err)
+    local lua = type(rawget(_G, "jit")) == "table" and rawget(_G, "jit").version or _VERSION
+    assert.are.equal(("cloudflare-email-security %s (%s, libcurl %s)\n")
+      :format(es.VERSION, lua, require("cloudflare.email_security.core").libcurl_version), out)
+    assert.are.equal(0, #emu.requests())
+  end)
+
+  it("-y is --yes; -v (--debug) logs each request and answer on stderr, never the token", function()
+    local path = dir .. "/short.csv"
+    write(path, "pattern\nshort.example.com\n")
+    local code, out, err = run("url_ignore_patterns apply -y " .. q(path))
+    assert.are.equal(0, code, err)
+    assert.truthy(out:find("1 created", 1, true), out)
+    code, out, err = run("-v url_ignore_patterns list")
+    assert.are.equal(0, code, err)
+    assert.truthy(out:find("short.example.com", 1, true), out)
+    assert.truthy(err:find("cloudflare.email_security: > GET /accounts/" .. ACCOUNT
+      .. "/email-security/settings/url_ignore_patterns", 1, true), err)
+    assert.truthy(err:find("cloudflare.email_security: < GET ", 1, true), err)
+    assert.is_nil(err:find(TOKEN, 1, true))
+    -- after the command too, as gh and kubectl take it
+    code, _, err = run("url_ignore_patterns list --debug")
+    assert.are.equal(0, code, err)
+    assert.truthy(err:find("cloudflare.email_security: > GET ", 1, true), err)
+  end)
+
+  it("completion bash|zsh|fish prints a completion script that knows the resources and commands", function()
+    for _, shell in ipairs({ "bash", "zsh", "fish" }) do
+      local code, out, err = run("completion " .. shell, { env = "env -u CLOUDFLARE_API_TOKEN" })
+      assert.are.equal(0, code, shell .. ": " .. err)
+      assert.truthy(out:find("cloudflare-email-security", 1, true), shell)
+      assert.truthy(out:find("impersonation_registry", 1, true), shell)
+      assert.truthy(out:find("apply", 1, true), shell)
+    end
+    local code = run("completion tcsh", { env = "env -u CLOUDFLARE_API_TOKEN" })
+    assert.are.equal(64, code)
+  end)
 end)

@@ -27,6 +27,8 @@ local core = require("cloudflare.email_security.core")
 local concat, format = table.concat, string.format
 
 local PROGRAM = "cloudflare-email-security"
+-- the Lua that runs the tool: LuaJIT says which it is
+local LUA_NAME = type(rawget(_G, "jit")) == "table" and rawget(_G, "jit").version or _VERSION
 -- interrupted: 128 + SIGINT, as a shell reports a command Ctrl-C ended
 local EXIT = { ok = 0, error = 1, changes = 2, usage = 64, interrupted = 130 }
 
@@ -114,7 +116,7 @@ end
 function COMMANDS.apply(r, _, name)
   local apply = r:command("apply", "Makes the entries equal to the file's (asks first).")
   add_sync_options(apply, name)
-  apply:flag("--yes", "Apply without asking.")
+  apply:flag("-y --yes", "Apply without asking.")
   apply:flag("--force", format("Apply past the safety thresholds (%.0f%% of entries updated or deleted).",
     100 * THRESHOLDS.update))
 end
@@ -133,6 +135,14 @@ end
 local function build_parser()
   local parser = argparse(PROGRAM, "Cloudflare Email Security settings from the shell.", EPILOG)
     :command_target("resource")
+  parser:flag("--version", "Print the versions of the tool, its Lua and libcurl, and exit.")
+    :action(function()
+      io.stdout:write(("%s %s (%s, libcurl %s)\n"):format(PROGRAM, es.VERSION, LUA_NAME, core.libcurl_version))
+      io.stdout:flush()
+      os.exit(0)
+    end)
+  parser:flag("-v --debug", "Log each request and answer on stderr (method, path, status, time; never a"
+    .. " credential), as CLOUDFLARE_LOG=debug does.")
   parser:flag("--json", "Output as JSON (list, get, create, update, delete, verification, plan).")
   parser:flag("--csv", "Output as CSV (list, get, create, update; reads back with plan and apply).")
   parser:option("--concurrency", ("Requests in flight at once in a listing or an apply, 1 to %d (default %d).")
@@ -155,6 +165,9 @@ local function build_parser()
       :command_target("action")
     for _, action in ipairs(actions) do COMMANDS[action](r, desc, name) end
   end
+  -- `completion bash|zsh|fish`: lua-argparse writes the script
+  parser:add_complete_command({ name = "completion", description = "Print a completion script for"
+    .. " bash, zsh or fish: source it, e.g. `source <(cloudflare-email-security completion bash)`." })
   return parser
 end
 
@@ -402,7 +415,8 @@ function cli.main(argv, io_)
     -- the message may quote the argument as typed
     if not values then return usage(why) end
   end
-  local made, cf = pcall(es.new, { user_agent = "cli", concurrency = args.concurrency })
+  local made, cf = pcall(es.new, { user_agent = "cli", concurrency = args.concurrency,
+                                   log = args.debug and "debug" or nil })
   if not made then
     io_.err:write(PROGRAM .. ": " .. tostring(cf):gsub("^[^:]*:%d+: ", "") .. "\n")
     return EXIT.error
