@@ -594,8 +594,9 @@ describe("the command-line tool", function()
     assert.truthy(err:find("cloudflare.email_security: < GET ", 1, true), err)
     assert.is_nil(err:find(TOKEN, 1, true))
     -- after the command too, as gh and kubectl take it
-    code, _, err = run("url_ignore_patterns list --debug")
+    code, out, err = run("url_ignore_patterns list --debug")
     assert.are.equal(0, code, err)
+    assert.truthy(out:find("short.example.com", 1, true), out)
     assert.truthy(err:find("cloudflare.email_security: > GET ", 1, true), err)
   end)
 
