@@ -131,7 +131,9 @@ function scheduler.call(state, method, path, query, body, opts, gone_id)
 end
 
 ---------------------------------------------------------------------------
--- Many requests in flight at once. state.flight, made on first use:
+-- Many requests in flight at once. The flight, made on first use, in state
+-- (or, inside nginx, in the table the transport's scope() gives for the
+-- nginx request):
 --   transport   the client's, or for one without start/wait (a stand-in a
 --               spec puts in) a shim that runs each request as it starts
 --   limit       the most in flight (the client's concurrency option)
@@ -142,7 +144,7 @@ end
 --               default budget for bulk work (config.lua)
 --   slept_to    the time the last idle sleep slept to: the flight's clock
 --               never reads less (a sleep a caller put in need not make
---               time pass on the clock; see now())
+--               time pass on the clock; see now_of)
 --   arrived     the requests whose answers wait unread: see submit
 -- A request in the flight is request.new's, with on_done (called once
 -- with the call's result, err, envelope), ready_at and sent_at.

@@ -15,8 +15,24 @@
 --     success whose answer had any. Raises on a closed transport.
 --   t:close()
 --     Idempotent; the credential goes with it. From inside a request (a
---     finalizer that runs during it) it takes effect at the request's end.
+--     finalizer that runs during it) it takes effect at the request's end;
+--     requests started and not yet answered are ended.
 --   t:is_closed() -> boolean
+--
+-- and, for requests in flight at once (scheduler.lua's submit and step; a
+-- transport without them sends one at a time):
+--
+--   t:start(method, url, body, once, compressed) -> slot, or nil and err
+--     The request is on its way (err: it could not start, nothing sent;
+--     err.not_sent).
+--   t:wait([seconds]) -> slot, or nothing
+--     A request started here that has ended; nothing when none ends within
+--     that long (none given: until one does) or none is in flight.
+--   t:answer(slot) -> what request gives
+--     The answer of a slot wait gave; the slot is free again.
+--   t:scope() -> table (optional)
+--     Where the scheduler keeps its state of requests in flight, when it
+--     must not be the client's (inside nginx: the nginx request's).
 --
 -- A transport module (transport/curl.lua, transport/nginx.lua) gives:
 -- available(), OPTIONS (the options only it reads), foreign(option, owner)
