@@ -19,14 +19,15 @@ local function set(name) local v = os.getenv(name) return v ~= nil and v ~= "" e
 if set("CLOUDFLARE_ACCOUNT_ID") and (set("CLOUDFLARE_API_TOKEN")
                                      or (set("CLOUDFLARE_EMAIL") and set("CLOUDFLARE_API_KEY"))) then
   cf = es.new()
-  print("cf: a client for account " .. cf.account_id .. " (from the environment)")
+  print("cf: a client for account " .. cf.account_id .. " at " .. cf.base_url .. " (from the environment)")
 else
   local emulator = require("emulator.process").start({ idle_exit = 3600 })
   cf = es.new({ account_id = "023e105f4ecef8ad9ca31a8372d0c353", api_token = emulator.token,
                 base_url = emulator.base_url })
   -- stopped when the interpreter closes its state at the end of the session
   _EMULATOR = setmetatable({}, { __gc = function() emulator.stop() end })
-  print("cf: a client of the local emulator at " .. emulator.base_url .. " (no credentials set)")
+  print("cf: a client of the local emulator at " .. emulator.base_url .. ", account " .. cf.account_id
+    .. " (no credentials set)")
 end
 reg = cf.impersonation_registry
 print = pretty.print

@@ -34,6 +34,11 @@ local EXIT = { ok = 0, error = 1, changes = 2, usage = 64, interrupted = 130 }
 
 local cli = {}
 
+-- The actions whose output, prompt or effect concerns the account as a
+-- whole or changes it: the tool names the account and the API first.
+local NAMES_ACCOUNT = { plan = true, apply = true, create = true, update = true, replace = true,
+                        delete = true }
+
 -- The compiled description of a resource (schema/compile.lua), which
 -- says what the command line offers for it: its calls, fields and list
 -- parameters.
@@ -140,6 +145,16 @@ local function build_parser()
       io.stdout:write(("%s %s (%s, libcurl %s)\n"):format(PROGRAM, es.VERSION, LUA_NAME, core.libcurl_version))
       io.stdout:flush()
       os.exit(0)
+    end)
+  parser:option("--account-id", "The account to work on, instead of CLOUDFLARE_ACCOUNT_ID (the"
+    .. " credential comes from the environment only).")
+    :argname("<id>")
+    :convert(function(v)
+      if #v < 1 or #v > 32 or v:find("[^A-Za-z0-9_%-]") then
+        return nil, "--account-id: 1 to 32 letters, digits, '-' or '_' (a Cloudflare account id is 32 hex"
+          .. " digits), got '" .. v .. "'"
+      end
+      return v
     end)
   parser:flag("-v --debug", "Log each request and answer on stderr (method, path, status, time; never a"
     .. " credential), as CLOUDFLARE_LOG=debug does.")
@@ -314,12 +329,14 @@ end
 function ACTIONS.create(io_, args, fields, r, desc)
   local e, err = r:create(fields)
   if not e then return nil, err end
+  io_.say_account()
   return show_entry(io_, args, desc, e)
 end
 
 function ACTIONS.update(io_, args, fields, r, desc)
   local e, err = r:update(args.id, fields)
   if not e then return nil, err end
+  io_.say_account()
   return show_entry(io_, args, desc, e)
 end
 
@@ -329,6 +346,7 @@ function ACTIONS.delete(io_, args, _, r)
     local result
     result, err = r:delete(id)
     if not result then break end
+    io_.say_account()
     gone[#gone + 1] = result.id or id
     err = nil
   end
@@ -352,6 +370,7 @@ end
 
 function ACTIONS.plan(io_, args, _, r, desc, name)
   local p, err = make_plan(args, r, desc, name)
+  if p then io_.say_account() end
   if not p then return nil, err end
   if args.json then io_.out:write(plan_text.json(p, desc.entry)) else io_.out:write(tostring(p) .. "\n") end
   return p:changes() > 0 and EXIT.changes or EXIT.ok
@@ -359,6 +378,7 @@ end
 
 function ACTIONS.apply(io_, args, _, r, desc, name)
   local p, err = make_plan(args, r, desc, name)
+  if p then io_.say_account() end
   if not p then return nil, err end
   io_.out:write(tostring(p) .. "\n")
   if p:changes() == 0 then
@@ -416,14 +436,25 @@ function cli.main(argv, io_)
     if not values then return usage(why) end
   end
   local made, cf = pcall(es.new, { user_agent = "cli", concurrency = args.concurrency,
-                                   log = args.debug and "debug" or nil })
+                                   log = args.debug and "debug" or nil, account_id = args.account_id })
   if not made then
     io_.err:write(PROGRAM .. ": " .. tostring(cf):gsub("^[^:]*:%d+: ", "") .. "\n")
     return EXIT.error
   end
   if own_process and core.catch_interrupt() then client.internals(cf).interrupted = core.interrupted end
+  -- which account, and which API: said (once, on stderr, so that stdout
+  -- stays the output itself) above a plan, the question, a change's result,
+  -- and an error from the API; not above a refusal that sent nothing
+  local said = not NAMES_ACCOUNT[action]
+  io_.say_account = function()
+    if said then return end
+    said = true
+    io_.err:write(("account %s at %s\n"):format(printable(cf.account_id), printable(cf.base_url)))
+    io_.err:flush()
+  end
   local code, err = ACTIONS[action](io_, args, values, cf[name], desc, name)
   cf:close()
+  if code == nil and type(err) == "table" and err.kind ~= "invalid" then io_.say_account() end
   if code == nil then
     -- what stdout holds yet is older than the error: in a log of both, in order
     io_.out:flush()
