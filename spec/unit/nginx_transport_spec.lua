@@ -50,6 +50,16 @@ describe("the nginx transport", function()
     plain:close()
   end)
 
+  it("without light threads, runs cf:concurrently's calls one at a time", function()
+    -- the fake nginx has no ngx.thread: the transport cannot start requests
+    -- in flight, and the scheduler sends them one after another
+    local cf, fake = client({ status = 200, header = { ["Content-Type"] = "application/json" }, body = OK_BODY })
+    assert.is_false(internals(cf).transport.start)
+    local results = cf:concurrently({ ID, ID, ID }, function(id) return cf.impersonation_registry:get(id) end)
+    for i = 1, 3 do assert.are.equal(ID, results[i][1].id, tostring(results[i][2])) end
+    assert.are.equal(3, #fake.calls)
+  end)
+
   it("sends one subrequest with the URL, the credential and the body as variables", function()
     local cf, fake = client({ status = 200, header = { ["Content-Type"] = "application/json" }, body = OK_BODY })
     local result, err = cf.impersonation_registry:update(ID, { name = "A" })

@@ -378,8 +378,8 @@ function nginx_transport.new(cfg, user_agent)
     transport.semaphore = semaphore
     transport.ctx = function() return ngx.ctx end
   else
-    -- one request at a time (scheduler.lua)
-    transport.start = false
+    -- one request at a time (scheduler.lua), its state the client's
+    transport.start, transport.scope = false, false
   end
   secret_vars[transport] = vars
   return transport
