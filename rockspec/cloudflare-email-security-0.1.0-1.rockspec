@@ -8,12 +8,17 @@ source = {
   tag = "v0.1.0",
 }
 description = {
-  summary = "Cloudflare Email Security settings API client: a Lua module with a C core",
+  summary = "Cloudflare Email Security settings API client: a Lua module with a C core, and a tool",
   detailed = [[
-Creates, reads, updates, deletes and lists entries of an account's Cloudflare
-Email Security impersonation registry. HTTP through libcurl (one reused handle
-per client), JSON through lua-cjson, the envelope checked and decoded in C,
-requests validated against the published schema before they are sent.
+All eight Email Security settings resources of a Cloudflare account (allow
+policies, blocked senders, trusted domains, domains, the impersonation registry,
+sending domain restrictions, URL ignore patterns, content policies): every call of the
+API, listings walked page by page, and plan/apply of a CSV or JSON file with a
+dry run first. Requests are checked against the API's schema before they are
+sent, answers before they are trusted; bulk work keeps several requests in
+flight (libcurl's multi interface, or light threads inside nginx) within the
+API's rate limit, and a create is never sent twice. HTTP through libcurl, JSON
+through lua-cjson; a command-line tool, cloudflare-email-security, comes with it.
 ]],
   license = "MIT",
 }
