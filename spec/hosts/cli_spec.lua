@@ -37,6 +37,33 @@ describe("the command-line tool", function()
     return code
   end
 
+  -- starts the tool in the background (its stdout and stderr to dir/out
+  -- and dir/err); answers its pid, and a function(seconds) -> its exit
+  -- code, or nil when it has not ended within that long
+  local function start_in_background(args)
+    local socket = require("socket")
+    local out, err, pid_file, code_file = dir .. "/out", dir .. "/err", dir .. "/pid", dir .. "/code"
+    os.remove(pid_file)
+    os.remove(code_file)
+    execute(("sh -c %s 2>/dev/null &"):format(q(("%s < /dev/null > %s 2> %s & echo $! > %s; wait $!; echo $? > %s")
+      :format(command(args), out, err, pid_file, code_file))))
+    local pid
+    for _ = 1, 100 do
+      pid = tonumber(files.read(pid_file) or "")
+      if pid then break end
+      socket.sleep(0.05)
+    end
+    assert(pid, "the tool did not start")
+    return pid, function(seconds)
+      local deadline = socket.gettime() + seconds
+      repeat
+        local code = tonumber(files.read(code_file) or "")
+        if code then return code end
+        socket.sleep(0.05)
+      until socket.gettime() > deadline
+    end
+  end
+
   -- runs the tool; answers exit code, stdout, stderr
   local function run(args, opts)
     opts = opts or {}
@@ -483,28 +510,12 @@ describe("the command-line tool", function()
     for i = 1, 40 do lines[#lines + 1] = ("p%d@example.com,false,P"):format(i) end
     write(path, table.concat(lines, "\n") .. "\n")
     emu.latency(0, 200)
-    local out, err, pid_file, code_file = dir .. "/out", dir .. "/err", dir .. "/pid", dir .. "/code"
-    os.remove(code_file)
-    -- the tool in the background, its pid and then its exit code kept
-    execute(("sh -c %s &"):format(q(("%s < /dev/null > %s 2> %s & echo $! > %s; wait $!; echo $? > %s")
-      :format(command("--concurrency 4 impersonation_registry apply --yes " .. q(path)), out, err, pid_file,
-              code_file))))
-    local pid
-    for _ = 1, 100 do
-      pid = tonumber(files.read(pid_file) or "")
-      if pid then break end
-      socket.sleep(0.05)
-    end
-    assert(pid, "the tool did not start")
+    local err = dir .. "/err"
+    local pid, exit_code = start_in_background("--concurrency 4 impersonation_registry apply --yes " .. q(path))
     -- a listing, then two rounds of four creates at 200 ms each
     socket.sleep(0.5)
     os.execute("kill -INT " .. pid)
-    local code
-    for _ = 1, 200 do
-      code = tonumber(files.read(code_file) or "")
-      if code then break end
-      socket.sleep(0.05)
-    end
+    local code = exit_code(10)
     emu.latency(0, 0)
     local stderr = files.read(err) or ""
     -- 130: what a shell reports for a command Ctrl-C ended
@@ -527,32 +538,13 @@ describe("the command-line tool", function()
 
   it("Ctrl-C during a retry's wait (a 503 with Retry-After: 15) ends get and list at once: exit 130", function()
     local socket = require("socket")
-    local out, err, pid_file, code_file = dir .. "/out", dir .. "/err", dir .. "/pid", dir .. "/code"
-    local function exit_code(seconds)
-      local deadline = socket.gettime() + seconds
-      repeat
-        local code = tonumber(files.read(code_file) or "")
-        if code then return code end
-        socket.sleep(0.05)
-      until socket.gettime() > deadline
-    end
+    local err = dir .. "/err"
     local seen, expected, stderrs = {}, {}, {}
     for _, args in ipairs({ "impersonation_registry get 00000000-0000-4000-8000-000000000000",
                             "impersonation_registry list" }) do
       emu.reset()
       emu.fault({ method = "GET", status = 503, body = "{}", headers = { ["Retry-After"] = "15" } })
-      os.remove(pid_file)
-      os.remove(code_file)
-      -- the tool in the background, its pid and then its exit code kept
-      execute(("sh -c %s 2>/dev/null &"):format(q(("%s < /dev/null > %s 2> %s & echo $! > %s; wait $!; echo $? > %s")
-        :format(command(args), out, err, pid_file, code_file))))
-      local pid
-      for _ = 1, 100 do
-        pid = tonumber(files.read(pid_file) or "")
-        if pid then break end
-        socket.sleep(0.05)
-      end
-      assert(pid, "the tool did not start")
+      local pid, exit_code = start_in_background(args)
       -- by then its GET has had the 503, and it sleeps until the next try
       socket.sleep(1)
       os.execute("kill -INT " .. pid)
