@@ -157,6 +157,7 @@ bench:
 	@$(MAKE) --no-print-directory all $(FLOOR_BIN) $(IN_FLIGHT_BIN) spec-hosts
 	LUA=$(LUA) BENCH_FLOOR=$(FLOOR_BIN) LUA_CPATH='./$(BUILD)/?.so;;' $(LUA) bench/run.lua
 	LUA=$(LUA) LUA_CPATH='./$(BUILD)/?.so;;' $(LUA) bench/bulk_bench.lua
+	LUA=$(LUA) LUA_CPATH='./$(BUILD)/?.so;;' $(LUA) bench/plan_memory.lua
 	LUA=$(LUA) BENCH_IN_FLIGHT=$(IN_FLIGHT_BIN) LUA_CPATH='./$(BUILD)/?.so;;' $(LUA) bench/in_flight_bench.lua
 	LUA=$(LUA) BENCH_FLOOR=$(FLOOR_BIN) LUA_CPATH='./$(BUILD)/?.so;;' bash bench/instructions.sh
 

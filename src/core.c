@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "casefold.h"
 #include "clock.h"
@@ -710,6 +711,43 @@ static int text_flags(lua_State *L)
     return 3;
 }
 
+/* core.checksum(s [, crc, adler]) -> crc, adler: zlib's CRC-32 and
+ * Adler-32 of s, going on from crc and adler (those of the text before s;
+ * none: from the start). A saved plan's fingerprint of the listings it was
+ * made against (sync/fingerprint.lua): it tells that something changed, by
+ * accident or not; it is no defence against a file made to deceive, which
+ * the user would have to make themselves. */
+static unsigned long checked_sum(lua_State *L, int arg, unsigned long absent)
+{
+    lua_Number v;
+    if (lua_isnoneornil(L, arg))
+        return absent;
+    v = luaL_checknumber(L, arg);
+    /* a cast out of range would be undefined */
+    if (!(v >= 0 && v <= 4294967295.0) || v != (lua_Number)(unsigned long)v)
+        luaL_argerror(L, arg, "a checksum from 0 to 2^32 - 1 expected");
+    return (unsigned long)v;
+}
+
+static int checksum(lua_State *L)
+{
+    size_t len;
+    const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &len);
+    uLong crc = (uLong)checked_sum(L, 2, 0);
+    uLong adler = (uLong)checked_sum(L, 3, 1);
+    while (len > 0) {
+        /* zlib counts in uInt */
+        uInt n = len > 0x40000000u ? 0x40000000u : (uInt)len;
+        crc = crc32(crc, s, n);
+        adler = adler32(adler, s, n);
+        s += n;
+        len -= n;
+    }
+    lua_pushinteger(L, (lua_Integer)crc);
+    lua_pushinteger(L, (lua_Integer)adler);
+    return 2;
+}
+
 /* core.utf8_length(s) -> the number of characters in s; nil and the
  * 1-based offset of the first byte that is not UTF-8 (no overlong form,
  * no UTF-16 surrogate, nothing past U+10FFFF), when one is not. The same
@@ -860,6 +898,7 @@ ES_EXPORT int luaopen_cloudflare_email_security_core(lua_State *L)
         { "lower_text", lower_text },
         { "text_flags", text_flags },
         { "utf8_length", utf8_length },
+        { "checksum", checksum },
         { "sleep", sleep_seconds },
         { "monotonic", monotonic },
         { "catch_interrupt", catch_interrupt },

@@ -170,4 +170,101 @@ describe("es.read_entries", function()
       .. '""hotel"":{""a"":2,""z"":1},""india"":{""a"":2,""z"":1},""juliet"":{""a"":2,""z"":1},'
       .. '""kilo"":{""a"":2,""z"":1}}"', cell)
   end)
+
+  -- a large file is read in pieces of whole records (64 KiB at a time):
+  -- one that crosses them reads as the same text read whole
+  describe("a file larger than the pieces it is read in", function()
+    local function big(rows)
+      local parts = { "pattern,comments\r\n" }
+      for i = 1, rows do
+        -- quoted cells with commas, doubled quotes and line breaks, some
+        -- of them across the pieces' edges
+        parts[#parts + 1] = ('p%d.example.com,"line one, of %d\r\nsaid ""hi"" %s"\r\n'):format(i, i, ("x"):rep(i % 97))
+      end
+      return table.concat(parts)
+    end
+
+    it("reads the same entries, from the same lines, as the text read whole", function()
+      local text = big(3000)
+      assert.is_true(#text > 3 * 64 * 1024)
+      local path = file_with(text)
+      local from_file = assert(es.read_entries(path, "url_ignore_patterns"))
+      local whole = assert(entries.parse(text, "csv", compiled("url_ignore_patterns"), path))
+      os.remove(path)
+      assert.are.equal(3000, #from_file)
+      assert.are.same(whole, from_file)
+      for i = 1, #from_file, 311 do
+        assert.are.equal(entries.origin(whole[i]), entries.origin(from_file[i]))
+        assert.are.equal(("%s line %d"):format(path, 2 * i), entries.origin(from_file[i]))
+      end
+    end)
+
+    it("says what a whole reading would: UTF-8 first, then a record that cannot be read, then a wrong cell",
+      function()
+      local text = big(3000)
+      local wrong_cell = "pattern,comments,is_regex\nx,y,maybe\n" .. text:gsub("^[^\n]*\n", ""):gsub("\r\n", ",true\r\n")
+      local _, err = read(wrong_cell .. "p,\"open\n", "trusted_domains")
+      assert.are.equal(("%d:3: a quoted cell is not closed"):format(2 + 2 * 3000 + 1), err)
+      _, err = read(wrong_cell .. "p,\"open\n\255", "trusted_domains")
+      assert.truthy(err:find("is not valid UTF-8", 1, true), err)
+      _, err = read(wrong_cell, "trusted_domains")
+      assert.are.equal("2:5: is_regex: must be true or false, got 'maybe'", err)
+    end)
+
+    it("types later, without a resource, naming the cell's own line and column", function()
+      local parts = { "pattern,comments,is_regex\n" }
+      for i = 1, 3000 do parts[#parts + 1] = ('p%d.example.com,"two\nlines %s",false\n'):format(i, ("x"):rep(i % 97)) end
+      parts[#parts + 1] = 'p3001.example.com,"two\nlines",oops\n'
+      local list = assert(read(table.concat(parts)))
+      local _, err = entries.typed(compiled("trusted_domains"), list)
+      assert.truthy(err:find(":6003:8: is_regex: must be true or false, got 'oops'", 1, true), err)
+    end)
+  end)
+end)
+
+-- plan reads the entries it is given one at a time, and keeps no copy of
+-- them: what it holds of a hundred thousand is their keys (the listing is
+-- stubbed here: no server)
+describe("plan of entries read from a file", function()
+  local cf, methods, saved, listing, during
+  before_each(function()
+    cf = es.new({ account_id = "023e105f4ecef8ad9ca31a8372d0c353", api_token = "t",
+                  base_url = "http://127.0.0.1:9/client/v4" })
+    methods = getmetatable(cf.url_ignore_patterns).__index
+    saved = methods.each
+    methods.each = function()
+      local i = 0
+      return function()
+        i = i + 1
+        if during then during(i) end
+        return listing[i]
+      end
+    end
+  end)
+  after_each(function()
+    methods.each = saved
+    during = nil
+    cf:close()
+  end)
+
+  it("counts the entries it leaves as they are by their ids", function()
+    listing = { { id = "id-1", pattern = "p1", comments = "same" }, { id = "id-2", pattern = "p2", comments = "old" } }
+    local desired = assert(read("pattern,comments\np1,same\np2,new\np3,\n", "url_ignore_patterns"))
+    local p = assert(cf.url_ignore_patterns:plan(desired))
+    assert.are.same({ "id-1" }, p.unchanged)
+    assert.are.equal(1, #p.updates)
+    assert.are.equal("p3", p.creates[1].fields.pattern)
+    assert.truthy(tostring(p):find("1 to create, 1 to update, 0 to delete, 1 unchanged", 1, true), tostring(p))
+  end)
+
+  it("refuses an entry whose key changed while the listing was walked", function()
+    listing = { { id = "id-1", pattern = "p1", comments = "old" } }
+    local desired = assert(read("pattern,comments\np1,new\n", "url_ignore_patterns"))
+    during = function(i) if i == 1 then desired[1].pattern = "elsewhere" end end
+    local p, err = cf.url_ignore_patterns:plan(desired)
+    assert.is_nil(p)
+    assert.truthy(tostring(err):find("desired[1]", 1, true), tostring(err))
+    assert.truthy(tostring(err):find("changed while the plan was made", 1, true), tostring(err))
+    assert.truthy(tostring(err):find(" line 2", 1, true), tostring(err))
+  end)
 end)

@@ -22,6 +22,7 @@ local core = require("cloudflare.email_security.core")
 local array = require("cloudflare.email_security.array")
 local validate = require("cloudflare.email_security.schema.validate")
 local errors = require("cloudflare.email_security.errors")
+local dashboard = require("cloudflare.email_security.sync.dashboard")
 local number_text = require("cloudflare.email_security.numbers").text
 
 -- JSON through the C core's own lua-cjson instance, as answers are read:
@@ -37,22 +38,67 @@ local concat, format, type = table.concat, string.format, type
 
 local entries = {}
 
--- Where each entry read from a file came from (for messages), and its
--- cells as written, so that plan can type them by its description.
-local origins = setmetatable({}, { __mode = "k" })
+-- Where each entry read from a file came from (for messages), kept
+-- small, as a file may hold a hundred thousand entries: the file (one
+-- table for all its entries: its path, and whether entries are counted by
+-- line or by index), the entry's line (CSV) or index (JSON), and for a CSV
+-- file read without a resource the record's own text, so that plan can
+-- type its cells by its description (they are read from it again). Each
+-- weak by the entry: an entry let go takes its origin with it.
+local weak = { __mode = "k" }
+local origin_file = setmetatable({}, weak)
+local origin_at = setmetatable({}, weak)
+local origin_record = setmetatable({}, weak)
+
+-- How a list read from a file was read, where it was not this tool's own
+-- CSV or JSON: { format = "dashboard", resource, title, assumed }.
+local read_as = setmetatable({}, weak)
+
+--- How the entries of list were read (the dashboard's CSV, say), or nil
+--- for this tool's own CSV and JSON.
+function entries.format(list)
+  return read_as[list]
+end
 
 --- "partners.csv line 4" for an entry read from a file, else nil.
 function entries.origin(e)
-  local o = origins[e]
-  if not o then return nil end
-  if o.line then return format("%s line %d", o.path, o.line) end
-  return format("%s entry %d", o.path, o.index)
+  local file = origin_file[e]
+  if not file then return nil end
+  return format(file.by_index and "%s entry %d" or "%s line %d", file.path, origin_at[e])
+end
+
+-- A file this large (some 10,000 entries) is read as large work (below).
+local LARGE_FILE = 1024 * 1024
+
+--- For work on many entries that leaves much garbage behind (the cells
+--- of a large file, the pages of a listing): tidy(n), called with a
+--- running count, makes a full collection every 1000th call once the
+--- heap has grown by a twelfth of what was in use after the last one (at
+--- least 4 MiB). What such work leaves is garbage at once, but the
+--- collector lets the heap grow to twice what is in use before it takes
+--- it back. A collection costs about what is in use: it waits for a share
+--- of that to be left behind. large: the work is large enough to begin
+--- with one (what was let go before it is not counted as in use).
+function entries.tidier(large)
+  if large then collectgarbage() end
+  local live = collectgarbage("count")
+  return function(n)
+    if n % 1000 ~= 0 then return end
+    local now = collectgarbage("count")
+    if now > live + math.max(4 * 1024, live / 12) then
+      collectgarbage()
+      live = collectgarbage("count")
+    end
+  end
 end
 
 -- what a file holds may be anything: the message never carries a
 -- terminal's control sequence
+local function placed(path, line, column, message)
+  return errors.printable(format("%s:%d:%d: %s", path, line, column, message))
+end
 local function fail(path, line, column, message)
-  return nil, errors.printable(format("%s:%d:%d: %s", path, line, column, message))
+  return nil, placed(path, line, column, message)
 end
 
 ---------------------------------------------------------------------------
@@ -135,21 +181,25 @@ entries.value = typed
 function entries.typed(desc, list)
   local out = {}
   for i, e in ipairs(list) do
-    local o = origins[e]
-    if o and o.cells and desc.entry then
+    local record = origin_record[e]
+    if record and desc.entry then
+      local file = origin_file[e]
+      local cells, err = file.cells(record, origin_at[e])
+      if not cells then return nil, err end
       local fields = {}
       -- raw, as every read of a caller's table is (one view of it)
       for name, now in next, e do
-        local cell = o.cells[name]
-        if cell and rawequal(now, o.read[name]) then
-          local v, why = typed(desc.entry.fields[name], cell.text, cell.quoted)
-          if why then return fail(o.path, cell.line, cell.column, name .. ": " .. why) end
+        local k = cells.at[name]
+        -- the value as read: the same cell typed without a description
+        if k and rawequal(now, (typed(nil, cells.texts[k], cells.quoted[k]))) then
+          local v, why = typed(desc.entry.fields[name], cells.texts[k], cells.quoted[k])
+          if why then return fail(file.path, cells.lines[k], cells.columns[k], name .. ": " .. why) end
           fields[name] = v
         else
           fields[name] = now
         end
       end
-      origins[fields] = { path = o.path, line = o.line }
+      origin_file[fields], origin_at[fields] = file, origin_at[e]
       e = fields
     end
     out[i] = e
@@ -161,111 +211,260 @@ end
 -- Reading CSV
 ---------------------------------------------------------------------------
 
--- The records of a CSV text: a list of rows, each a list of
--- { text, quoted, line, column }; or nil and a message.
-local function records(path, s)
-  local rows, row = {}, {}
-  local i, n, line, line_start = 1, #s, 1, 1
-  if s:sub(1, 3) == "\239\187\191" then i, line_start = 4, 4 end
+-- The records of a CSV text, one at a time, as they are read: each is
+-- given to on_row(count, texts, quoted, lines, columns, first, last): its
+-- cells' text, whether each was quoted, each one's line and column (lists
+-- the next record reuses), and where the record is in s (without its line
+-- end). Blank lines are no records. first_line: the line s starts on;
+-- bom: skip a leading byte order mark. true and the line after the last
+-- record, or nil and a message.
+local function records(path, s, on_row, first_line, bom)
+  local texts, quoted, lines, columns, count = {}, {}, {}, {}, 0
+  local i, n, line, line_start = 1, #s, first_line, 1
+  if bom and s:sub(1, 3) == "\239\187\191" then i, line_start = 4, 4 end
+  local first = i
+  local find, sub = string.find, string.sub
   while i <= n + 1 do
-    local column = i - line_start + 1
-    local cell = { line = line, column = column }
-    local c = s:sub(i, i)
-    if c == '"' then
-      local parts, j = {}, i + 1
+    local column, cell_line = i - line_start + 1, line
+    local text, is_quoted
+    if sub(s, i, i) == '"' then
+      local parts, j = nil, i + 1
       while true do
-        local q = s:find('"', j, true)
-        if not q then return fail(path, cell.line, column, "a quoted cell is not closed") end
-        parts[#parts + 1] = s:sub(j, q - 1)
-        if s:sub(q + 1, q + 1) == '"' then
-          parts[#parts + 1] = '"'
+        local q = find(s, '"', j, true)
+        if not q then return fail(path, cell_line, column, "a quoted cell is not closed") end
+        if sub(s, q + 1, q + 1) == '"' then
+          parts = parts or {}
+          parts[#parts + 1] = sub(s, j, q)
           j = q + 2
         else
+          if parts then
+            parts[#parts + 1] = sub(s, j, q - 1)
+            text = concat(parts)
+          else
+            text = sub(s, j, q - 1)
+          end
           j = q + 1
           break
         end
       end
       -- line breaks inside the quotes move the line count on
-      local inside = s:sub(i, j - 1)
-      local _, breaks = inside:gsub("\n", "")
-      if breaks > 0 then
-        line = line + breaks
-        line_start = i + #inside:match("^.*\n")
+      local nl = find(s, "\n", i, true)
+      while nl and nl < j do
+        line, line_start = line + 1, nl + 1
+        nl = find(s, "\n", nl + 1, true)
       end
-      cell.text, cell.quoted = concat(parts), true
+      is_quoted = true
       i = j
-      local after = s:sub(i, i)
+      local after = sub(s, i, i)
       if after ~= "," and after ~= "\n" and after ~= "\r" and after ~= "" then
         return fail(path, line, i - line_start + 1, "text after a quoted cell's closing quote")
       end
     else
-      local stop = s:find("[,\r\n]", i) or n + 1
-      cell.text = s:sub(i, stop - 1)
-      if cell.text:find('"', 1, true) then
-        return fail(path, line, column + (cell.text:find('"', 1, true) - 1),
-                    "a quote inside a cell that does not start with one (quote the whole cell)")
+      local stop = find(s, "[,\r\n]", i) or n + 1
+      text = sub(s, i, stop - 1)
+      local q = find(text, '"', 1, true)
+      if q then
+        return fail(path, line, column + (q - 1), "a quote inside a cell that does not start with one (quote the "
+          .. "whole cell)")
       end
+      is_quoted = false
       i = stop
     end
-    row[#row + 1] = cell
-    local sep = s:sub(i, i)
+    count = count + 1
+    texts[count], quoted[count], lines[count], columns[count] = text, is_quoted, cell_line, column
+    local sep = sub(s, i, i)
     if sep == "," then
       i = i + 1
     else
       -- the end of a record: CRLF, LF or the end of the text
+      local last = i - 1
       if sep == "\r" then
-        if s:sub(i + 1, i + 1) ~= "\n" then return fail(path, line, i - line_start + 1, "a CR without LF") end
+        if sub(s, i + 1, i + 1) ~= "\n" then return fail(path, line, i - line_start + 1, "a CR without LF") end
         i = i + 1
       end
       -- a blank line is no record
-      if not (#row == 1 and row[1].text == "" and not row[1].quoted) then rows[#rows + 1] = row end
-      row = {}
+      if not (count == 1 and text == "" and not is_quoted) then
+        on_row(count, texts, quoted, lines, columns, first, last)
+      end
+      count = 0
       i = i + 1
       line = line + 1
       line_start = i
+      first = i
       if i > n then break end
     end
   end
-  return rows
+  return true, line
 end
 
-local function read_csv(path, text, desc)
-  if not validate.utf8_length(text) then return nil, path .. ": is not valid UTF-8" end
-  local rows, err = records(path, text)
-  if not rows then return nil, err end
-  if #rows == 0 then return nil, path .. ": is empty: it needs a header row of field names" end
-  local header, seen = rows[1], {}
-  for k, cell in ipairs(header) do
-    local name = cell.text
-    if not name:find("^[%a_][%w_]*$") then
-      return fail(path, cell.line, cell.column, format("header cell %d ('%s') is not a field name", k, name))
+-- The cells of one record read again from its own text (a CSV entry read
+-- without a resource, typed later): { texts, quoted, lines, columns, at =
+-- { [field] = k } }, or nil and a message. names: the header's.
+local function cells_again(path, names, record, line)
+  local cells
+  local ok, err = records(path, record, function(count, texts, quoted, lines, columns)
+    cells = { texts = {}, quoted = {}, lines = {}, columns = {}, at = {} }
+    for k = 1, count do
+      cells.texts[k], cells.quoted[k], cells.lines[k], cells.columns[k] = texts[k], quoted[k], lines[k], columns[k]
+      cells.at[names[k]] = k
     end
-    if seen[name] then return fail(path, cell.line, cell.column, "field " .. name .. " appears twice in the header") end
-    seen[name] = true
+  end, line, false)
+  if not ok then return nil, err end
+  return cells
+end
+
+-- Where a text may be cut into pieces that each hold whole records: at
+-- the last line break outside quotes (an even count of quotes since the
+-- piece began: quoted: whether the text begins inside quotes). The
+-- position of that line break (nil: none), and whether the text ends
+-- inside quotes.
+local function last_cut(s, quoted)
+  local cut, at = nil, 1
+  while true do
+    local k = s:find('[\n"]', at)
+    if not k then return cut, quoted end
+    if s:byte(k) == 34 then quoted = not quoted elseif not quoted then cut = k end
+    at = k + 1
   end
-  local list = {}
-  for r = 2, #rows do
-    local row = rows[r]
-    if #row ~= #header then
-      return fail(path, row[1].line, 1, format("has %d cells where the header has %d", #row, #header))
+end
+
+-- The pieces of a CSV file, read CHUNK bytes at a time, each cut after a
+-- line break outside quotes: a function that gives the next piece, nil
+-- after the last, or false and why the file cannot be read.
+local CHUNK = 64 * 1024
+local function pieces_of(f)
+  local carry, quoted, done = "", false, false
+  return function()
+    while not done do
+      local chunk, why = f:read(CHUNK)
+      if chunk == nil and why then return false, why end
+      if chunk == nil then
+        done = true
+        return carry
+      end
+      -- the carry ends inside quotes when it is not empty (it holds no
+      -- line break outside them): only the new chunk is read for quotes
+      local cut, ends_quoted = last_cut(chunk, quoted)
+      quoted = ends_quoted
+      if cut then
+        local piece = carry .. chunk:sub(1, cut)
+        carry = chunk:sub(cut + 1)
+        return piece
+      end
+      carry = carry .. chunk
     end
-    local e, cells = {}, {}
-    for k, cell in ipairs(row) do
-      local name = header[k].text
-      local node = desc and desc.entry and desc.entry.fields[name]
-      local v, why = typed(node, cell.text, cell.quoted)
-      if why then return fail(path, cell.line, cell.column, name .. ": " .. why) end
+    return nil
+  end
+end
+
+-- The entries are made as the records are read, piece by piece: neither
+-- the file's text nor its records are held beside them. What is wrong is
+-- said as a whole reading would: text that is not UTF-8 (anywhere), then
+-- the first record that cannot be read (anywhere), then the first entry
+-- that is wrong. next_piece: gives the text in pieces of whole records (a
+-- piece, nil after the last, or false and why it cannot be read: then nil,
+-- why and true); large: begin with a collection (entries.tidier).
+local function read_csv(path, next_piece, desc, large)
+  local fields = desc and desc.entry and desc.entry.fields
+  local file = { path = path }
+  local header, width, list, wrong, broken = nil, 0, {}, nil, nil
+  local dashboard_format
+  local tidy = entries.tidier(large)
+  local piece
+  local function on_row(count, texts, quoted, lines, columns, first, last)
+    if wrong then return end
+    tidy(#list + 1)
+    if not header then
+      header = {}
+      -- the dashboard's own columns (sync/dashboard.lua), known by the
+      -- header: its rows are read as the dashboard means them
+      local names = {}
+      for k = 1, count do names[k] = texts[k] end
+      dashboard_format = dashboard.recognise(names)
+      if dashboard_format then
+        if desc and desc.name and dashboard_format.resource ~= desc.name then
+          wrong = placed(path, lines[1], 1, format("this is %s's file, for %s, not %s", dashboard_format.title,
+            dashboard_format.resource, desc.name))
+        end
+        width = count
+        return
+      end
+      local seen = {}
+      for k = 1, count do
+        local name = texts[k]
+        if not name:find("^[%a_][%w_]*$") then
+          wrong = placed(path, lines[k], columns[k], format("header cell %d ('%s') is not a field name", k, name))
+          return
+        end
+        if seen[name] then
+          wrong = placed(path, lines[k], columns[k], "field " .. name .. " appears twice in the header")
+          return
+        end
+        seen[name] = true
+        header[k] = name
+      end
+      width = count
+      return
+    end
+    if dashboard_format then
+      local cells = {}
+      for k = 1, count do cells[k] = texts[k] end
+      local e, why = dashboard.entry(dashboard_format, cells)
+      if not e then
+        -- the cell the message names, where it names one
+        local at = 1
+        for k, col in ipairs(dashboard_format.columns) do
+          if col and k <= count and why:sub(1, #col.name + 1) == col.name .. ":" then at = k end
+        end
+        wrong = placed(path, lines[at], columns[at], why)
+        return
+      end
+      origin_file[e], origin_at[e] = file, lines[1]
+      list[#list + 1] = e
+      return
+    end
+    if count ~= width then
+      wrong = placed(path, lines[1], 1, format("has %d cells where the header has %d", count, width))
+      return
+    end
+    local e = {}
+    for k = 1, count do
+      local name = header[k]
+      local v, why = typed(fields and fields[name], texts[k], quoted[k])
+      if why then
+        wrong = placed(path, lines[k], columns[k], name .. ": " .. why)
+        return
+      end
       e[name] = v
-      cells[name] = cell
     end
-    local read
-    if not desc then
-      -- the values as read, to tell later which ones the caller changed
-      read = {}
-      for name, v in pairs(e) do read[name] = v end
-    end
-    origins[e] = { path = path, line = row[1].line, cells = not desc and cells or nil, read = read }
+    origin_file[e], origin_at[e] = file, lines[1]
+    -- without a resource, plan types the cells later: the record's text
+    if not desc then origin_record[e] = piece:sub(first, last) end
     list[#list + 1] = e
+  end
+  local line, first = 1, true
+  while true do
+    local why
+    piece, why = next_piece()
+    if piece == false then return nil, why, true end
+    if piece == nil then break end
+    if not validate.utf8_length(piece) then return nil, path .. ": is not valid UTF-8" end
+    -- past a record that cannot be read, the rest is only read for UTF-8
+    if not broken then
+      local ok, after = records(path, piece, on_row, line, first)
+      if ok then line = after else broken = after end
+    end
+    first = false
+  end
+  piece = nil
+  if broken then return nil, broken end
+  if wrong then return nil, wrong end
+  if not header then return nil, path .. ": is empty: it needs a header row of field names" end
+  if dashboard_format then
+    read_as[list] = { format = "dashboard", resource = dashboard_format.resource, title = dashboard_format.title,
+                      assumed = dashboard_format.assumed }
+  elseif not desc then
+    function file.cells(record, at) return cells_again(path, header, record, at) end
   end
   return list
 end
@@ -299,11 +498,12 @@ local function read_json(path, text)
   if type(value) ~= "table" or array.kind(value) == "object" then
     return nil, path .. ": must hold a JSON array of entries (objects)"
   end
+  local file = { path = path, by_index = true }
   for i, e in ipairs(value) do
     if type(e) ~= "table" or array.kind(e) == "array" then
       return nil, format("%s: entry %d is not an object", path, i)
     end
-    origins[e] = { path = path, index = i }
+    origin_file[e], origin_at[e] = file, i
   end
   return value
 end
@@ -314,19 +514,37 @@ end
 function entries.read(path, desc)
   local f, why = io.open(path, "rb")
   if not f then return nil, why end
+  -- a large file: what was let go before is taken back first, not held
+  -- beside the file and its entries
+  local size = f:seek("end")
+  f:seek("set")
+  local large = size and size >= LARGE_FILE
+  if path:lower():find("%.csv$") then
+    local list, unreadable
+    list, why, unreadable = read_csv(path, pieces_of(f), desc, large)
+    f:close()
+    -- a directory opens, and reads as nothing
+    if unreadable then return nil, path .. ": cannot be read (is it a directory?)" end
+    return list, why
+  end
+  if large then collectgarbage() end
   local text = f:read("*a")
   f:close()
-  -- a directory opens, and reads as nothing
   if not text then return nil, path .. ": cannot be read (is it a directory?)" end
   if path:lower():find("%.json$") then return read_json(path, text) end
-  if path:lower():find("%.csv$") then return read_csv(path, text, desc) end
   return nil, path .. ": neither .csv nor .json: say which by the file's name"
 end
 
 --- The same for a text in memory; kind: "csv" or "json".
 function entries.parse(text, kind, desc, name)
   if kind == "json" then return read_json(name or "json", text) end
-  return read_csv(name or "csv", text, desc)
+  local given = text
+  local function whole()
+    local piece = given
+    given = nil
+    return piece
+  end
+  return read_csv(name or "csv", whole, desc, #text >= LARGE_FILE)
 end
 
 ---------------------------------------------------------------------------

@@ -70,6 +70,48 @@ function keys.value(key, e)
   return concat(parts, "\0"), concat(text, " ")
 end
 
+-- the compared values of one key, and its parts (reused: nothing between
+-- their filling and their last use can run other code)
+local scratch_values, scratch_parts = {}, {}
+
+--- The same key as two table keys, for a map of many entries that makes
+--- no text per entry: slot (the parts keys.value makes, but for the last
+--- text field, and that field's place: a short text, shared by many
+--- entries) and within it that field's compared text itself (the entry's
+--- own string, unless it is lower-cased); with no text field, slot says
+--- so and the second is keys.value's string. Two entries have the same
+--- slot and text exactly when keys.value gives them the same key. nil and
+--- the first key field it lacks, as keys.value.
+function keys.slot(key, e)
+  local fields, values, parts = key.fields, scratch_values, scratch_parts
+  local main = 0
+  for i = 1, #fields do
+    local field = fields[i]
+    local v = e[field]
+    if not present(v) then return nil, field end
+    v = keys.normal(key, field, v, e)
+    values[i] = v
+    if type(v) == "string" then main = i end
+  end
+  local last = values[main]
+  local n = 0
+  for i = 1, #fields do
+    local v = values[i]
+    values[i] = nil
+    if i ~= main then
+      n = n + 1
+      parts[n] = type(v) .. ":" .. (type(v) == "number" and number_text(v) or tostring(v))
+    end
+  end
+  n = n + 1
+  parts[n] = "#" .. main
+  local slot = concat(parts, "\0", 1, n)
+  for i = 1, n do parts[i] = nil end
+  if main > 0 then return slot, last end
+  -- no text field: the whole key (the parts above, but the marker)
+  return slot, (keys.value(key, e))
+end
+
 --- A value as a canonical text, for comparing lists as sets and tables by
 --- content: values from an answer or checked against the description, so
 --- that a table's first key says whether it is a list.

@@ -18,9 +18,13 @@ local keys = require("cloudflare.email_security.sync.keys")
 local entries = require("cloudflare.email_security.sync.entries")
 local plan_text = require("cloudflare.email_security.sync.plan_text")
 local apply = require("cloudflare.email_security.sync.apply")
+local fingerprint = require("cloudflare.email_security.sync.fingerprint")
 
 local null = core.null
 local concat, format, type = table.concat, string.format, type
+
+-- what a plan remembers of a key on the server (see plan.make)
+local SKIPPED, NO_ID = {}, {}
 
 local plan = {}
 
@@ -57,13 +61,38 @@ end
 
 local function absent(v) return v == nil or v == null end
 
+-- A table with no metatable that holds no table.
+local function flat(t)
+  if getmetatable(t) ~= nil then return false end
+  for _, v in next, t do
+    if type(v) == "table" then return false end
+  end
+  return true
+end
+
+-- Two lists of the same texts or booleans in the same order: the same set
+-- (keys.canonical would say so, at the cost of a text for each); false
+-- when it cannot be told so. Walked as canonical walks them (ipairs).
+local function same_items(a, b)
+  if array.kind(a) == "object" or array.kind(b) == "object" then return false end
+  local next_a, state_a, i = ipairs(a)
+  local next_b, state_b, j = ipairs(b)
+  while true do
+    local x, y
+    i, x = next_a(state_a, i)
+    j, y = next_b(state_b, j)
+    if i == nil or j == nil then return i == nil and j == nil end
+    if x ~= y or (type(x) ~= "string" and type(x) ~= "boolean") then return false end
+  end
+end
+
 -- Is the server's value what the desired entry asks for? e: the desired
 -- entry (whether a key field is a regular expression, which never folds).
 local function same(key, field, want, have, e)
   if absent(want) or absent(have) then return absent(want) and absent(have) end
   want, have = keys.normal(key, field, want, e), keys.normal(key, field, have, e)
   if type(want) ~= "table" or type(have) ~= "table" then return want == have end
-  return keys.canonical(want) == keys.canonical(have)
+  return same_items(want, have) or keys.canonical(want) == keys.canonical(have)
 end
 
 -- The fields of an entry that a desired entry may hold but that are never
@@ -100,10 +129,11 @@ local function usable_fields(desc)
   return out
 end
 
--- The desired entries, typed, copied raw, without the fields that are
--- never compared, and each checked; or nil and an invalid error. Also
--- the retired fields it dropped, for the plan to say so.
-local function desired_entries(r, desc, list)
+-- The desired list as plan reads it: { r, desc, list (the caller's),
+-- typed (its entries, typed: entries.typed), node, ignored, retired (the
+-- retired fields met, for the plan to say so) }; or nil and an invalid
+-- error.
+local function desired_list(r, desc, list)
   local count, other_key = array.length(list)
   if not count then
     return nil, invalid(r, "desired", "type", "must be a list of entries (keys 1 to n), not a table with key "
@@ -111,47 +141,83 @@ local function desired_entries(r, desc, list)
   end
   local typed, why = entries.typed(desc, list)
   if not typed then return nil, invalid(r, "desired", "file", why) end
-  local node, out, ignored, retired = loose_node(desc), {}, ignored_fields(desc), {}
-  for i, e in ipairs(typed) do
+  return { r = r, desc = desc, list = list, typed = typed, node = loose_node(desc), ignored = ignored_fields(desc),
+           retired = {} }
+end
+
+-- Desired entry i as plan compares and sends it: the module's own copy,
+-- read raw, without the fields that are never compared, the retired ones
+-- checked (ignored, but not unchecked: a value of the wrong kind is a
+-- mistake); or nil and an invalid error. Made when the entry is read
+-- (plan does not keep it: see plan.make) and again when it is compared,
+-- created or updated: the same copy of the same entry.
+local function desired_copy(d, i)
+  local r, list, e = d.r, d.list, d.typed[i]
+  if type(e) ~= "table" then
     local name, origin = where(i, list[i])
-    if type(e) ~= "table" then
-      return nil, invalid(r, name, "type", "must be a table of fields, got " .. type(e) .. origin)
-    end
-    local copy = snapshot(e)
-    for field, value in pairs(e) do
-      local reason = type(field) == "string" and ignored[field]
-      if reason then
-        copy[field] = nil
-        if reason:find("^retired") then
-          retired[field] = reason
-          -- ignored, but not unchecked: a value of the wrong kind is a mistake
-          local bad, rule, message = validate.value(desc.entry.fields[field], value, name .. "." .. field)
-          if bad then return nil, invalid(r, bad, rule, message .. origin) end
-        end
-      end
-    end
-    local field, rule, message = validate.value(node, copy, name, desc.name)
-    if field then return nil, invalid(r, field, rule, message .. origin) end
-    -- what the stored entry cannot hold (a domain's transport null, which
-    -- a create takes and the server replaces) would be planned again after
-    -- every apply: refused here, so that a file that plans converges
-    for f, value in next, copy do
-      local stored, bad, stored_rule, stored_why = desc.entry.fields[f], nil, nil, nil
-      if stored then bad, stored_rule, stored_why = validate.value(stored, value, name .. "." .. f) end
-      if bad then
-        return nil, invalid(r, bad, stored_rule, stored_why .. " in the entry the API stores, though a create "
-          .. "takes it: the server would keep another value and every later plan would try to change it back; "
-          .. "leave the field out (an empty cell) to take the server's" .. origin)
-      end
-    end
-    out[i] = copy
+    return nil, invalid(r, name, "type", "must be a table of fields, got " .. type(e) .. origin)
   end
-  return out, retired
+  local copy, ignored = snapshot(e), d.ignored
+  for field, value in pairs(e) do
+    local reason = type(field) == "string" and ignored[field]
+    if reason then
+      copy[field] = nil
+      if reason:find("^retired") then
+        d.retired[field] = reason
+        local name, origin = where(i, list[i])
+        local bad, rule, message = validate.value(d.desc.entry.fields[field], value, name .. "." .. field)
+        if bad then return nil, invalid(r, bad, rule, message .. origin) end
+      end
+    end
+  end
+  return copy
+end
+
+-- Can desired entry e be read in place of its copy (desired_copy), and
+-- read the same: a table with no metatable, no field a copy leaves out,
+-- no table but a list of values with no metatable? Only the order in
+-- which its fields come may differ, which decides no more than which of
+-- two wrong fields a check names.
+local function as_own_copy(d, e)
+  if type(e) ~= "table" or getmetatable(e) ~= nil then return false end
+  local ignored = d.ignored
+  for field, v in next, e do
+    if (type(field) == "string" and ignored[field]) or (type(v) == "table" and not flat(v)) then return false end
+  end
+  return true
+end
+
+-- Checks the copy of desired entry i: against the description, and
+-- against what the stored entry can hold. nil, or an invalid error.
+-- Each check runs without a path first, which makes no text for the
+-- hundred thousand entries that pass (a failure is its rule, the second
+-- value); one that fails is checked again with it (the same check of the
+-- same table: the same finding), for the message.
+local function check_copy(d, i, copy)
+  local r, desc = d.r, d.desc
+  if select(2, validate.value(d.node, copy, nil, desc.name)) then
+    local name, origin = where(i, d.list[i])
+    local field, rule, message = validate.value(d.node, copy, name, desc.name)
+    return invalid(r, field, rule, message .. origin)
+  end
+  -- what the stored entry cannot hold (a domain's transport null, which
+  -- a create takes and the server replaces) would be planned again after
+  -- every apply: refused here, so that a file that plans converges
+  for f, value in next, copy do
+    local stored = desc.entry.fields[f]
+    if stored and select(2, validate.value(stored, value)) then
+      local name, origin = where(i, d.list[i])
+      local bad, stored_rule, stored_why = validate.value(stored, value, name .. "." .. f)
+      return invalid(r, bad, stored_rule, stored_why .. " in the entry the API stores, though a create "
+        .. "takes it: the server would keep another value and every later plan would try to change it back; "
+        .. "leave the field out (an empty cell) to take the server's" .. origin)
+    end
+  end
 end
 
 -- The fields to compare: opts.fields, or every field some desired entry
--- gives; never a read-only one.
-local function managed_fields(r, desc, desired, named)
+-- gives (given: the set of them); never a read-only one.
+local function managed_fields(r, desc, given, named)
   local out = {}
   if named ~= nil then
     if type(named) ~= "table" then return nil, invalid(r, "fields", "type", "must be a list of field names") end
@@ -171,9 +237,7 @@ local function managed_fields(r, desc, desired, named)
     end
     return out
   end
-  for _, e in ipairs(desired) do
-    for field in pairs(e) do out[field] = true end
-  end
+  for field in pairs(given) do out[field] = true end
   return out
 end
 
@@ -247,7 +311,9 @@ end
 -- How many times a listing that moved under the walk (an entry added or
 -- removed between its pages, which shifts every later page) is walked
 -- again before giving up.
-local LISTING_TRIES = 3
+local LISTING_TRIES, LISTING_PAGE = 3, 1000
+local MOVED_NOTE = ("the listing moved while it was walked, %d times in a row: try again when the entries "
+  .. "change less"):format(LISTING_TRIES)
 
 --- Every entry (1000 a page): the desired state is compared with all of
 --- them, or deletes could not be known. A listing that moved while it was
@@ -255,11 +321,10 @@ local LISTING_TRIES = 3
 function plan.existing(r)
   local list, err
   for _ = 1, LISTING_TRIES do
-    list, err = r:all({ per_page = 1000 })
+    list, err = r:all({ per_page = LISTING_PAGE })
     if list or not err.listing_moved then return list, err end
   end
-  err.note = ("the listing moved while it was walked, %d times in a row: try again when the entries "
-    .. "change less"):format(LISTING_TRIES)
+  err.note = MOVED_NOTE
   return nil, err
 end
 local existing_entries = plan.existing
@@ -302,7 +367,9 @@ end
 --- names), purge (false: never delete), delete_domains (domains only),
 --- force (past the thresholds), thresholds { update, delete, min_existing }
 --- (any of them; plan.THRESHOLDS holds the defaults).
-function plan.make(r, desired, opts)
+--- internal (not for scripts): { fingerprint = true }: p.fingerprint is
+--- the listing's (sync/fingerprint.lua), for a plan saved to apply later.
+function plan.make(r, desired, opts, internal)
   local desc = resource_internals(r)
   local name = desc.name
   opts = opts and snapshot(opts) or {}
@@ -330,123 +397,338 @@ function plan.make(r, desired, opts)
   err = check_thresholds(r, opts.thresholds)
   if err then return nil, err end
 
-  local wanted, retired
-  wanted, retired = desired_entries(r, desc, desired)
-  if not wanted then return nil, retired end
-  local managed
-  managed, err = managed_fields(r, desc, wanted, opts.fields)
-  if not managed then return nil, err end
-
-  -- A directory's entry in the desired list (a listing written back holds
-  -- them) is the directory's: never created, changed, nor matched.
-  local skipped_desired = {}
-  if key.skip then
-    local kept = {}
-    for i, e in ipairs(wanted) do
-      local reason = key.skip(e)
-      if reason then
-        local _, text = keys.value(key, e)
-        skipped_desired[#skipped_desired + 1] = { key = text, reason = reason
-          .. " in the desired list: left to the directory" }
-        kept[i] = false
+  -- Every desired entry is read once here: checked, and its key taken
+  -- (keys.slot, by_key[slot][text] = its index). Plan keeps no copy of
+  -- them, which would double what a large file takes: each is copied
+  -- again, and checked again, when it is compared, created or updated.
+  -- What is wrong is said in the order the checks come: every entry
+  -- checked, then the fields, then the keys.
+  local d
+  d, err = desired_list(r, desc, desired)
+  if not d then return nil, err end
+  local given, skipped_desired, left_to_directory, by_key, key_err = {}, {}, {}, {}, nil
+  local tidy = entries.tidier(#d.typed >= 10000)
+  for i in ipairs(d.typed) do
+    tidy(i)
+    -- read in place where that reads what a copy would hold; a copy is
+    -- made where it would not, and for the message of a check that fails
+    local e = d.typed[i]
+    if not as_own_copy(d, e) or check_copy(d, i, e) then
+      e, err = desired_copy(d, i)
+      if not e then return nil, err end
+      err = check_copy(d, i, e)
+      if err then return nil, err end
+    end
+    for field in next, e do given[field] = true end
+    -- A directory's entry in the desired list (a listing written back
+    -- holds them) is the directory's: never created, changed, nor matched.
+    local reason = not key_err and key.skip and key.skip(e)
+    if reason then
+      skipped_desired[#skipped_desired + 1] = { key = select(2, keys.value(key, e)), reason = reason
+        .. " in the desired list: left to the directory" }
+      left_to_directory[i] = true
+    elseif not key_err then
+      -- the desired keys: present, and each once
+      local slot, text = keys.slot(key, e)
+      if not slot then
+        local where_i, origin = where(i, desired[i])
+        key_err = invalid(r, where_i .. "." .. text, "key", format("is missing: %s entries are matched by %s%s",
+          name, concat(key.fields, ", "), origin))
       else
-        kept[i] = e
+        local in_slot = by_key[slot]
+        if not in_slot then
+          in_slot = {}
+          by_key[slot] = in_slot
+        end
+        local j = in_slot[text]
+        if j then
+          local where_i, origin = where(i, desired[i])
+          local where_j, origin_j = where(j, desired[j])
+          key_err = invalid(r, where_i, "duplicate", format("has the same key (%s) as %s%s%s: each entry must be "
+            .. "listed once", select(2, keys.value(key, e)), where_j, origin_j, origin))
+        else
+          in_slot[text] = i
+        end
       end
     end
-    wanted = kept
+  end
+  local managed
+  managed, err = managed_fields(r, desc, given, opts.fields)
+  if not managed then return nil, err end
+  if key_err then return nil, key_err end
+  local retired = d.retired
+  -- the fields compared, in the order a change lists them
+  local compared = array.sorted_keys(managed)
+
+  -- Desired entry i, read again to be created or updated, is checked as
+  -- it was first read, and must still have the key it had then (its
+  -- table changed meanwhile, by a task that ran while the listing was
+  -- awaited, else). nil, or an invalid error.
+  local function still_valid(i, e)
+    local why = check_copy(d, i, e)
+    if why then return why end
+    local slot, text = keys.slot(key, e)
+    local in_slot = slot and by_key[slot]
+    if not (in_slot and in_slot[text] == i) then
+      local where_i, origin = where(i, desired[i])
+      return invalid(r, where_i, "stale", "changed while the plan was made (its key is not the one it had): "
+        .. "plan again" .. origin)
+    end
   end
 
-  -- the desired keys: present, and each once
-  local by_key, key_text, first_at = {}, {}, {}
-  for i, e in ipairs(wanted) do if e then
-    local k, text = keys.value(key, e)
-    local where_i, origin = where(i, desired[i])
-    if not k then
-      return nil, invalid(r, where_i .. "." .. text, "key", format("is missing: %s entries are matched by %s%s",
-        name, concat(key.fields, ", "), origin))
-    end
-    if by_key[k] then
-      local where_j, origin_j = where(first_at[k], desired[first_at[k]])
-      return nil, invalid(r, where_i, "duplicate", format("has the same key (%s) as %s%s%s: each entry must be "
-        .. "listed once", text, where_j, origin_j, origin))
-    end
-    by_key[k], key_text[k], first_at[k] = e, text, i
-  end end
-
-  local current
-  current, err = existing_entries(r)
-  if not current then return nil, err end
-
-  local p = setmetatable({
-    resource = r, name = name, key = key.fields, key_rule = key, retired = retired,
-    creates = {}, updates = {}, deletes = {}, unchanged = {}, skipped = {}, kept = {},
-    existing = 0, listed = #current, thresholds = opts.thresholds, force = opts.force,
-  }, Plan)
-  local on_server = {}
+  local p
   local purge = opts.purge ~= false and (not key.guard or opts[key.guard] == true)
   local update_node = desc.bodies.update
+  -- What the server has under a key, as its entries are walked: for a
+  -- desired key, found[its index]; for another, others[slot][text].
+  -- SKIPPED: only entries the directory keeps; else the id of the entry
+  -- that has it (NO_ID for one without).
+  local found, others
 
-  for i, e in ipairs(current) do
-    if type(e) ~= "table" then
-      return nil, errors.wrap(errors.new("http", ("the list's entry %d is not an object (a %s)"):format(i, type(e))),
-                              "GET", collection(r))
+  -- Is the desired entry as the server has it, compared in place? Only
+  -- where reading it raw is reading what a copy would hold: a table with
+  -- no metatable, whose compared fields hold no table but a list of
+  -- values, with no metatable either (a copy's own tables have none).
+  -- false when it changed, or cannot be told so.
+  local as_is = true
+  -- (a flag that decides whether a key field folds is read from the entry:
+  -- in place, one a copy leaves out would be read)
+  for _, rule in pairs(key.lower or {}) do
+    if type(rule) == "string" and d.ignored[rule] then as_is = false end
+  end
+  local function unchanged_as_is(want, e)
+    if not as_is or type(want) ~= "table" or getmetatable(want) ~= nil then return false end
+    for _, field in ipairs(compared) do
+      local v = rawget(want, field)
+      if v ~= nil and ((type(v) == "table" and not flat(v)) or not same(key, field, v, e[field], want)) then
+        return false
+      end
     end
-    local k, text = keys.value(key, e)
+    return true
+  end
+
+  -- One entry of the listing, the n-th: into the plan, or an error.
+  local function walked(n, e)
+    if type(e) ~= "table" then
+      return errors.wrap(errors.new("http", ("the list's entry %d is not an object (a %s)"):format(n, type(e))),
+                         "GET", collection(r))
+    end
+    local slot, text = keys.slot(key, e)
     local reason = key.skip and key.skip(e)
+    local i = slot and by_key[slot]
+    i = i and i[text]
     if reason then
-      p.skipped[#p.skipped + 1] = { key = text, id = e.id, reason = reason }
-      if k and on_server[k] == nil then on_server[k] = "skipped" end
-    elseif not k then
+      p.skipped[#p.skipped + 1] = { key = select(2, keys.value(key, e)), id = e.id, reason = reason }
+      if i and found[i] == nil then found[i] = SKIPPED end
+    elseif not slot then
       -- an entry the key cannot name is never matched, so never touched
       p.skipped[#p.skipped + 1] = { key = "(no " .. text .. ")", id = e.id, reason = "has no " .. text }
     else
       p.existing = p.existing + 1
-      if type(on_server[k]) == "table" then
-        return nil, invalid(r, "existing", "duplicate", format("entries %s and %s on the server have the same key "
-          .. "(%s): delete one of them, or plan with a key that tells them apart (opts.key)",
-          tostring(on_server[k].id), tostring(e.id), text))
+      local before, in_slot
+      if i then
+        before = found[i]
+      else
+        in_slot = others[slot]
+        if not in_slot then
+          in_slot = {}
+          others[slot] = in_slot
+        end
+        before = in_slot[text]
       end
-      on_server[k] = e
-      local want = by_key[k]
-      if want then
-        local fields, changes = {}, {}
-        for _, field in ipairs(array.sorted_keys(want)) do
-          if managed[field] and not same(key, field, want[field], e[field], want) then
-            fields[field] = want[field]
-            changes[#changes + 1] = { field = field, old = e[field], new = want[field] }
+      if before ~= nil and before ~= SKIPPED then
+        return invalid(r, "existing", "duplicate", format("entries %s and %s on the server have the same key "
+          .. "(%s): delete one of them, or plan with a key that tells them apart (opts.key)",
+          tostring(before ~= NO_ID and before or nil), tostring(e.id), select(2, keys.value(key, e))))
+      end
+      local id = e.id
+      if id == nil then id = NO_ID end
+      if i then found[i] = id else in_slot[text] = id end
+      if i then
+        -- compared as it is (raw: the same values a copy would hold) when
+        -- it can be: no copy is made of an entry that did not change
+        local want, why = d.typed[i]
+        if not unchanged_as_is(want, e) then
+          want, why = desired_copy(d, i)
+          if not want then return why end
+        end
+        local fields, changes
+        if want ~= d.typed[i] then
+          fields, changes = {}, {}
+          for _, field in ipairs(compared) do
+            if want[field] ~= nil and not same(key, field, want[field], e[field], want) then
+              fields[field] = want[field]
+              changes[#changes + 1] = { field = field, old = e[field], new = want[field] }
+            end
           end
         end
-        if #changes > 0 then
-          local bad, rule, message = validate.value(update_node, fields, "desired[" .. first_at[k] .. "]", name)
+        if changes and #changes > 0 then
+          why = still_valid(i, want)
+          if why then return why end
+          local bad, rule, message = validate.value(update_node, fields, "desired[" .. i .. "]", name)
           if bad then
-            local _, origin = where(first_at[k], desired[first_at[k]])
-            return nil, invalid(r, bad, rule, message .. " (an update of " .. tostring(e.id) .. ")" .. origin)
+            local _, origin = where(i, desired[i])
+            return invalid(r, bad, rule, message .. " (an update of " .. tostring(e.id) .. ")" .. origin)
           end
-          p.updates[#p.updates + 1] = { key = text, id = e.id, fields = fields, changes = changes }
+          p.updates[#p.updates + 1] = { key = select(2, keys.value(key, e)), id = e.id, fields = fields,
+                                        changes = changes }
         else
-          p.unchanged[#p.unchanged + 1] = { key = text, id = e.id }
+          -- only the id: a plan of 100,000 entries holds 100,000 of them
+          local left = e.id
+          if left == nil then left = false end
+          p.unchanged[#p.unchanged + 1] = left
         end
       elseif purge then
-        p.deletes[#p.deletes + 1] = { key = text, id = e.id, entry = e }
+        p.deletes[#p.deletes + 1] = { key = select(2, keys.value(key, e)), id = e.id, entry = e }
       else
-        p.kept[#p.kept + 1] = { key = text, id = e.id,
+        p.kept[#p.kept + 1] = { key = select(2, keys.value(key, e)), id = e.id,
                                 reason = opts.purge == false and "purge off" or ("needs " .. tostring(key.guard)) }
       end
     end
   end
 
+  -- Every entry of the listing (see plan.existing), each matched as it
+  -- comes, page by page: the listing is never held whole. A walk that
+  -- fails leaves no plan; one that moved is walked again from the start,
+  -- into a new plan. A wrong entry stops the matching, not the walk: what
+  -- is said is what a whole listing, then the matching, would say.
+  err = nil
+  for _ = 1, LISTING_TRIES do
+    p = setmetatable({
+      resource = r, name = name, key = key.fields, key_rule = key, retired = retired,
+      creates = {}, updates = {}, deletes = {}, unchanged = {}, skipped = {}, kept = {},
+      existing = 0, listed = 0, thresholds = opts.thresholds, force = opts.force,
+    }, Plan)
+    found, others = {}, {}
+    -- called by hand, as r:all does: on Lua 5.1 a for's iterator cannot
+    -- yield, and the walk may
+    local next_entry = r:each({ per_page = LISTING_PAGE })
+    local wrong
+    local seen = internal and internal.fingerprint and fingerprint.new()
+    err = nil
+    while true do
+      local e, walk_err = next_entry()
+      if e == nil then break end
+      if e == false then
+        err = walk_err
+        break
+      end
+      if seen then seen.add(e) end
+      p.listed = p.listed + 1
+      tidy(p.listed)
+      if not wrong then wrong = walked(p.listed, e) end
+    end
+    if not err then
+      if wrong then return nil, wrong end
+      if seen then p.fingerprint = seen.result() end
+      break
+    end
+    if not err.listing_moved then return nil, err end
+  end
+  if err then
+    err.note = MOVED_NOTE
+    return nil, err
+  end
+
   for _, item in ipairs(skipped_desired) do p.skipped[#p.skipped + 1] = item end
   -- the desired entries the server lacks, in the order given
-  for i, e in ipairs(wanted) do
-    local k = e and keys.value(key, e)
-    local there = k and on_server[k]
+  for i in ipairs(d.typed) do
     -- one the directory keeps is already among the skipped
-    if e and there == nil then
+    if not left_to_directory[i] and found[i] == nil then
+      local e
+      e, err = desired_copy(d, i)
+      if not e then return nil, err end
+      err = still_valid(i, e)
+      if err then return nil, err end
       local where_i, origin = where(i, desired[i])
       local bad, rule, message = validate.value(desc.bodies.create, e, where_i, name)
       if bad then return nil, invalid(r, bad, rule, message .. " (to create it)" .. origin) end
-      p.creates[#p.creates + 1] = { key = key_text[k], fields = e }
+      local _, text = keys.value(key, e)
+      p.creates[#p.creates + 1] = { key = text, fields = e }
     end
+  end
+  return p
+end
+
+--- A plan saved by sync/folder_plan.lua, as decoded (one resource's: {
+--- plan = its JSON form, plan_text.json's; key = the key's fields;
+--- existing, listed }), for r: what its apply will send, each create and
+--- update checked again against the description, as plan checks them.
+--- nil and why when it is not one.
+function plan.restore(r, saved)
+  local desc = resource_internals(r)
+  local name = desc.name
+  local body = type(saved) == "table" and saved.plan
+  if type(body) ~= "table" then return nil, "the plan is missing" end
+  local key_fields = saved.key
+  if type(key_fields) ~= "table" or #key_fields == 0 then return nil, "the key is missing" end
+  for _, field in ipairs(key_fields) do
+    if type(field) ~= "string" or not desc.entry.fields[field] then
+      return nil, "the key names " .. errors.printable(tostring(field)) .. ", no field of " .. name
+    end
+  end
+  local key = keys.of(name, key_fields)
+  local function count(v) return type(v) == "number" and v >= 0 and v % 1 == 0 and v or nil end
+  local existing, listed = count(saved.existing), count(saved.listed)
+  if not existing or not listed then return nil, "existing and listed must be counts" end
+  local p = setmetatable({
+    resource = r, name = name, key = key.fields, key_rule = key, retired = {},
+    creates = {}, updates = {}, deletes = {}, unchanged = {}, skipped = {}, kept = {},
+    existing = existing, listed = listed,
+  }, Plan)
+  local function text(v, what)
+    if type(v) ~= "string" then error({ why = what .. " must be text" }) end
+    return v
+  end
+  local function list(v, what)
+    if v == nil then return {} end
+    if type(v) ~= "table" then error({ why = what .. " must be a list" }) end
+    return v
+  end
+  local ok, failure = pcall(function()
+    for i, item in ipairs(list(body.creates, "creates")) do
+      local where_i = "creates[" .. i .. "]"
+      if type(item) ~= "table" or type(item.fields) ~= "table" then error({ why = where_i .. " has no fields" }) end
+      local bad, _, message = validate.value(desc.bodies.create, item.fields, where_i, name)
+      if bad then error({ why = message }) end
+      p.creates[i] = { key = text(item.key, where_i .. ".key"), fields = item.fields }
+    end
+    for i, item in ipairs(list(body.updates, "updates")) do
+      local where_i = "updates[" .. i .. "]"
+      if type(item) ~= "table" then error({ why = where_i .. " is not an object" }) end
+      local fields, changes = {}, {}
+      for j, ch in ipairs(list(item.changes, where_i .. ".changes")) do
+        local field = text(type(ch) == "table" and ch.field, where_i .. ".changes[" .. j .. "].field")
+        fields[field] = ch.new
+        changes[j] = { field = field, old = ch.old, new = ch.new }
+      end
+      if #changes == 0 then error({ why = where_i .. " changes nothing" }) end
+      local bad, _, message = validate.value(desc.bodies.update, fields, where_i, name)
+      if bad then error({ why = message }) end
+      p.updates[i] = { key = text(item.key, where_i .. ".key"), id = text(item.id, where_i .. ".id"),
+                       fields = fields, changes = changes }
+    end
+    for i, item in ipairs(list(body.deletes, "deletes")) do
+      local where_i = "deletes[" .. i .. "]"
+      if type(item) ~= "table" then error({ why = where_i .. " is not an object" }) end
+      p.deletes[i] = { key = text(item.key, where_i .. ".key"), id = text(item.id, where_i .. ".id") }
+    end
+    for _, kind in ipairs({ "skipped", "kept" }) do
+      for i, item in ipairs(list(body[kind], kind)) do
+        if type(item) ~= "table" then error({ why = kind .. "[" .. i .. "] is not an object" }) end
+        p[kind][i] = { key = tostring(item.key), id = type(item.id) == "string" and item.id or nil,
+                       reason = tostring(item.reason) }
+      end
+    end
+    for i = 1, count(body.unchanged) or error({ why = "unchanged must be a count" }) do p.unchanged[i] = false end
+    for i, item in ipairs(list(body.ignored, "ignored")) do
+      if type(item) ~= "table" then error({ why = "ignored[" .. i .. "] is not an object" }) end
+      p.retired[text(item.field, "ignored[" .. i .. "].field")] = tostring(item.reason)
+    end
+  end)
+  if not ok then
+    if type(failure) == "table" and failure.why then return nil, errors.printable(failure.why) end
+    error(failure, 0)
   end
   return p
 end
