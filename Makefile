@@ -46,7 +46,7 @@ INSTALLED_LUA_DIR ?= $(PREFIX)/share/lua/$(LUA_VERSION)
 INSTALLED_LIB_DIR ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
 BIN_DIR      = $(DESTDIR)$(PREFIX)/bin
 
-.PHONY: all deps deps-checks test test-unit install install-files rock-install nginx-install uninstall clean lint demo emulator check-memory check-asan check-threads spec-hosts fuzz soak bench bench-peers bench-doc repl resources
+.PHONY: all deps deps-checks test test-unit install install-files rock-install nginx-install uninstall clean lint demo demo-real-api emulator check-memory check-asan check-threads spec-hosts fuzz soak bench bench-peers bench-doc repl resources
 
 all: $(MODULE)
 
@@ -191,9 +191,10 @@ resources:
 	lua5.4 tools/gen_resources.lua $(OPENAPI) lua/cloudflare/email_security/resources
 	lua5.4 tools/gen_reference.lua doc/resources.md
 
-# The main job: an update and a delete, against the real API when
-# credentials are set, else against the local emulator; then a CSV made
-# the account's allow policies by plan and apply (on the emulator only).
+# The main job: an update and a delete, on the local emulator (whatever
+# credentials the environment holds); then a CSV made the account's allow
+# policies by plan and apply (on the emulator too). demo-real-api runs the
+# first part against the account and credential of the environment.
 demo: deps
 	@$(MAKE) --no-print-directory all
 	LUA_CPATH='./$(BUILD)/?.so;;' LUA_PATH='./lua/?.lua;./lua/?/init.lua;./?.lua;;' \
@@ -201,6 +202,11 @@ demo: deps
 	@echo
 	LUA_CPATH='./$(BUILD)/?.so;;' LUA_PATH='./lua/?.lua;./lua/?/init.lua;./?.lua;;' \
 		$(LUA) examples/plan_and_apply.lua
+
+demo-real-api: deps
+	@$(MAKE) --no-print-directory all
+	DEMO_REAL_API=1 LUA_CPATH='./$(BUILD)/?.so;;' LUA_PATH='./lua/?.lua;./lua/?/init.lua;./?.lua;;' \
+		$(LUA) examples/update_and_delete.lua
 
 # Lua 5.4's prompt with es, cf and reg ready (see examples/repl.lua).
 repl: deps

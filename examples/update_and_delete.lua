@@ -1,18 +1,23 @@
 -- The main job: update an impersonation registry entry, then delete it.
 --
--- With credentials in the environment (CLOUDFLARE_ACCOUNT_ID and
--- CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY) it runs
--- against the real API, on an entry it creates for the purpose. Without
--- them it starts the local emulator and runs there.
+-- On the local emulator, which it starts, unless asked plainly for the
+-- real API: DEMO_REAL_API=1 (`make demo-real-api`). Credentials a user
+-- keeps exported for other tools (wrangler's CLOUDFLARE_API_TOKEN and
+-- CLOUDFLARE_ACCOUNT_ID) are left alone otherwise: a demo never changes a
+-- real account by surprise. Asked for the real API, it takes the account
+-- and credential from the environment (CLOUDFLARE_ACCOUNT_ID and
+-- CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY; and
+-- CLOUDFLARE_BASE_URL, if set), names the account and the API first, and
+-- works on an entry it creates for the purpose.
 --
---   make demo      (or: lua5.4 examples/update_and_delete.lua, with the paths set)
+--   make demo | make demo-real-api   (or: lua5.4 examples/update_and_delete.lua, with the paths set)
 
 local es = require("cloudflare.email_security")
 
 local function set(name) local v = os.getenv(name) return v ~= nil and v ~= "" end
 
 -- nil when the environment names an account and a credential, else what
--- is missing, for the line that says why the emulator is used
+-- is missing
 local function missing_setting()
   local credential = set("CLOUDFLARE_API_TOKEN") or (set("CLOUDFLARE_EMAIL") and set("CLOUDFLARE_API_KEY"))
   if not set("CLOUDFLARE_ACCOUNT_ID") and not credential then return "no credentials set" end
@@ -38,14 +43,20 @@ local function show(label, value, err)
 end
 
 local emulator, cf
-local missing = missing_setting()
-if not missing then
+if os.getenv("DEMO_REAL_API") == "1" then
+  local missing = missing_setting()
+  if missing then
+    io.stderr:write("DEMO_REAL_API=1 asks for the real API, but " .. missing .. ": nothing was done\n")
+    os.exit(1)
+  end
   cf = es.new()
-  print(("using %s with the credentials from the environment"):format(
-    cf.base_url == "https://api.cloudflare.com/client/v4" and "the Cloudflare API" or cf.base_url))
+  print(("account %s at %s: creating, updating and deleting one impersonation registry entry there")
+    :format(cf.account_id, cf.base_url))
 else
   emulator = require("emulator.process").start()
-  print(missing .. ": using the local emulator at " .. emulator.base_url)
+  local kept = (set("CLOUDFLARE_ACCOUNT_ID") or set("CLOUDFLARE_API_TOKEN"))
+    and " (the CLOUDFLARE_* credentials in the environment are left alone: make demo-real-api uses them)" or ""
+  print("using the local emulator at " .. emulator.base_url .. kept)
   cf = es.new({ account_id = "023e105f4ecef8ad9ca31a8372d0c353", api_token = emulator.token,
                 base_url = emulator.base_url })
 end

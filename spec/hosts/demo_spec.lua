@@ -13,22 +13,34 @@ local function demo(env)
 end
 
 describe("the demo", function()
-  it("names what was missing when it falls back to the emulator", function()
-    assert.matches("^no credentials set: using the local emulator at http://127%.0%.0%.1:%d+/client/v4", demo(""))
-    assert.matches("^CLOUDFLARE_ACCOUNT_ID is not set: using the local emulator", demo("CLOUDFLARE_API_TOKEN=t"))
-    assert.matches("^no credential set %(CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY%)",
-                   demo("CLOUDFLARE_ACCOUNT_ID=acct"))
+  it("runs on the local emulator, leaving credentials in the environment alone", function()
+    assert.matches("^using the local emulator at http://127%.0%.0%.1:%d+/client/v4\n", demo(""))
+    local emu = emulator_process.start()
+    -- a user's exported credentials (for wrangler, say): the demo does not use them
+    local out = demo(("CLOUDFLARE_ACCOUNT_ID=acct CLOUDFLARE_API_TOKEN=%s CLOUDFLARE_BASE_URL=%s")
+      :format(emu.token, emu.base_url))
+    local requests = #emu.requests()
+    emu.stop()
+    assert.matches("^using the local emulator at http://127%.0%.0%.1:%d+/client/v4 %(the CLOUDFLARE_%* credentials "
+      .. "in the environment are left alone: make demo%-real%-api uses them%)\n", out)
+    assert.matches("\ncreated ", out)
+    assert.are.equal(0, requests)
   end)
 
-  it("says which API it talks to when the environment names one, and runs there", function()
+  it("DEMO_REAL_API=1: the environment's account and API, named before it acts, and only there", function()
     local emu = emulator_process.start()
-    local out = demo(("CLOUDFLARE_ACCOUNT_ID=acct CLOUDFLARE_API_TOKEN=%s CLOUDFLARE_BASE_URL=%s")
+    local out = demo(("DEMO_REAL_API=1 CLOUDFLARE_ACCOUNT_ID=acct CLOUDFLARE_API_TOKEN=%s CLOUDFLARE_BASE_URL=%s")
       :format(emu.token, emu.base_url))
     local posts = emu.count("POST")
     emu.stop()
-    assert.matches("^using " .. emu.base_url:gsub("%p", "%%%0") .. " with the credentials from the environment\n", out)
+    assert.matches("^account acct at " .. emu.base_url:gsub("%p", "%%%0") .. ": creating, updating and deleting one "
+      .. "impersonation registry entry there\n", out)
     assert.matches("\ncreated ", out)
     assert.are.equal(1, posts)
+    -- asked for the real API without what it needs: an error, not the emulator
+    out = demo("DEMO_REAL_API=1 CLOUDFLARE_API_TOKEN=t")
+    assert.matches("^DEMO_REAL_API=1 asks for the real API, but CLOUDFLARE_ACCOUNT_ID is not set: nothing was done",
+                   out)
   end)
 
   it("second part: plans examples/partners.csv, applies it, and then has nothing left to do", function()
