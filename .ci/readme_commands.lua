@@ -139,11 +139,26 @@ local function variants(form)
   return out
 end
 
+-- the folder commands' files, in a scratch folder: settings/ (export
+-- writes it), plan.json (plan --out), customers.txt (the account above)
+local scratch = os.tmpname()
+os.remove(scratch)
+assert(os.execute("mkdir -p " .. scratch))
+do
+  local f = assert(io.open(scratch .. "/customers.txt", "wb"))
+  f:write("# the emulator's account\n" .. account .. "  Readme Ltd\n")
+  f:close()
+end
+local function in_scratch(cmd)
+  return (cmd:gsub(" settings/", " " .. scratch .. "/settings/"):gsub(" plan%.json", " " .. scratch .. "/plan.json")
+    :gsub(" customers%.txt", " " .. scratch .. "/customers.txt"))
+end
+
 local forms = 0
 for _, c in ipairs(cli) do
   for _, variant in ipairs(variants(c.text)) do
     forms = forms + 1
-    local cmd = variant:gsub(" ID", " " .. seeded[1].id):gsub("partners%.csv", "examples/partners.csv")
+    local cmd = in_scratch(variant:gsub(" ID", " " .. seeded[1].id):gsub("partners%.csv", "examples/partners.csv"))
     -- plan exits 2 when it finds changes
     local ok, code = sh(env .. cmd .. " >/dev/null")
     if not ok and not (cmd:find(" plan ") and code == 2) then
@@ -153,6 +168,7 @@ for _, c in ipairs(cli) do
   end
 end
 emu.stop()
+os.execute("rm -rf " .. scratch)
 
 print(("README commands: %d run here, %d forms of the tool run (%d commands), %d run by .ci/run, %d not run here"
   .. " (%s); %d failed"):format(#run_here, #cli, forms, #in_ci, #skipped, (function()

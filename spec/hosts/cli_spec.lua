@@ -5,12 +5,12 @@ local cjson = require("cjson")
 local es = require("cloudflare.email_security")
 local emulator_process = require("emulator.process")
 local files = require("spec.support.files")
+local cli_tool = require("spec.support.cli_tool")
 
 local ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"
 local TOKEN = "cli-secret-token-4f9a"
-local LUA = os.getenv("LUA") or "lua5.4"
-
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local LUA = cli_tool.LUA
+local q, execute = cli_tool.quote, cli_tool.execute
 
 local function write(path, text)
   local f = assert(io.open(path, "wb"))
@@ -22,77 +22,21 @@ local POLICY = "pattern_type=EMAIL is_regex=false is_exempt_recipient=false is_t
   .. "is_acceptable_sender=false verify_sender=true"
 
 describe("the command-line tool", function()
-  local emu, env, dir
-
-  -- the shell command that runs the tool, without redirections
-  local function command(args, opts)
-    opts = opts or {}
-    return ("%s LUA_PATH=%s LUA_CPATH=%s %s bin/cloudflare-email-security %s"):format(
-      opts.env or env, q("./lua/?.lua;./lua/?/init.lua;" .. package.path), q(package.cpath), LUA, args)
-  end
-
-  local function execute(cmd)
-    local ok, _, code = os.execute(cmd)
-    if type(ok) == "number" then code = ok / 256 end    -- Lua 5.1: the wait status
-    return code
-  end
-
-  -- starts the tool in the background (its stdout and stderr to dir/out
-  -- and dir/err); answers its pid, and a function(seconds) -> its exit
-  -- code, or nil when it has not ended within that long
-  local function start_in_background(args)
-    local socket = require("socket")
-    local out, err, pid_file, code_file = dir .. "/out", dir .. "/err", dir .. "/pid", dir .. "/code"
-    os.remove(pid_file)
-    os.remove(code_file)
-    execute(("sh -c %s 2>/dev/null &"):format(q(("%s < /dev/null > %s 2> %s & echo $! > %s; wait $!; echo $? > %s")
-      :format(command(args), out, err, pid_file, code_file))))
-    local pid
-    for _ = 1, 100 do
-      pid = tonumber(files.read(pid_file) or "")
-      if pid then break end
-      socket.sleep(0.05)
-    end
-    assert(pid, "the tool did not start")
-    return pid, function(seconds)
-      local deadline = socket.gettime() + seconds
-      repeat
-        local code = tonumber(files.read(code_file) or "")
-        if code then return code end
-        socket.sleep(0.05)
-      until socket.gettime() > deadline
-    end
-  end
-
-  -- runs the tool; answers exit code, stdout, stderr
-  local function run(args, opts)
-    opts = opts or {}
-    local out, err = dir .. "/out", dir .. "/err"
-    local code = execute(("%s < %s > %s 2> %s"):format(command(args, opts), opts.stdin or "/dev/null", out, err))
-    return code, files.read(out) or "", files.read(err) or ""
-  end
-
-  -- runs a shell command inside a pseudo-terminal (util-linux's `script`,
-  -- in Debian's essential set): its stdin (at its end at once), and
-  -- whatever of its output it does not redirect, is a terminal. Answers the
-  -- exit code and what the terminal was sent (which writes "\n" as "\r\n").
-  local function on_terminal(shell)
-    local shown = dir .. "/terminal"
-    local code = execute(("script -qec %s /dev/null < /dev/null > %s 2>&1"):format(q(shell), shown))
-    return code, files.read(shown) or ""
-  end
+  local emu, env, dir, tool
+  local command, run, start_in_background, on_terminal
 
   setup(function()
     emu = emulator_process.start({ token = TOKEN })
     env = ("env -u CLOUDFLARE_EMAIL -u CLOUDFLARE_API_KEY CLOUDFLARE_API_TOKEN=%s CLOUDFLARE_ACCOUNT_ID=%s "
       .. "CLOUDFLARE_BASE_URL=%s"):format(TOKEN, ACCOUNT, q(emu.base_url))
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir -p " .. q(dir)))
+    tool = cli_tool.new(env)
+    dir = tool.dir
+    command, run, start_in_background, on_terminal = tool.command, tool.run, tool.start_in_background,
+      tool.on_terminal
   end)
   teardown(function()
     emu.stop()
-    os.execute("rm -rf " .. q(dir))
+    tool.cleanup()
   end)
   before_each(function() emu.reset() end)
 
@@ -232,7 +176,7 @@ describe("the command-line tool", function()
 
   it("list --csv reads back unchanged, and plans no change", function()
     emu.seed(ACCOUNT, {
-      { domain = "a.example.com", exclude = { "x.example.com", "y.example.com" }, comments = 'say "hi", twice' },
+      { domain = "a.example.com", exclude = { "x.a.example.com", "y.a.example.com" }, comments = 'say "hi", twice' },
       { domain = "b.example.com", exclude = {}, comments = es.null },
     }, "sending_domain_restrictions")
     local code, out = run("--csv sending_domain_restrictions list")

@@ -23,6 +23,7 @@ local printable = require("cloudflare.email_security.errors").printable
 local config = require("cloudflare.email_security.config")
 local client = require("cloudflare.email_security.client")
 local core = require("cloudflare.email_security.core")
+local cli_folder = require("cloudflare.email_security.cli_folder")
 
 local concat, format = table.concat, string.format
 
@@ -76,6 +77,7 @@ local function add_sync_options(cmd, name)
     .. concat(key.fields, ",") .. ").")
   cmd:option("--fields", "Only compare these fields, comma-separated (default: those the file gives).")
   cmd:flag("--no-purge", "Never delete entries the file does not list.")
+  cmd:flag("--strict", "Warnings are errors: nothing is applied.")
   if key.guard then
     cmd:flag("--" .. dashed(key.guard), "Delete " .. name .. " the file does not list "
       .. "(without it, none is deleted).")
@@ -147,8 +149,9 @@ local function build_parser()
       os.exit(0)
     end)
   parser:option("--account-id", "The account to work on, instead of CLOUDFLARE_ACCOUNT_ID (the"
-    .. " credential comes from the environment only).")
+    .. " credential comes from the environment only); export, plan and apply of a folder take it more than once.")
     :argname("<id>")
+    :count("*")
     :convert(function(v)
       if #v < 1 or #v > 32 or v:find("[^A-Za-z0-9_%-]") then
         return nil, "--account-id: 1 to 32 letters, digits, '-' or '_' (a Cloudflare account id is 32 hex"
@@ -156,6 +159,9 @@ local function build_parser()
       end
       return v
     end)
+  parser:option("--accounts", "A file of accounts for plan and apply of a folder: an id a line, then"
+    .. " optionally its name; blank lines and # comments ignored.")
+    :argname("<file>")
   parser:flag("-v --debug", "Log each request and answer on stderr (method, path, status, time; never a"
     .. " credential), as CLOUDFLARE_LOG=debug does.")
   parser:flag("--json", "Output as JSON (list, get, create, update, delete, verification, plan).")
@@ -180,6 +186,7 @@ local function build_parser()
       :command_target("action")
     for _, action in ipairs(actions) do COMMANDS[action](r, desc, name) end
   end
+  cli_folder.add_commands(parser)
   -- `completion bash|zsh|fish`: lua-argparse writes the script
   parser:add_complete_command({ name = "completion", description = "Print a completion script for"
     .. " bash, zsh or fish: source it, e.g. `source <(cloudflare-email-security completion bash)`." })
@@ -362,29 +369,65 @@ function ACTIONS.delete(io_, args, _, r)
   return EXIT.ok
 end
 
-local function make_plan(args, r, desc, name)
+-- The plan of the file, its warnings (sync/warnings.lua, each with its
+-- line), and what apply would refuse (the thresholds), all known now.
+local function make_plan(io_, args, r, desc, name)
   local desired, why = entries.read(args.file, desc)
   if not desired then return nil, why end
-  return r:plan(desired, sync_opts(args, name))
+  local read_as = entries.format(desired)
+  for _, note in ipairs(read_as and read_as.assumed or {}) do
+    io_.err:write(printable(format("%s: read as %s: %s", args.file, read_as.title, note)) .. "\n")
+  end
+  local p, err = r:plan(desired, sync_opts(args, name))
+  if not p then return nil, err end
+  local found = require("cloudflare.email_security.sync.folder_plan").warnings(name, desired, args.file,
+                                                                                os.date("!%Y-%m-%d"))
+  return p, nil, found, p:past_thresholds(nil, args.force)
+end
+
+-- The warnings after the plan; with --strict, an error.
+local function say_warnings(io_, args, found)
+  for _, w in ipairs(found) do
+    io_.out:write(printable(format("%s: %s: %s", args.strict and "error" or "warning", w.where, w.message)) .. "\n")
+  end
+  if args.strict and #found > 0 then
+    return format("%d warning%s, and --strict: nothing is applied", #found, #found == 1 and "" or "s")
+  end
 end
 
 function ACTIONS.plan(io_, args, _, r, desc, name)
-  local p, err = make_plan(args, r, desc, name)
+  local p, err, found, over = make_plan(io_, args, r, desc, name)
   if p then io_.say_account() end
   if not p then return nil, err end
-  if args.json then io_.out:write(plan_text.json(p, desc.entry)) else io_.out:write(tostring(p) .. "\n") end
+  if args.json then
+    io_.out:write(plan_text.json(p, desc.entry))
+  else
+    io_.out:write(tostring(p) .. "\n")
+    if over then
+      io_.out:write("! " .. printable(over.message:gsub("^plan: ", ""):gsub(": nothing was sent.*$", ""))
+        .. ": apply refuses this without --force\n")
+    end
+    say_warnings(io_, args, found)
+  end
+  if args.strict and #found > 0 then
+    return nil, format("%d warning%s, and --strict: this plan will not be applied", #found, #found == 1 and "" or "s")
+  end
   return p:changes() > 0 and EXIT.changes or EXIT.ok
 end
 
 function ACTIONS.apply(io_, args, _, r, desc, name)
-  local p, err = make_plan(args, r, desc, name)
+  local p, err, found, over = make_plan(io_, args, r, desc, name)
   if p then io_.say_account() end
   if not p then return nil, err end
   io_.out:write(tostring(p) .. "\n")
+  local strict = say_warnings(io_, args, found)
   if p:changes() == 0 then
     io_.out:write("nothing to do\n")
     return EXIT.ok
   end
+  -- refused before the question, not after "yes"
+  if over then return nil, over end
+  if strict then return nil, strict end
   if not args.yes then
     if not output.is_terminal(0) then
       return nil, "not applied: give --yes to apply without a terminal to ask on"
@@ -405,6 +448,28 @@ function ACTIONS.apply(io_, args, _, r, desc, name)
   return EXIT.ok
 end
 
+-- export, plan and apply of a folder (cli_folder.lua): the command's
+-- outputs, as OUTPUTS says them for a resource's actions.
+local FOLDER_COMMANDS = { export = {}, plan = { json = true }, apply = {} }
+
+local function folder_command(io_, args, name, usage, own_process)
+  for _, flag in ipairs({ "json", "csv" }) do
+    if args[flag] and not FOLDER_COMMANDS[name][flag] then
+      return usage(format("--%s: %s writes no %s", flag, name, flag:upper()))
+    end
+  end
+  local accounts, why = cli_folder.accounts(args)
+  if not accounts then return usage(why) end
+  local opts = { concurrency = args.concurrency, log = args.debug and "debug" or nil, own_process = own_process }
+  local code, err, message = cli_folder[name](io_, args, accounts, opts, confirm)
+  if code then return code end
+  if err == "usage" then return usage(message) end
+  io_.out:flush()
+  io_.err:write(printable(tostring(err)) .. "\n")
+  if type(err) == "table" and err.kind == "interrupted" then return EXIT.interrupted end
+  return EXIT.error
+end
+
 --- Runs the tool on a list of arguments; answers the exit code. io_: {
 --- out, err } (files), default stdout and stderr.
 function cli.main(argv, io_)
@@ -423,6 +488,12 @@ function cli.main(argv, io_)
   if not ok then return usage(tostring(args)) end
   if args.json and args.csv then return usage("--json and --csv: give one of them") end
   local name, action = args.resource, args.action
+  if FOLDER_COMMANDS[name] then return folder_command(io_, args, name, usage, own_process) end
+  if #(args.account_id or {}) > 1 or args.accounts then
+    return usage(name .. " " .. action .. " works on one account: give --account-id once, and --accounts only"
+      .. " to export, plan or apply")
+  end
+  args.account_id = args.account_id and args.account_id[1]
   for _, flag in ipairs({ "json", "csv" }) do
     if args[flag] and not OUTPUTS[action][flag] then
       return usage(format("--%s: %s %s writes no %s", flag, name, action, flag:upper()))

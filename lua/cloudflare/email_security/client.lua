@@ -81,6 +81,22 @@ function Client:concurrently(list, fn, opts)
   return results
 end
 
+--- cf:account(id) -> a client for another account on the same credential:
+--- one connection, one flight of requests in flight and one pacer for both
+--- (the API's request budget is the token's, whatever the account), so
+--- that work over many accounts keeps to one budget. Closing either
+--- closes both.
+function Client:account(id)
+  local why = config.check_account_id(id, "account id")
+  if why then error("bad argument #1 to 'account' (" .. why .. ")", 2) end
+  local state = client.internals(self)
+  if state.transport:is_closed() then error("attempt to use a closed cloudflare.email_security client", 2) end
+  -- the view's own: its account; all else is read from and made in the
+  -- state it shares (a flight made later is made for both)
+  local view = setmetatable({ account_id = id }, { __index = state, __newindex = state })
+  return setmetatable({ account_id = id, base_url = self.base_url, _state = view }, Client)
+end
+
 function Client:__tostring()
   return ("cloudflare.email_security client (account %s, %s)")
     :format(self.account_id, self:is_closed() and "closed" or "open")
@@ -121,7 +137,9 @@ end
 --- transport (see transport.lua for its interface), config, pacer, sleep,
 --- log; and, where the code that made it sets them, interrupted (a
 --- function: true once the command-line tool's Ctrl-C came: nothing more
---- starts), flight and tasks (scheduler.lua and concurrent.lua make them).
+--- starts), on_wait (a function of seconds: told before the flight waits
+--- a second or more to start what is due), flight and tasks (scheduler.lua
+--- and concurrent.lua make them).
 --- Not for scripts: it may change with any version.
 function client.internals(cf)
   return rawget(cf, "_state")

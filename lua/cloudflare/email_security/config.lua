@@ -260,4 +260,7 @@ function config.resolve(opts, getenv)
   return c
 end
 
+--- Why id is no account id (source names it in the message), or nil.
+config.check_account_id = check_account_id
+
 return config

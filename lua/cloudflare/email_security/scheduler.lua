@@ -466,6 +466,10 @@ function scheduler.step(state)
   end
   if due then
     local wait = due - now_of(f)
+    -- a wait a person would notice (the budget of the pacer, a 429's
+    -- hold): said, where the code that made the client asked (the tool,
+    -- on a terminal)
+    if wait >= 1 and state.on_wait then state.on_wait(wait) end
     if wait > 0 then state.sleep(wait) end
     if not f.slept_to or due > f.slept_to then f.slept_to = due end
     return true

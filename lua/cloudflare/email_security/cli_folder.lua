@@ -1,0 +1,293 @@
+-- The command-line tool's commands for a whole account, or many: export
+-- DIR, plan DIR, apply DIR and apply PLAN.json (sync/folder.lua,
+-- sync/folder_plan.lua). cli.lua builds the parser and calls these.
+--
+-- Accounts: --account-id, given once or more, and --accounts FILE (an id
+-- a line, optionally followed by white space and a name; blank lines and
+-- # comments ignored), in that order; with neither, CLOUDFLARE_ACCOUNT_ID.
+-- The credential is the environment's, one for all: the accounts share
+-- one connection and one pacer (cf:account), since the API's request
+-- budget is the token's.
+
+local es = require("cloudflare.email_security")
+local config = require("cloudflare.email_security.config")
+local client = require("cloudflare.email_security.client")
+local core = require("cloudflare.email_security.core")
+local printable = require("cloudflare.email_security.errors").printable
+-- loaded when a folder command runs, not for every command
+local function folder() return require("cloudflare.email_security.sync.folder") end
+local function folder_plan() return require("cloudflare.email_security.sync.folder_plan") end
+local output = require("cloudflare.email_security.cli_output")
+
+local concat, format = table.concat, string.format
+
+local cli_folder = {}
+
+local FORMATS = { csv = true, json = true, dashboard = true }
+
+--- Adds export, plan and apply (of a folder or a saved plan) to parser.
+function cli_folder.add_commands(parser)
+  local export = parser:command("export", "Writes the account's settings into a folder: a file per resource "
+    .. "(key fields first, sorted, no server-made field), for git.")
+  export:argument("dir", "The folder (made when missing).")
+  export:option("--format", "csv (default), json, or dashboard (the dashboard's own CSV columns where it has "
+    .. "them).")
+    :argname("<format>")
+    :convert(function(v)
+      if not FORMATS[v] then return nil, "--format: csv, json or dashboard, got '" .. v .. "'" end
+      return v
+    end)
+
+  local function sync_options(cmd)
+    cmd:flag("--no-purge", "Never delete entries a file does not list (settings.json may say so for one "
+      .. "resource).")
+    cmd:flag("--strict", "Warnings are errors: nothing is applied.")
+    cmd:flag("--delete-domains", "Delete domains the domains file does not list (without it, none is deleted).")
+  end
+  local plan = parser:command("plan", "What apply DIR would change in every account, changing nothing "
+    .. "(exit 0: nothing, 2: changes).")
+  plan:argument("dir", "The folder: one file per resource (allow_policies.csv, ...); a resource without a "
+    .. "file is not touched.")
+  sync_options(plan)
+  plan:option("--out", "Also save the plan to this file, to apply exactly it later (apply FILE).")
+    :argname("<file>")
+
+  local apply = parser:command("apply", "Makes every account's entries equal to the folder's, or applies a "
+    .. "saved plan (asks first).")
+  apply:argument("source", "A folder, or a plan saved by plan --out (it lists again, and applies only if "
+    .. "nothing moved).")
+  sync_options(apply)
+  apply:flag("-y --yes", "Apply without asking.")
+  apply:flag("--force", "Apply past the safety thresholds.")
+end
+
+--- The accounts the command line names: a list of { id, name }, or nil
+--- and a usage message; an empty list: the environment's.
+function cli_folder.accounts(args)
+  local out, seen = {}, {}
+  local function add(id, name, where)
+    if seen[id] then return format("%saccount %s is given twice", where, id) end
+    seen[id] = true
+    out[#out + 1] = { id = id, name = name }
+  end
+  for _, id in ipairs(args.account_id or {}) do
+    local why = add(id, nil, "")
+    if why then return nil, why end
+  end
+  if args.accounts then
+    local f, why = io.open(args.accounts, "rb")
+    if not f then return nil, "--accounts: " .. tostring(why) end
+    local text = f:read("*a")
+    f:close()
+    if not text then return nil, "--accounts: " .. args.accounts .. " cannot be read" end
+    local n = 0
+    for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+      n = n + 1
+      line = line:gsub("\r$", "")
+      if not line:find("^%s*$") and not line:find("^%s*#") then
+        local id, name = line:match("^%s*(%S+)%s*(.-)%s*$")
+        local bad = config.check_account_id(id, format("--accounts: %s line %d: the account id", args.accounts, n))
+        if bad then return nil, bad end
+        why = add(id, name ~= "" and name or nil, format("--accounts: %s line %d: ", args.accounts, n))
+        if why then return nil, why end
+      end
+    end
+  end
+  return out
+end
+
+-- One client per account, sharing the first one's connection and pacer:
+-- { { client, name }, ... }, the first client (to close), or nil and
+-- why. accounts: { { id, name } } (empty: the environment's).
+local function clients(accounts, opts)
+  local made, cf = pcall(es.new, { user_agent = "cli", concurrency = opts.concurrency, log = opts.log,
+                                   account_id = accounts[1] and accounts[1].id })
+  if not made then return nil, tostring(cf):gsub("^[^:]*:%d+: ", "") end
+  local out = { { client = cf, name = accounts[1] and accounts[1].name } }
+  for i = 2, #accounts do out[i] = { client = cf:account(accounts[i].id), name = accounts[i].name } end
+  return out, cf
+end
+
+-- The tool's text (stderr) for a wait for the API's request budget.
+local function on_wait(io_)
+  return function(seconds)
+    io_.err:write(format("waiting %.0f s for the request budget (the API allows 1,200 requests per 5 minutes "
+      .. "a token, shared with the dashboard)\n", seconds))
+    io_.err:flush()
+  end
+end
+
+local function prepare(io_, cf, own_process)
+  local state = client.internals(cf)
+  if own_process and core.catch_interrupt() then state.interrupted = core.interrupted end
+  if output.is_terminal(2) then state.on_wait = on_wait(io_) end
+end
+
+local function say_notes(io_, source)
+  for _, file in ipairs(source.files) do
+    for _, note in ipairs(file.assumed or {}) do
+      io_.err:write(printable(format("%s: read as the dashboard's %s file: %s", file.path, file.resource, note))
+        .. "\n")
+    end
+  end
+end
+
+-- Writes text to path through a file renamed over it.
+local function save(path, text)
+  local tmp = path .. ".tmp"
+  local f, why = io.open(tmp, "wb")
+  if not f then return nil, why end
+  local ok, err = f:write(text)
+  local closed = f:close()
+  if not ok or not closed then
+    os.remove(tmp)
+    return nil, tostring(err or "cannot write " .. tmp)
+  end
+  return os.rename(tmp, path)
+end
+
+local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+--- export DIR: (io_, args, accounts, opts) -> exit code, or nil and an error.
+function cli_folder.export(io_, args, accounts, opts)
+  if #accounts > 1 then return nil, "usage", "export writes one account: give one --account-id" end
+  local list, cf = clients(accounts, opts)
+  if not list then return nil, list == nil and cf end
+  prepare(io_, cf, opts.own_process)
+  io_.err:write(printable(format("account %s at %s\n", cf.account_id, cf.base_url)))
+  local ok = os.execute("mkdir -p -- " .. quote(args.dir))
+  if not (ok == true or ok == 0) then
+    cf:close()
+    return nil, args.dir .. ": cannot make this folder"
+  end
+  local written, err = folder().export(cf, args.dir, { format = args.format,
+    say = function(line) io_.err:write(printable(line) .. "\n") end })
+  cf:close()
+  if not written then return nil, err end
+  for _, w in ipairs(written) do
+    io_.err:write(printable(format("%s: %d %s", w.path, w.count, w.count == 1 and "entry" or "entries")) .. "\n")
+  end
+  return 0
+end
+
+local function make_plan(io_, args, accounts, opts)
+  local source, why = folder().read(args.dir or args.source)
+  if not source then return nil, why end
+  say_notes(io_, source)
+  local list, cf = clients(accounts, opts)
+  if not list then return nil, cf end
+  prepare(io_, cf, opts.own_process)
+  local fp, err = folder_plan().make(list, source, { purge = args.no_purge and false or nil,
+    delete_domains = args.delete_domains, strict = args.strict, force = args.force })
+  if not fp then
+    cf:close()
+    return nil, err
+  end
+  return fp, cf
+end
+
+--- plan DIR: exit 0 (no change), 2 (changes) or 1 (strict and warnings).
+function cli_folder.plan(io_, args, accounts, opts)
+  local fp, cf = make_plan(io_, args, accounts, opts)
+  if not fp then return nil, cf end
+  cf:close()
+  if args.json then io_.out:write(fp:json()) else io_.out:write(tostring(fp) .. "\n") end
+  io_.out:flush()
+  if args.out then
+    local ok, why = save(args.out, fp:save())
+    if not ok then return nil, "--out: " .. tostring(why) end
+    io_.err:write(printable("saved to " .. args.out .. ": apply it with `apply " .. args.out .. "`") .. "\n")
+  end
+  if args.strict and #fp.warnings > 0 then
+    return nil, format("%d warnings, and --strict: this plan will not be applied", #fp.warnings)
+  end
+  return fp:changes() > 0 and 2 or 0
+end
+
+-- The text of a file, or nil (a folder, or nothing there).
+local function file_text(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
+--- apply DIR or apply PLAN.json.
+function cli_folder.apply(io_, args, accounts, opts, confirm)
+  local fp, cf
+  local text = file_text(args.source)
+  if text then
+    if #accounts > 0 then
+      return nil, "usage", "a saved plan names its accounts: give no --account-id or --accounts with it"
+    end
+    local made, main = pcall(es.new, { user_agent = "cli", concurrency = opts.concurrency, log = opts.log })
+    if not made then return nil, tostring(main):gsub("^[^:]*:%d+: ", "") end
+    cf = main
+    prepare(io_, cf, opts.own_process)
+    local first = true
+    local why
+    fp, why = folder_plan().load(text, function(id)
+      if first then
+        first = false
+        if id == cf.account_id then return cf end
+      end
+      local ok, other = pcall(cf.account, cf, id)
+      if not ok then return nil, tostring(other) end
+      return other
+    end, args.source)
+    if not fp then
+      cf:close()
+      return nil, why
+    end
+  else
+    fp, cf = make_plan(io_, { source = args.source, no_purge = args.no_purge, strict = args.strict,
+                              force = args.force, delete_domains = args.delete_domains }, accounts, opts)
+    if not fp then return nil, cf end
+  end
+  local function finish(code, err)
+    cf:close()
+    return code, err
+  end
+  io_.out:write(tostring(fp) .. "\n")
+  -- a saved plan is checked against the accounts now, also when it
+  -- changes nothing: the account it describes may be gone
+  if fp.from_file then
+    local moved = fp:moved()
+    if moved then return finish(nil, moved) end
+  end
+  if fp:changes() == 0 then
+    io_.out:write("nothing to do\n")
+    return finish(0)
+  end
+  -- refused before the question, not after "yes"
+  local refused = fp:refusals()
+  if #refused > 0 and not args.force then
+    local names = {}
+    for i, r in ipairs(refused) do names[i] = r.account.account_id .. " " .. r.resource end
+    return finish(nil, "not applied: past the safety thresholds in " .. concat(names, ", ")
+      .. ": check the plan, then apply with --force if it is meant")
+  end
+  if (args.strict or fp.strict) and #fp.warnings > 0 then
+    return finish(nil, format("not applied: %d warnings, and --strict", #fp.warnings))
+  end
+  if not args.yes then
+    if not output.is_terminal(0) then
+      return finish(nil, "not applied: give --yes to apply without a terminal to ask on")
+    end
+    if not confirm(io_) then return finish(nil, "not applied: the answer was not yes") end
+  end
+  local show = output.is_terminal(2)
+  local report, err = fp:apply({ force = args.force, progress = show and function(done, total)
+    io_.err:write(format("\rapplying: %d of %d changes", done, total))
+  end or nil })
+  if show then io_.err:write("\r\27[K") end
+  if not report then
+    if type(err) == "table" and err.report then io_.out:write(tostring(err.report) .. "\n") end
+    return finish(nil, err)
+  end
+  io_.out:write(tostring(report) .. "\n")
+  return finish(0)
+end
+
+return cli_folder

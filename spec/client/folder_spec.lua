@@ -1,0 +1,335 @@
+-- A whole account, and many, as a folder (sync/folder.lua,
+-- sync/folder_plan.lua) against the emulator, which keeps each account's
+-- entries apart: export then plan finds nothing to do (awkward values, in
+-- every format); a folder planned and applied across resources and
+-- accounts; thresholds said at plan time; a failure half-way through
+-- several accounts reported exactly, then converged; a saved plan applied
+-- only while nothing moved.
+local es = require("cloudflare.email_security")
+local emulator_process = require("emulator.process")
+local examples = require("spec.support.examples")
+local folder = require("cloudflare.email_security.sync.folder")
+local folder_plan = require("cloudflare.email_security.sync.folder_plan")
+local client = require("cloudflare.email_security.client")
+
+local A = "023e105f4ecef8ad9ca31a8372d0c353"
+local B = "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0"
+local C = "c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0"
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function description(name) return require("cloudflare.email_security.resources." .. name) end
+
+-- Entry i of a resource: what a create needs, its key made of i.
+local function entry(name, i)
+  local e = examples.required(description(name).bodies.create)
+  if e.pattern then e.pattern = ("p%d.example.com"):format(i) end
+  if e.email then e.email = ("user%d@example.com"):format(i) end
+  if e.domain then e.domain = ("d%d.example.com"):format(i) end
+  if e.name then e.name = ("entry %d"):format(i) end
+  return e
+end
+
+-- The field of a resource's entries that holds free text.
+local function text_field(name) return name == "content_policies" and "notes" or "comments" end
+
+-- Text a file must carry through: a comma, quotes, a line break, ";",
+-- leading spaces, a word that reads as another value.
+local AWKWARD = { 'a, "quoted" one;\nsecond line', "  spaced  ", "null", "true", "a;b;c", "[x]", "" }
+
+local function write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
+describe("a folder is an account", function()
+  local emu, cf, dir
+
+  local function fresh_dir()
+    os.execute("rm -rf " .. q(dir) .. " && mkdir -p " .. q(dir))
+    return dir
+  end
+
+  setup(function()
+    emu = emulator_process.start({ token = "t" })
+    cf = es.new({ api_token = "t", account_id = A, base_url = emu.base_url, max_retry_wait = 0.05 })
+    dir = os.tmpname()
+    os.remove(dir)
+  end)
+  teardown(function()
+    cf:close()
+    emu.stop()
+    os.execute("rm -rf " .. q(dir))
+  end)
+  before_each(function() emu.reset() end)
+
+  -- every resource, entries with awkward text, nulls and empty lists
+  local function seed_awkward(account)
+    for _, name in ipairs(es.resources) do
+      local list = {}
+      for i, text in ipairs(AWKWARD) do
+        local e = entry(name, i)
+        e[text_field(name)] = text
+        list[#list + 1] = e
+      end
+      -- a null, where the field is nullable
+      list[1][text_field(name)] = es.null
+      if name == "domains" then list[2].ip_restrictions = {} end
+      emu.seed(account, list, name)
+    end
+  end
+
+  for _, format in ipairs({ "csv", "json", "dashboard" }) do
+    it("export --format " .. format .. " then plan: no change, in every resource", function()
+      seed_awkward(A)
+      local said = {}
+      local written = assert(folder.export(cf, fresh_dir(), { format = format,
+        say = function(line) said[#said + 1] = line end }))
+      assert.are.equal(#es.resources, #written)
+      for _, w in ipairs(written) do
+        local text = assert(read(w.path))
+        assert.is_nil(text:find("\r", 1, true), w.path .. ": LF line ends only")
+        -- no server-made field
+        assert.is_nil(text:find("created_at", 1, true), w.path)
+        assert.is_nil(text:find(emu.state(A, w.resource)[1].id, 1, true), w.path .. ": no id")
+      end
+      local source = assert(folder.read(dir))
+      local fp = assert(folder_plan.make({ { client = cf } }, source))
+      assert.are.equal(0, fp:changes(), tostring(fp))
+      -- the same account exported again: the same files
+      local first = {}
+      for _, w in ipairs(written) do first[w.path] = read(w.path) end
+      assert(folder.export(cf, dir, { format = format }))
+      for path, text in pairs(first) do assert.are.equal(text, read(path), path) end
+    end)
+  end
+
+  it("export: sorted by natural key, key fields first; directory-synced entries left out and counted", function()
+    emu.seed(A, { entry("block_senders", 3), entry("block_senders", 1), entry("block_senders", 2) }, "block_senders")
+    emu.seed(A, {
+      { name = "Mine", email = "me@example.com", is_email_regex = false, provenance = "A1S_INTERNAL" },
+      { name = "Synced", email = "synced@example.com", is_email_regex = false, provenance = "A1S_INTERNAL",
+        directory_id = 7 },
+    })
+    local said = {}
+    local written = assert(folder.export(cf, fresh_dir(), { say = function(l) said[#said + 1] = l end }))
+    assert.are.equal(2, #written)
+    local text = read(dir .. "/block_senders.csv")
+    local header, rows = text:match("^([^\n]*)\n(.*)$")
+    assert.truthy(header:find("^pattern_type,pattern,is_regex"), header)
+    local order = {}
+    for p in rows:gmatch("p(%d)%.example%.com") do order[#order + 1] = tonumber(p) end
+    assert.are.same({ 1, 2, 3 }, order)
+    local registry = read(dir .. "/impersonation_registry.csv")
+    assert.truthy(registry:find("me@example.com", 1, true))
+    assert.is_nil(registry:find("synced@", 1, true))
+    assert.truthy(table.concat(said, "\n"):find("1 directory-synced entry left out", 1, true))
+  end)
+
+  it("plans every resource that has a file, and never touches one without", function()
+    emu.seed(A, { entry("block_senders", 1) }, "block_senders")
+    emu.seed(A, { entry("trusted_domains", 1), entry("trusted_domains", 2) }, "trusted_domains")
+    fresh_dir()
+    write(dir .. "/block_senders.json", "[]")
+    local e = entry("url_ignore_patterns", 9)
+    write(dir .. "/url_ignore_patterns.csv", "pattern\n" .. e.pattern .. "\n")
+    local fp = assert(folder_plan.make({ { client = cf } }, assert(folder.read(dir))))
+    local text = tostring(fp)
+    assert.truthy(text:find("- block_senders delete", 1, true), text)
+    assert.truthy(text:find("+ url_ignore_patterns create", 1, true), text)
+    assert.is_nil(text:find("trusted_domains", 1, true), text)
+    assert(fp:apply())
+    assert.are.equal(0, #emu.state(A, "block_senders"))
+    assert.are.equal(1, #emu.state(A, "url_ignore_patterns"))
+    assert.are.equal(2, #emu.state(A, "trusted_domains"))
+  end)
+
+  it("settings.json makes one resource additive only", function()
+    emu.seed(A, { entry("block_senders", 1) }, "block_senders")
+    emu.seed(A, { entry("url_ignore_patterns", 1) }, "url_ignore_patterns")
+    fresh_dir()
+    write(dir .. "/block_senders.json", "[]")
+    write(dir .. "/url_ignore_patterns.json", "[]")
+    write(dir .. "/settings.json", '{ "block_senders": { "purge": false } }')
+    local fp = assert(folder_plan.make({ { client = cf } }, assert(folder.read(dir))))
+    assert.are.equal(1, fp:changes())
+    assert.truthy(tostring(fp):find("- url_ignore_patterns delete", 1, true))
+    write(dir .. "/settings.json", '{ "block_senders": { "prune": false } }')
+    local source, why = folder.read(dir)
+    assert.is_nil(source)
+    assert.truthy(why:find("settings.json: block_senders.prune is not a setting", 1, true), why)
+  end)
+
+  it("says at plan time which resource is past its thresholds; apply then sends nothing anywhere", function()
+    local list = {}
+    for i = 1, 10 do list[i] = entry("url_ignore_patterns", i) end
+    emu.seed(A, list, "url_ignore_patterns")
+    fresh_dir()
+    write(dir .. "/url_ignore_patterns.json", "[]")
+    write(dir .. "/block_senders.csv", "pattern_type,pattern,is_regex\nEMAIL,new@example.com,false\n")
+    local fp = assert(folder_plan.make({ { client = cf } }, assert(folder.read(dir))))
+    local text = tostring(fp)
+    assert.truthy(text:find("! would delete 10 of the 10 existing entries", 1, true), text)
+    assert.truthy(text:find("apply refuses this without --force", 1, true), text)
+    assert.are.equal(1, #fp:refusals())
+    local before = #emu.requests()
+    local ok, err = fp:apply()
+    assert.is_nil(ok)
+    assert.are.equal("threshold", err.rule)
+    assert.truthy(tostring(err):find(A .. ", url_ignore_patterns", 1, true), tostring(err))
+    assert.are.equal(before, #emu.requests())
+    assert.are.equal(0, #emu.state(A, "block_senders"))
+    -- forced, it goes
+    assert(assert(folder_plan.make({ { client = cf } }, assert(folder.read(dir)), { force = true })):apply())
+    assert.are.equal(0, #emu.state(A, "url_ignore_patterns"))
+  end)
+
+  describe("many accounts", function()
+    it("share the first client's connection, flight and pacer", function()
+      local other = cf:account(B)
+      assert.are.equal(B, other.account_id)
+      local mine, theirs = client.internals(cf), client.internals(other)
+      assert.are.equal(mine.transport, theirs.transport)
+      assert.are.equal(mine.pacer, theirs.pacer)
+      assert(other.block_senders:all())
+      assert.are.equal(mine.flight, theirs.flight)
+      assert.has_error(function() cf:account("not/an/id") end)
+    end)
+
+    it("keep to one request budget, and say when they wait for it", function()
+      local paced = es.new({ api_token = "t", account_id = A, base_url = emu.base_url, rate_limit = { requests = 1,
+                                                                                                     per = 1.5 } })
+      local waits = {}
+      client.internals(paced).on_wait = function(seconds) waits[#waits + 1] = seconds end
+      local other = paced:account(B)
+      assert(paced:concurrently({ 1 }, function() return paced.block_senders:list() end)[1][1])
+      -- the other account's request waits for the budget the first one spent
+      local results = other:concurrently({ 1 }, function() return other.block_senders:list() end)
+      paced:close()
+      assert(results[1][1], tostring(results[1][2]))
+      assert.are.equal(1, #waits)
+      assert.is_true(waits[1] >= 1 and waits[1] <= 1.5, tostring(waits[1]))
+    end)
+
+    it("one folder planned against each; applied in order; a failure half-way reported exactly, then converged",
+      function()
+        for _, id in ipairs({ A, B, C }) do emu.seed(id, { entry("block_senders", 1) }, "block_senders") end
+        fresh_dir()
+        local lines = { "pattern_type,pattern,is_regex" }
+        for i = 2, 4 do lines[#lines + 1] = ("EMAIL,p%d.example.com,false"):format(i) end
+        write(dir .. "/block_senders.csv", table.concat(lines, "\n") .. "\n")
+        write(dir .. "/url_ignore_patterns.csv", "pattern\nu1.example.com\n")
+        local accounts = { { client = cf, name = "Alpha" }, { client = cf:account(B) }, { client = cf:account(C) } }
+        local fp = assert(folder_plan.make(accounts, assert(folder.read(dir))))
+        local text = tostring(fp)
+        for _, id in ipairs({ A, B, C }) do
+          assert.truthy(text:find("account " .. id, 1, true), text)
+        end
+        assert.truthy(text:find("account " .. A .. " (Alpha) at " .. emu.base_url, 1, true), text)
+        assert.truthy(text:find("all 3 accounts: 12 to create, 0 to update, 3 to delete", 1, true), text)
+        -- B's url_ignore_patterns create fails after acting (a 500 once it is made)
+        emu.fault({ method = "POST", path = "/accounts/" .. B .. "/email-security/settings/url_ignore_patterns",
+                    status = 500, after = true, times = 5 })
+        local ok, err = fp:apply()
+        assert.is_nil(ok)
+        local states = {}
+        for _, e in ipairs(err.accounts) do states[#states + 1] = e.state end
+        assert.are.same({ "done", "stopped", "not started" }, states)
+        assert.are.same({ created = 3, updated = 0, deleted = 1 }, err.applied[B].block_senders)
+        assert.are.same({ creates = 0, updates = 0, deletes = 0 }, err.remaining[B].url_ignore_patterns)
+        assert.are.same({ creates = 1, updates = 0, deletes = 0 }, err.in_doubt[B].url_ignore_patterns)
+        local report = tostring(err.report)
+        assert.truthy(report:find("account " .. C .. ": not started", 1, true), report)
+        assert.truthy(report:find("in doubt 1 creates", 1, true), report)
+        assert.truthy(tostring(err):find(B, 1, true), tostring(err))
+        assert.are.equal(1, #emu.state(C, "block_senders"))
+        emu.clear_faults()
+        -- planned again: what is left, with no duplicate
+        local again = assert(folder_plan.make(accounts, assert(folder.read(dir))))
+        assert.truthy(tostring(again):find(B .. ": 0 to create, 0 to update, 0 to delete", 1, true), tostring(again))
+        assert(again:apply())
+        for _, id in ipairs({ A, B, C }) do
+          assert.are.equal(3, #emu.state(id, "block_senders"))
+          assert.are.equal(1, #emu.state(id, "url_ignore_patterns"))
+        end
+        assert.are.equal(0, assert(folder_plan.make(accounts, assert(folder.read(dir)))):changes())
+      end)
+  end)
+
+  describe("a saved plan", function()
+    local function accounts_of(plan_cf)
+      return function(id) return id == plan_cf.account_id and plan_cf or plan_cf:account(id) end
+    end
+
+    it("is applied as saved, whatever the folder holds by then, and holds no credential", function()
+      emu.seed(A, { entry("block_senders", 1) }, "block_senders")
+      emu.seed(B, { entry("block_senders", 1) }, "block_senders")
+      fresh_dir()
+      write(dir .. "/block_senders.csv", "pattern_type,pattern,is_regex\nEMAIL,p7.example.com,false\n")
+      local fp = assert(folder_plan.make({ { client = cf }, { client = cf:account(B) } }, assert(folder.read(dir))))
+      local saved = fp:save()
+      assert.is_nil(saved:find('"t"', 1, true))
+      assert.is_nil(saved:lower():find("token", 1, true))
+      -- the folder changes after the plan was saved: the saved plan is what goes
+      write(dir .. "/block_senders.csv", "pattern_type,pattern,is_regex\nEMAIL,p8.example.com,false\n")
+      local loaded = assert(folder_plan.load(saved, accounts_of(cf)))
+      assert.are.equal(tostring(fp), tostring(loaded))
+      assert(loaded:apply())
+      for _, id in ipairs({ A, B }) do
+        local state = emu.state(id, "block_senders")
+        assert.are.equal(1, #state)
+        assert.are.equal("p7.example.com", state[1].pattern)
+      end
+    end)
+
+    it("sends nothing anywhere when an account moved since, and says which account and resource", function()
+      emu.seed(A, { entry("block_senders", 1) }, "block_senders")
+      emu.seed(B, { entry("block_senders", 1) }, "block_senders")
+      emu.seed(B, { entry("url_ignore_patterns", 1) }, "url_ignore_patterns")
+      fresh_dir()
+      write(dir .. "/block_senders.csv", "pattern_type,pattern,is_regex\nEMAIL,p7.example.com,false\n")
+      -- a resource with no planned change still counts
+      write(dir .. "/url_ignore_patterns.csv", "pattern\np1.example.com\n")
+      local fp = assert(folder_plan.make({ { client = cf }, { client = cf:account(B) } }, assert(folder.read(dir))))
+      local saved = fp:save()
+      -- someone changes B's URL ignore patterns (a comment) meanwhile
+      assert(cf:account(B).url_ignore_patterns:update(emu.state(B, "url_ignore_patterns")[1].id,
+                                                      { comments = "by hand" }))
+      local writes = #emu.requests()
+      local loaded = assert(folder_plan.load(saved, accounts_of(cf)))
+      local ok, err = loaded:apply()
+      assert.is_nil(ok)
+      assert.are.equal("stale", err.rule)
+      assert.truthy(tostring(err):find("account " .. B .. ", url_ignore_patterns changed since the plan", 1, true),
+                    tostring(err))
+      local requests = emu.requests()
+      for i = writes + 1, #requests do assert.are.equal("GET", requests[i].method) end
+      assert.are.equal("p1.example.com", emu.state(A, "block_senders")[1].pattern)
+    end)
+
+    it("refuses a file that is no saved plan, and one made against another API", function()
+      local fp, why = folder_plan.load("[]", accounts_of(cf), "x.json")
+      assert.is_nil(fp)
+      assert.truthy(why:find("x.json: is not a plan saved by plan --out", 1, true))
+      emu.seed(A, { entry("block_senders", 1) }, "block_senders")
+      fresh_dir()
+      write(dir .. "/block_senders.json", "[]")
+      local saved = assert(folder_plan.make({ { client = cf } }, assert(folder.read(dir)))):save()
+      local moved = require("cjson").decode(saved)
+      moved.accounts[1].base_url = "https://api.example.com/client/v4"
+      saved = require("cjson").encode(moved)
+      fp, why = folder_plan.load(saved, accounts_of(cf), "p.json")
+      assert.is_nil(fp)
+      assert.truthy(why:find("p.json: the plan was made against https://api.example.com", 1, true), why)
+    end)
+  end)
+end)
