@@ -39,9 +39,34 @@ local function read_entries(path, resource)
   return require("cloudflare.email_security.sync.entries").read(path, desc)
 end
 
+--- A folder of files, one per resource (see sync/folder.lua): { dir,
+--- settings, files }, for plan_folder; nil and a message on a bad file.
+local function read_folder(dir)
+  if type(dir) ~= "string" then
+    error("bad argument #1 to 'read_folder' (string expected, got " .. type(dir) .. ")", 2)
+  end
+  return require("cloudflare.email_security.sync.folder").read(dir)
+end
+
+--- The plan of a folder (read_folder's) against accounts: a client, or a
+--- list of { client = cf, name = "..." } (cf:account(id) for the others);
+--- see sync/folder_plan.lua. opts: purge, delete_domains, strict, force.
+local function plan_folder(accounts, source, opts)
+  if type(accounts) == "table" and getmetatable(accounts) ~= nil then accounts = { { client = accounts } } end
+  if type(accounts) ~= "table" then
+    error("bad argument #1 to 'plan_folder' (a client or a list of { client = cf } expected)", 2)
+  end
+  if type(source) ~= "table" or type(source.files) ~= "table" then
+    error("bad argument #2 to 'plan_folder' (what read_folder returned expected)", 2)
+  end
+  return require("cloudflare.email_security.sync.folder_plan").make(accounts, source, opts)
+end
+
 return {
   new = client.new,
   read_entries = read_entries,
+  read_folder = read_folder,
+  plan_folder = plan_folder,
   resources = resources,
   null = core.null,
   is_error = errors.is_error,

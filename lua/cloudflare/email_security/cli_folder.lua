@@ -92,6 +92,8 @@ function cli_folder.accounts(args)
         if why then return nil, why end
       end
     end
+    -- never the environment's account in place of a list that names none
+    if #out == 0 then return nil, "--accounts: " .. args.accounts .. " names no account" end
   end
   return out
 end
@@ -170,9 +172,32 @@ function cli_folder.export(io_, args, accounts, opts)
   return 0
 end
 
+-- Files in the folder that look meant for it but are no resource's
+-- (allow_policy.csv, Trusted_Domains.csv): said, since their entries
+-- would otherwise be left out without a word.
+local function say_strays(io_, dir)
+  local names = {}
+  for _, name in ipairs(require("cloudflare.email_security.resources.names")) do
+    names[name .. ".csv"], names[name .. ".json"] = true, true
+  end
+  names[folder().SETTINGS] = true
+  local listing = io.popen("ls -1A -- " .. quote(dir) .. " 2>/dev/null")
+  if not listing then return end
+  for file in listing:lines() do
+    local lower = file:lower()
+    if (lower:find("%.csv$") or lower:find("%.json$")) and not names[file] then
+      io_.err:write(printable(format("%s: not read: no resource is named so (they are: %s, each .csv or .json)",
+        dir:gsub("/$", "") .. "/" .. file, table.concat(require("cloudflare.email_security.resources.names"), ", ")))
+        .. "\n")
+    end
+  end
+  listing:close()
+end
+
 local function make_plan(io_, args, accounts, opts)
   local source, why = folder().read(args.dir or args.source)
   if not source then return nil, why end
+  say_strays(io_, source.dir)
   say_notes(io_, source)
   local list, cf = clients(accounts, opts)
   if not list then return nil, cf end
@@ -218,28 +243,37 @@ function cli_folder.apply(io_, args, accounts, opts, confirm)
   local fp, cf
   local text = file_text(args.source)
   if text then
+    -- what the plan will do was settled when it was made
     if #accounts > 0 then
       return nil, "usage", "a saved plan names its accounts: give no --account-id or --accounts with it"
     end
-    local made, main = pcall(es.new, { user_agent = "cli", concurrency = opts.concurrency, log = opts.log })
-    if not made then return nil, tostring(main):gsub("^[^:]*:%d+: ", "") end
-    cf = main
-    prepare(io_, cf, opts.own_process)
-    local first = true
-    local why
-    fp, why = folder_plan().load(text, function(id)
-      if first then
-        first = false
-        if id == cf.account_id then return cf end
+    for _, flag in ipairs({ "no_purge", "delete_domains" }) do
+      if args[flag] then
+        return nil, "usage", format("--%s: a saved plan is applied as it was made: plan again with it",
+                                    flag:gsub("_", "-"))
       end
-      local ok, other = pcall(cf.account, cf, id)
-      if not ok then return nil, tostring(other) end
-      return other
+    end
+    local why
+    -- the first account's client is made for it (the environment's
+    -- CLOUDFLARE_ACCOUNT_ID is not needed); the others share it
+    fp, why = folder_plan().load(text, function(id)
+      if cf then
+        local ok, other = pcall(cf.account, cf, id)
+        if not ok then return nil, tostring(other):gsub("^[^:]*:%d+: ", "") end
+        return other
+      end
+      local made, main = pcall(es.new, { user_agent = "cli", concurrency = opts.concurrency, log = opts.log,
+                                         account_id = id })
+      if not made then return nil, (tostring(main):gsub("^[^:]*:%d+: ", "")) end
+      cf = main
+      prepare(io_, cf, opts.own_process)
+      return cf
     end, args.source)
     if not fp then
-      cf:close()
+      if cf then cf:close() end
       return nil, why
     end
+    if not cf then return nil, args.source .. ": the saved plan names no account" end
   else
     fp, cf = make_plan(io_, { source = args.source, no_purge = args.no_purge, strict = args.strict,
                               force = args.force, delete_domains = args.delete_domains }, accounts, opts)

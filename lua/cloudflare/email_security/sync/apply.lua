@@ -297,7 +297,7 @@ function apply.apply(p, opts)
 
   return setmetatable({
     created = done.created, updated = done.updated, deleted = done.deleted,
-    unchanged = #p.unchanged, skipped = #p.skipped, requests = requests,
+    unchanged = p:unchanged_count(), skipped = #p.skipped, requests = requests,
   }, Summary)
 end
 

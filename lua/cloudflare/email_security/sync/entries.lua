@@ -368,7 +368,7 @@ local function read_csv(path, next_piece, desc, large)
   local fields = desc and desc.entry and desc.entry.fields
   local file = { path = path }
   local header, width, list, wrong, broken = nil, 0, {}, nil, nil
-  local dashboard_format
+  local dashboard_format, unnamed = nil, {}
   local tidy = entries.tidier(large)
   local piece
   local function on_row(count, texts, quoted, lines, columns, first, last)
@@ -382,6 +382,8 @@ local function read_csv(path, next_piece, desc, large)
       for k = 1, count do names[k] = texts[k] end
       dashboard_format = dashboard.recognise(names)
       if dashboard_format then
+        -- the columns with no name: nothing may be written under them
+        for k = 1, count do if not texts[k]:find("%S") then unnamed[k] = true end end
         if desc and desc.name and dashboard_format.resource ~= desc.name then
           wrong = placed(path, lines[1], 1, format("this is %s's file, for %s, not %s", dashboard_format.title,
             dashboard_format.resource, desc.name))
@@ -408,7 +410,14 @@ local function read_csv(path, next_piece, desc, large)
     end
     if dashboard_format then
       local cells = {}
-      for k = 1, count do cells[k] = texts[k] end
+      for k = 1, count do
+        if (unnamed[k] or k > width) and texts[k]:find("%S") then
+          wrong = placed(path, lines[k], columns[k], format("'%s' is in a column with no name in the header: "
+            .. "the dashboard's file has no such column", texts[k]))
+          return
+        end
+        cells[k] = texts[k]
+      end
       local e, why = dashboard.entry(dashboard_format, cells)
       if not e then
         -- the cell the message names, where it names one

@@ -20,7 +20,7 @@ local entries = require("cloudflare.email_security.sync.entries")
 local keys = require("cloudflare.email_security.sync.keys")
 local dashboard = require("cloudflare.email_security.sync.dashboard")
 
-local null, json_decode = core.null, core.json_decode
+local json_decode = core.json_decode
 local concat, format, sort = table.concat, string.format, table.sort
 local printable = errors.printable
 
@@ -146,11 +146,11 @@ function folder.fields(desc, key)
   return out
 end
 
-local function absent(v) return v == nil or v == null end
-
 -- The entries of a listing as the folder keeps them: the directory's
--- left out (counted), the rest sorted by natural key, and the fields
--- that hold a value in at least one of them.
+-- left out (counted), the rest sorted by natural key; and the fields the
+-- file holds: every one a client may set, also where no entry has a
+-- value (null), so that the folder manages it (a value someone gives it
+-- later on the server is planned away).
 local function kept_entries(list, desc, key)
   local kept, left_out = {}, 0
   for _, e in ipairs(list) do
@@ -166,16 +166,7 @@ local function kept_entries(list, desc, key)
     sort_key[e] = (k or "") .. "\1" .. text
   end
   sort(kept, function(a, b) return sort_key[a] < sort_key[b] end)
-  local fields = {}
-  for _, name in ipairs(folder.fields(desc, key)) do
-    for _, e in ipairs(kept) do
-      if not absent(e[name]) then
-        fields[#fields + 1] = name
-        break
-      end
-    end
-  end
-  return kept, fields, left_out
+  return kept, folder.fields(desc, key), left_out
 end
 
 local function csv_text(list, fields)
@@ -265,7 +256,10 @@ function folder.export(cf, dir, opts)
       local ext = format_ == "json" and "json" or "csv"
       local path = join(dir, name .. "." .. ext)
       if #kept == 0 then
-        if os.remove(path) then say(format("%s: removed (the account has no %s)", path, name)) end
+        -- in either format: a file left behind would be planned again
+        for _, gone in ipairs({ join(dir, name .. ".csv"), join(dir, name .. ".json") }) do
+          if os.remove(gone) then say(format("%s: removed (the account has no %s)", gone, name)) end
+        end
       else
         local text, why
         if format_ == "json" then

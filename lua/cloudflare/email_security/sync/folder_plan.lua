@@ -143,7 +143,7 @@ local function add_counts(into, p)
   into.creates = into.creates + #p.creates
   into.updates = into.updates + #p.updates
   into.deletes = into.deletes + #p.deletes
-  into.unchanged = into.unchanged + #p.unchanged
+  into.unchanged = into.unchanged + p:unchanged_count()
   into.skipped = into.skipped + #p.skipped
 end
 
@@ -392,11 +392,31 @@ function FolderPlan:apply(opts)
             end
           end
         end
-        err.remaining[a.account_id] = { [item.resource] = r.remaining }
         err.in_doubt[a.account_id] = { [item.resource] = r.in_doubt }
+        -- what is left: the failed resource's, and the whole plan of
+        -- every resource not started, here and in the later accounts
+        local function left_of(account, resource, counts)
+          err.remaining[account.account_id] = err.remaining[account.account_id] or {}
+          err.remaining[account.account_id][resource] = counts
+        end
+        local after = false
+        for j = i, #self.accounts do
+          for _, later in ipairs(self.accounts[j].resources) do
+            if later == item then
+              left_of(a, item.resource, r.remaining)
+              after = true
+            elseif after then
+              local lp = later.plan
+              left_of(self.accounts[j], later.resource, { creates = #lp.creates, updates = #lp.updates,
+                                                          deletes = #lp.deletes })
+            end
+          end
+        end
         local states = {}
         for _, e in ipairs(report.accounts) do states[#states + 1] = account_label(e) .. " " .. e.state end
-        err.note = err.note .. "; accounts: " .. concat(states, ", ") .. ": plan and apply again to finish"
+        local again = err.note:find("plan and apply again to finish", 1, true) and ""
+          or ": plan and apply again to finish"
+        err.note = err.note .. "; accounts: " .. concat(states, ", ") .. again
         return nil, err
       end
       r.summary = summary
@@ -446,6 +466,17 @@ function folder_plan.load(text, client_for, path)
       local name = item.resource
       if type(name) ~= "string" or not RESOURCE_SET[name] then
         return nil, format("%s: %s is not a resource", path, printable(tostring(name)))
+      end
+      -- the fingerprint says how many entries the listing had: the
+      -- counts the plan gives cannot be more
+      local listed = type(item.fingerprint) == "string" and tonumber(item.fingerprint:match("^%x+%-%x+%-(%d+)$"))
+      if not listed then
+        return nil, format("%s: account %s, %s: the plan has no fingerprint of its listing: plan again", path,
+                           a.account_id, name)
+      end
+      if item.listed ~= listed then
+        return nil, format("%s: account %s, %s: listed %s, and the fingerprint says %d: plan again", path,
+                           a.account_id, name, printable(tostring(item.listed)), listed)
       end
       local p, err = plan.restore(cf[name], item)
       if not p then return nil, format("%s: account %s, %s: %s", path, a.account_id, name, tostring(err)) end

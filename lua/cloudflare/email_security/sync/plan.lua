@@ -396,6 +396,13 @@ function plan.make(r, desired, opts, internal)
   end
   err = check_thresholds(r, opts.thresholds)
   if err then return nil, err end
+  -- a dashboard file is one resource's (its header says which): never
+  -- planned as another's, whose entries it would delete
+  local read_as = type(desired) == "table" and entries.format(desired)
+  if read_as and read_as.resource ~= name then
+    return nil, invalid(r, "desired", "file", format("was read from %s's file, which is for %s, not %s",
+                                                     read_as.title, read_as.resource, name))
+  end
 
   -- Every desired entry is read once here: checked, and its key taken
   -- (keys.slot, by_key[slot][text] = its index). Plan keeps no copy of
@@ -680,6 +687,13 @@ function plan.restore(r, saved)
     if type(v) ~= "string" then error({ why = what .. " must be text" }) end
     return v
   end
+  -- an id as a path would carry it: checked now, before anything is sent
+  local function id_of(v, what)
+    v = text(v, what)
+    local bad, _, message = validate.value(desc.id_node, v, what)
+    if bad then error({ why = bad .. ": " .. message }) end
+    return v
+  end
   local function list(v, what)
     if v == nil then return {} end
     if type(v) ~= "table" then error({ why = what .. " must be a list" }) end
@@ -690,7 +704,7 @@ function plan.restore(r, saved)
       local where_i = "creates[" .. i .. "]"
       if type(item) ~= "table" or type(item.fields) ~= "table" then error({ why = where_i .. " has no fields" }) end
       local bad, _, message = validate.value(desc.bodies.create, item.fields, where_i, name)
-      if bad then error({ why = message }) end
+      if bad then error({ why = bad .. ": " .. message }) end
       p.creates[i] = { key = text(item.key, where_i .. ".key"), fields = item.fields }
     end
     for i, item in ipairs(list(body.updates, "updates")) do
@@ -704,14 +718,14 @@ function plan.restore(r, saved)
       end
       if #changes == 0 then error({ why = where_i .. " changes nothing" }) end
       local bad, _, message = validate.value(desc.bodies.update, fields, where_i, name)
-      if bad then error({ why = message }) end
-      p.updates[i] = { key = text(item.key, where_i .. ".key"), id = text(item.id, where_i .. ".id"),
+      if bad then error({ why = bad .. ": " .. message }) end
+      p.updates[i] = { key = text(item.key, where_i .. ".key"), id = id_of(item.id, where_i .. ".id"),
                        fields = fields, changes = changes }
     end
     for i, item in ipairs(list(body.deletes, "deletes")) do
       local where_i = "deletes[" .. i .. "]"
       if type(item) ~= "table" then error({ why = where_i .. " is not an object" }) end
-      p.deletes[i] = { key = text(item.key, where_i .. ".key"), id = text(item.id, where_i .. ".id") }
+      p.deletes[i] = { key = text(item.key, where_i .. ".key"), id = id_of(item.id, where_i .. ".id") }
     end
     for _, kind in ipairs({ "skipped", "kept" }) do
       for i, item in ipairs(list(body[kind], kind)) do
@@ -720,7 +734,11 @@ function plan.restore(r, saved)
                        reason = tostring(item.reason) }
       end
     end
-    for i = 1, count(body.unchanged) or error({ why = "unchanged must be a count" }) do p.unchanged[i] = false end
+    -- a count, not a list: a saved plan holds no ids of what it leaves
+    p.unchanged_n = count(body.unchanged) or error({ why = "unchanged must be a count" })
+    if p.unchanged_n > listed or existing > listed then
+      error({ why = "unchanged and existing cannot be more than the entries listed" })
+    end
     for i, item in ipairs(list(body.ignored, "ignored")) do
       if type(item) ~= "table" then error({ why = "ignored[" .. i .. "] is not an object" }) end
       p.retired[text(item.field, "ignored[" .. i .. "].field")] = tostring(item.reason)
@@ -731,6 +749,12 @@ function plan.restore(r, saved)
     error(failure, 0)
   end
   return p
+end
+
+--- How many entries the plan leaves as they are (a restored plan has
+--- their count, not their ids).
+function Plan:unchanged_count()
+  return self.unchanged_n or #self.unchanged
 end
 
 --- One line per change, then the counts (sync/plan_text.lua).

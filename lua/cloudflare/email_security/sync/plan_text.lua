@@ -48,7 +48,7 @@ function plan_text.lines(p)
                            item.id and (" (" .. tostring(item.id) .. ")") or "", item.reason)
   end
   local summary = format("%d to create, %d to update, %d to delete, %d unchanged",
-    #p.creates, #p.updates, #p.deletes, #p.unchanged)
+    #p.creates, #p.updates, #p.deletes, p:unchanged_count())
   if #p.skipped > 0 then summary = summary .. ", " .. #p.skipped .. " skipped" end
   if #p.kept > 0 then summary = summary .. ", " .. plural(#p.kept, "not deleted", "not deleted") ..
     " (" .. p.kept[1].reason .. ")" end
@@ -99,7 +99,7 @@ function plan_text.json(p, entry)
     { "deletes", list_of(p.deletes, id_item) },
     { "skipped", list_of(p.skipped, id_item) },
     { "kept", list_of(p.kept, id_item) },
-    { "unchanged", json(#p.unchanged) },
+    { "unchanged", json(p:unchanged_count()) },
     { "ignored", list_of(array.sorted_keys(p.retired or {}), function(field)
         return object({ { "field", json(field) }, { "reason", json(p.retired[field]) } })
       end) },
