@@ -72,7 +72,14 @@ local OUTPUTS = {
 
 local function add_sync_options(cmd, name)
   local key = keys.of(name)
-  cmd:argument("file", "A .csv (header row of field names) or .json (array of objects) file.")
+  cmd:argument("file", "A .csv (header row of field names) or .json (array of objects) file; - reads"
+    .. " standard input (with --format).")
+  cmd:option("--format", "csv or json: how to read the file, whatever its name says (needed for -).")
+    :argname("<format>")
+    :convert(function(v)
+      if v ~= "csv" and v ~= "json" then return nil, "--format: csv or json, got '" .. v .. "'" end
+      return v
+    end)
   cmd:option("--key", "Fields that identify an entry, comma-separated (default: "
     .. concat(key.fields, ",") .. ").")
   cmd:option("--fields", "Only compare these fields, comma-separated (default: those the file gives).")
@@ -347,17 +354,25 @@ function ACTIONS.update(io_, args, fields, r, desc)
   return show_entry(io_, args, desc, e)
 end
 
+-- Every id is tried, whichever failed before it (as rm does): what was
+-- deleted is said on stdout, each failure on stderr with its id, and the
+-- exit is 1 if any failed. Ctrl-C stops it: what is left is not tried.
 function ACTIONS.delete(io_, args, _, r)
-  local gone, err = {}, nil
+  local gone, failed, last = {}, 0, nil
   for _, id in ipairs(args.ids) do
-    local result
-    result, err = r:delete(id)
-    if not result then break end
+    local result, err = r:delete(id)
     io_.say_account()
-    gone[#gone + 1] = result.id or id
-    err = nil
+    if result then
+      gone[#gone + 1] = result.id or id
+    else
+      failed, last = failed + 1, err
+      if type(err) == "table" and err.kind == "interrupted" then break end
+      io_.out:flush()
+      io_.err:write(printable("not deleted " .. tostring(id) .. ": " .. tostring(err)) .. "\n")
+      io_.err:flush()
+    end
   end
-  -- what was deleted is said, also when a later one failed: nothing is lost
+  -- what was deleted is said, also when another one failed: nothing is lost
   if args.json then
     local out = {}
     for i, id in ipairs(gone) do out[i] = { id = id } end
@@ -365,14 +380,32 @@ function ACTIONS.delete(io_, args, _, r)
   else
     for _, id in ipairs(gone) do io_.out:write("deleted " .. output.text_of(id) .. "\n") end
   end
-  if err then return nil, err end
+  if type(last) == "table" and last.kind == "interrupted" then return nil, last end
+  if failed > 0 then
+    return nil, format("%d of %d not deleted (each said above)", failed, #args.ids)
+  end
   return EXIT.ok
 end
 
 -- The plan of the file, its warnings (sync/warnings.lua, each with its
 -- line), and what apply would refuse (the thresholds), all known now.
 local function make_plan(io_, args, r, desc, name)
-  local desired, why = entries.read(args.file, desc)
+  local desired, why
+  if args.file == "-" or args.format then
+    local text
+    if args.file == "-" then
+      text = io.stdin:read("*a")
+    else
+      local f, open_why = io.open(args.file, "rb")
+      if not f then return nil, open_why end
+      text = f:read("*a")
+      f:close()
+      if not text then return nil, args.file .. ": cannot be read (is it a directory?)" end
+    end
+    desired, why = entries.parse(text, args.format, desc, args.file == "-" and "stdin" or args.file)
+  else
+    desired, why = entries.read(args.file, desc)
+  end
   if not desired then return nil, why end
   local read_as = entries.format(desired)
   for _, note in ipairs(read_as and read_as.assumed or {}) do
@@ -498,6 +531,9 @@ function cli.main(argv, io_)
     if args[flag] and not OUTPUTS[action][flag] then
       return usage(format("--%s: %s %s writes no %s", flag, name, action, flag:upper()))
     end
+  end
+  if args.file == "-" and not args.format then
+    return usage(format("%s %s -: give --format csv or --format json to read standard input", name, action))
   end
   local desc = described(name)
   local values, why
