@@ -18,17 +18,8 @@ local C = "c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0"
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
-local function description(name) return require("cloudflare.email_security.resources." .. name) end
 
--- Entry i of a resource: what a create needs, its key made of i.
-local function entry(name, i)
-  local e = examples.required(description(name).bodies.create)
-  if e.pattern then e.pattern = ("p%d.example.com"):format(i) end
-  if e.email then e.email = ("user%d@example.com"):format(i) end
-  if e.domain then e.domain = ("d%d.example.com"):format(i) end
-  if e.name then e.name = ("entry %d"):format(i) end
-  return e
-end
+local entry = examples.entry
 
 -- The field of a resource's entries that holds free text.
 local function text_field(name) return name == "content_policies" and "notes" or "comments" end

@@ -9,7 +9,6 @@ local examples = require("spec.support.examples")
 
 local ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"
 
-local function description(name) return require("cloudflare.email_security.resources." .. name) end
 
 -- A field every resource's entries have that is not part of the key, and
 -- a value to change it to.
@@ -20,16 +19,7 @@ local CHANGE = {
   trusted_domains = { comments = "changed" }, url_ignore_patterns = { comments = "changed" },
 }
 
---- Entry i of a resource: the fields a create needs, with key fields
---- that differ from entry to entry.
-local function entry(name, i)
-  local e = examples.required(description(name).bodies.create)
-  if e.pattern then e.pattern = ("p%d.example.com"):format(i) end
-  if e.email then e.email = ("user%d@example.com"):format(i) end
-  if e.domain then e.domain = ("d%d.example.com"):format(i) end
-  if e.name then e.name = ("entry %d"):format(i) end
-  return e
-end
+local entry = examples.entry
 
 local function entries(name, from, to)
   local out = {}

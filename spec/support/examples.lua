@@ -77,4 +77,15 @@ function examples.batch(d, id)
   return spec
 end
 
+--- Entry i of a resource (its generated description): the fields a create
+--- needs, with key fields that differ from entry to entry.
+function examples.entry(name, i)
+  local e = examples.required(require("cloudflare.email_security.resources." .. name).bodies.create)
+  if e.pattern then e.pattern = ("p%d.example.com"):format(i) end
+  if e.email then e.email = ("user%d@example.com"):format(i) end
+  if e.domain then e.domain = ("d%d.example.com"):format(i) end
+  if e.name then e.name = ("entry %d"):format(i) end
+  return e
+end
+
 return examples

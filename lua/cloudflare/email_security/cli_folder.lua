@@ -134,20 +134,6 @@ local function say_notes(io_, source)
   end
 end
 
--- Writes text to path through a file renamed over it.
-local function save(path, text)
-  local tmp = path .. ".tmp"
-  local f, why = io.open(tmp, "wb")
-  if not f then return nil, why end
-  local ok, err = f:write(text)
-  local closed = f:close()
-  if not ok or not closed then
-    os.remove(tmp)
-    return nil, tostring(err or "cannot write " .. tmp)
-  end
-  return os.rename(tmp, path)
-end
-
 local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 --- export DIR: (io_, args, accounts, opts) -> exit code, or nil and an error.
@@ -219,7 +205,7 @@ function cli_folder.plan(io_, args, accounts, opts)
   if args.json then io_.out:write(fp:json()) else io_.out:write(tostring(fp) .. "\n") end
   io_.out:flush()
   if args.out then
-    local ok, why = save(args.out, fp:save())
+    local ok, why = folder().write_file(args.out, fp:save())
     if not ok then return nil, "--out: " .. tostring(why) end
     io_.err:write(printable("saved to " .. args.out .. ": apply it with `apply " .. args.out .. "`") .. "\n")
   end

@@ -209,8 +209,8 @@ local function dashboard_text(name, list)
   return concat(out, "\n") .. "\n"
 end
 
--- Writes text to path through a file beside it, renamed over it: a
--- reader never sees half a file.
+--- Writes text to path through a file beside it, renamed over it: a
+--- reader never sees half a file. true, or nil and why.
 local function write_file(path, text)
   local tmp = path .. ".tmp"
   local f, why = io.open(tmp, "wb")
@@ -287,5 +287,7 @@ function folder.export(cf, dir, opts)
   end
   return written
 end
+
+folder.write_file = write_file
 
 return folder
