@@ -189,6 +189,10 @@ describe("the tool with a folder", function()
     local code, out = run("plan " .. q(dir .. "/acct"))
     assert.are.equal(2, code, out)
     assert.truthy(out:find("warning: " .. dir .. "/acct/allow_policies.csv line 3: ", 1, true), out)
+    -- a create says what it sets beyond its key
+    assert.truthy(out:find("+ allow_policies create pattern_type=EMAIL pattern=ok@example.com is_regex=false with "
+      .. "is_acceptable_sender: true; is_exempt_recipient: false; is_trusted_sender: false; verify_sender: true\n",
+      1, true), out)
     assert.truthy(out:find("verify_sender", 1, true), out)
     local err
     code, out, err = run("plan --strict " .. q(dir .. "/acct"))

@@ -105,13 +105,29 @@ end
 
 function COMMANDS.get(r) r:command("get", "One entry."):argument("id") end
 
-function COMMANDS.create(r)
+-- The fields a body takes, a line each, in the description's order:
+-- what `create --help` and `update --help` list.
+local function fields_text(node)
+  local lines, required = { "Fields:" }, {}
+  for _, name in ipairs(node.required or {}) do required[name] = true end
+  for _, name in ipairs(node.order) do
+    local f = node.fields[name]
+    if not f.read_only and not f.deprecated then
+      lines[#lines + 1] = format("  %-28s %s%s", name, required[name] and "required; " or "", help.describe(f))
+    end
+  end
+  return concat(lines, "\n")
+end
+
+function COMMANDS.create(r, desc)
   r:command("create", "A new entry from field=value pairs (null clears; lists as a;b).")
+    :epilog(fields_text(desc.bodies.create))
     :argument("fields", "field=value"):args("+")
 end
 
-function COMMANDS.update(r)
+function COMMANDS.update(r, desc)
   local update = r:command("update", "Changes the given fields (field=value, null clears).")
+  if desc.bodies.update then update:epilog(fields_text(desc.bodies.update)) end
   update:argument("id")
   update:argument("fields", "field=value"):args("+")
 end
@@ -173,6 +189,43 @@ local function build_parser()
     .. " credential), as CLOUDFLARE_LOG=debug does.")
   parser:flag("--json", "Output as JSON (list, get, create, update, delete, verification, plan).")
   parser:flag("--csv", "Output as CSV (list, get, create, update; reads back with plan and apply).")
+  parser:option("--max-retries", "How many times a failed request is tried again (0 to 100, default 3).")
+    :argname("<n>")
+    :convert(function(v)
+      local n = tonumber(v)
+      if not n or n % 1 ~= 0 or n < 0 or n > 100 then return nil, "--max-retries: a whole number from 0 to 100, got '"
+        .. v .. "'" end
+      return n
+    end)
+  parser:option("--max-retry-wait", "The longest wait before a try again, in seconds (default 60).")
+    :argname("<seconds>")
+    :convert(function(v)
+      local n = tonumber(v)
+      if not n or n ~= n or n < 0 or n == math.huge then
+        return nil, "--max-retry-wait: a number of seconds, 0 or more, got '" .. v .. "'"
+      end
+      return n
+    end)
+  parser:option("--timeout", "How long one request may take, in seconds.")
+    :argname("<seconds>")
+    :convert(function(v)
+      local n = tonumber(v)
+      if not n or n ~= n or n <= 0 or n == math.huge then
+        return nil, "--timeout: a number of seconds above 0, got '" .. v .. "'"
+      end
+      return n
+    end)
+  parser:option("--rate-limit", "At most N requests per S seconds, as N/S (e.g. 600/300); bulk work keeps to"
+    .. " 1000/300 by default.")
+    :argname("<n/s>")
+    :convert(function(v)
+      local n, per = v:match("^(%d+)/(%d+%.?%d*)$")
+      n, per = tonumber(n), tonumber(per)
+      if not n or n < 1 or not per or per <= 0 then
+        return nil, "--rate-limit: N/S, requests per seconds (e.g. 600/300), got '" .. v .. "'"
+      end
+      return { requests = n, per = per }
+    end)
   parser:option("--concurrency", ("Requests in flight at once in a listing or an apply, 1 to %d (default %d).")
     :format(config.MAX_CONCURRENCY, config.DEFAULT_CONCURRENCY))
     :argname("<n>")
@@ -248,7 +301,24 @@ end
 -- or a credential: (args, desc) -> the values, or nil and why not.
 local VALUES = {
   list = function(args, desc) return params_from(desc, args) end,
-  create = function(args, desc) return fields_from(desc, args.fields) end,
+  create = function(args, desc)
+    local fields, why = fields_from(desc, args.fields)
+    if not fields then return nil, why end
+    -- every required field missing, named at once, in the description's
+    -- order (a field it does not know is the module's to name, with the
+    -- one likely meant)
+    local node, required, missing = desc.bodies.create, {}, {}
+    for name in pairs(fields) do if not node.fields[name] then return fields end end
+    for _, name in ipairs(node.required or {}) do required[name] = true end
+    for _, name in ipairs(node.order) do
+      if required[name] and fields[name] == nil then missing[#missing + 1] = name end
+    end
+    if #missing > 0 then
+      return nil, format("%d required field%s missing: %s (create --help lists the fields)", #missing,
+                         #missing == 1 and " is" or "s are", concat(missing, ", "))
+    end
+    return fields
+  end,
   update = function(args, desc) return fields_from(desc, args.fields) end,
 }
 
@@ -493,7 +563,7 @@ local function folder_command(io_, args, name, usage, own_process)
   end
   local accounts, why = cli_folder.accounts(args)
   if not accounts then return usage(why) end
-  local opts = { concurrency = args.concurrency, log = args.debug and "debug" or nil, own_process = own_process }
+  local opts = { client = cli.client_options(args), own_process = own_process }
   local code, err, message = cli_folder[name](io_, args, accounts, opts, confirm)
   if code then return code end
   if err == "usage" then return usage(message) end
@@ -503,12 +573,26 @@ local function folder_command(io_, args, name, usage, own_process)
   return EXIT.error
 end
 
+--- The options of es.new the command line gives (its own user agent,
+--- --concurrency, --debug, --max-retries, --max-retry-wait, --timeout,
+--- --rate-limit), with those of extra.
+function cli.client_options(args, extra)
+  local opts = { user_agent = "cli", concurrency = args.concurrency, log = args.debug and "debug" or nil,
+                 max_retries = args.max_retries, max_retry_wait = args.max_retry_wait, timeout = args.timeout,
+                 rate_limit = args.rate_limit }
+  for k, v in pairs(extra or {}) do opts[k] = v end
+  return opts
+end
+
 --- Runs the tool on a list of arguments; answers the exit code. io_: {
 --- out, err } (files), default stdout and stderr.
 function cli.main(argv, io_)
   -- the tool's own process (not a caller's io): Ctrl-C stops what has not
   -- started, and the error says what was done
   local own_process = io_ == nil
+  -- a line at a time: in a log of stdout and stderr together (2>&1), an
+  -- error lands between lines, never inside one
+  if own_process then io.stdout:setvbuf("line") end
   io_ = io_ or { out = io.stdout, err = io.stderr, progress = true }
   local parser = build_parser()
   -- why may quote an argument as given, which may hold anything: it never
@@ -542,8 +626,7 @@ function cli.main(argv, io_)
     -- the message may quote the argument as typed
     if not values then return usage(why) end
   end
-  local made, cf = pcall(es.new, { user_agent = "cli", concurrency = args.concurrency,
-                                   log = args.debug and "debug" or nil, account_id = args.account_id })
+  local made, cf = pcall(es.new, cli.client_options(args, { account_id = args.account_id }))
   if not made then
     io_.err:write(PROGRAM .. ": " .. tostring(cf):gsub("^[^:]*:%d+: ", "") .. "\n")
     return EXIT.error

@@ -98,12 +98,20 @@ function cli_folder.accounts(args)
   return out
 end
 
+-- The client options the command line gave (cli.client_options), for
+-- one account (nil: the environment's).
+local function with_account(client_opts, id)
+  local out = {}
+  for k, v in pairs(client_opts) do out[k] = v end
+  out.account_id = id
+  return out
+end
+
 -- One client per account, sharing the first one's connection and pacer:
 -- { { client, name }, ... }, the first client (to close), or nil and
 -- why. accounts: { { id, name } } (empty: the environment's).
 local function clients(accounts, opts)
-  local made, cf = pcall(es.new, { user_agent = "cli", concurrency = opts.concurrency, log = opts.log,
-                                   account_id = accounts[1] and accounts[1].id })
+  local made, cf = pcall(es.new, with_account(opts.client, accounts[1] and accounts[1].id))
   if not made then return nil, tostring(cf):gsub("^[^:]*:%d+: ", "") end
   local out = { { client = cf, name = accounts[1] and accounts[1].name } }
   for i = 2, #accounts do out[i] = { client = cf:account(accounts[i].id), name = accounts[i].name } end
@@ -248,8 +256,7 @@ function cli_folder.apply(io_, args, accounts, opts, confirm)
         if not ok then return nil, tostring(other):gsub("^[^:]*:%d+: ", "") end
         return other
       end
-      local made, main = pcall(es.new, { user_agent = "cli", concurrency = opts.concurrency, log = opts.log,
-                                         account_id = id })
+      local made, main = pcall(es.new, with_account(opts.client, id))
       if not made then return nil, (tostring(main):gsub("^[^:]*:%d+: ", "")) end
       cf = main
       prepare(io_, cf, opts.own_process)

@@ -10,6 +10,7 @@ local errors = require("cloudflare.email_security.errors")
 local json = require("cloudflare.email_security.schema.body").json
 local keys = require("cloudflare.email_security.sync.keys")
 local numbers = require("cloudflare.email_security.numbers")
+local resource_internals = require("cloudflare.email_security.resource").internals
 
 local null, printable = core.null, errors.printable
 local concat, format, type = table.concat, string.format, type
@@ -31,7 +32,19 @@ local function plural(n, one, many) return format("%d %s", n, n == 1 and one or 
 --- One line per change, then the counts.
 function plan_text.lines(p)
   local out, name = {}, p.name
-  for _, item in ipairs(p.creates) do out[#out + 1] = format("+ %s create %s", name, printable(item.key)) end
+  -- a create says the fields it sets beyond its key, in the description's order
+  local order, in_key = nil, {}
+  for _, field in ipairs(p.key or {}) do in_key[field] = true end
+  for _, item in ipairs(p.creates) do
+    order = order or resource_internals(p.resource).entry.order
+    local set = {}
+    for _, field in ipairs(order) do
+      local v = item.fields[field]
+      if v ~= nil and not in_key[field] then set[#set + 1] = field .. ": " .. show(v) end
+    end
+    out[#out + 1] = format("+ %s create %s%s", name, printable(item.key),
+                           #set > 0 and (" with " .. concat(set, "; ")) or "")
+  end
   for _, item in ipairs(p.updates) do
     local parts = {}
     for _, ch in ipairs(item.changes) do
