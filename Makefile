@@ -214,9 +214,10 @@ repl: deps
 	@LUA_CPATH='./$(BUILD)/?.so;;' LUA_PATH='./lua/?.lua;./lua/?/init.lua;./?.lua;;' $(LUA) -i examples/repl.lua
 
 # The emulator on its own, for trying things by hand: PORT=N picks the port
-# (default 8787); it prints how to point a client at it.
+# (default 8787), IDLE=S how many idle seconds it waits before it exits
+# (default 300); it prints how to point a client at it, and a line to paste.
 emulator: deps
-	lua5.4 emulator/main.lua --port $${PORT:-8787} --banner
+	lua5.4 emulator/main.lua --port $${PORT:-8787} --idle-exit $${IDLE:-300} --banner
 
 # Installs what the build needs first (then builds in a new make, which
 # sees the freshly installed headers).

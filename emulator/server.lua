@@ -157,9 +157,12 @@ function server.run(opts)
   if opts.banner then
     io.stdout:write(("  base_url = \"http://127.0.0.1:%d/client/v4\", api_token = \"%s\",\n"
       .. "  account_id = any 1 to 32 of [A-Za-z0-9_-], e.g. \"023e105f4ecef8ad9ca31a8372d0c353\"\n"
-      .. "  stops by itself after %s idle seconds (Ctrl-C stops it now); PORT=N picks the port;\n"
-      .. "  DELETE /__emulator/faults clears pending faults, POST /__emulator/reset everything\n")
-      :format(port, opts.token, tostring(opts.idle_exit)))
+      .. "  stops by itself after %s idle seconds (Ctrl-C stops it now); PORT=N picks the port,\n"
+      .. "  IDLE=S the idle seconds; DELETE /__emulator/faults clears pending faults, POST\n"
+      .. "  /__emulator/reset everything. For the tool and es.new(), paste into a shell:\n"
+      .. "export CLOUDFLARE_BASE_URL=http://127.0.0.1:%d/client/v4 CLOUDFLARE_API_TOKEN=%s"
+      .. " CLOUDFLARE_ACCOUNT_ID=023e105f4ecef8ad9ca31a8372d0c353\n")
+      :format(port, opts.token, tostring(opts.idle_exit), port, opts.token))
   end
   io.stdout:flush()
 

@@ -726,6 +726,9 @@ describe("the emulator process", function()
     assert.matches('base_url = "http://127.0.0.1:' .. port .. '/client/v4", api_token = "test-token"', out, 1, true)
     assert.matches("account_id = any 1 to 32 of", out, 1, true)
     assert.matches("PORT=N picks the port", out, 1, true)
+    -- a line to paste, which the tool and es.new() read
+    assert.matches("\nexport CLOUDFLARE_BASE_URL=http://127.0.0.1:" .. port .. "/client/v4 CLOUDFLARE_API_TOKEN=test-token "
+      .. "CLOUDFLARE_ACCOUNT_ID=023e105f4ecef8ad9ca31a8372d0c353\n", out, 1, true)
     assert.matches("stopped: idle for 1 s\n$", out)
   end)
 
