@@ -162,6 +162,16 @@ function cli.actions(desc)
   return out
 end
 
+-- An option that takes a number: ok(n) says whether n will do, want (for
+-- the usage error) what will.
+local function number_option(parser, flag, description, argname, ok, want)
+  return parser:option(flag, description):argname(argname):convert(function(v)
+    local n = tonumber(v)
+    if not n or n ~= n or not ok(n) then return nil, ("%s: %s, got '%s'"):format(flag, want, v) end
+    return n
+  end)
+end
+
 local function build_parser()
   local parser = argparse(PROGRAM, "Cloudflare Email Security settings from the shell.", EPILOG)
     :command_target("resource")
@@ -189,32 +199,16 @@ local function build_parser()
     .. " credential), as CLOUDFLARE_LOG=debug does.")
   parser:flag("--json", "Output as JSON (list, get, create, update, delete, verification, plan).")
   parser:flag("--csv", "Output as CSV (list, get, create, update; reads back with plan and apply).")
-  parser:option("--max-retries", "How many times a failed request is tried again (0 to 100, default 3).")
-    :argname("<n>")
-    :convert(function(v)
-      local n = tonumber(v)
-      if not n or n % 1 ~= 0 or n < 0 or n > 100 then return nil, "--max-retries: a whole number from 0 to 100, got '"
-        .. v .. "'" end
-      return n
-    end)
-  parser:option("--max-retry-wait", "The longest wait before a try again, in seconds (default 60).")
-    :argname("<seconds>")
-    :convert(function(v)
-      local n = tonumber(v)
-      if not n or n ~= n or n < 0 or n == math.huge then
-        return nil, "--max-retry-wait: a number of seconds, 0 or more, got '" .. v .. "'"
-      end
-      return n
-    end)
-  parser:option("--timeout", "How long one request may take, in seconds.")
-    :argname("<seconds>")
-    :convert(function(v)
-      local n = tonumber(v)
-      if not n or n ~= n or n <= 0 or n == math.huge then
-        return nil, "--timeout: a number of seconds above 0, got '" .. v .. "'"
-      end
-      return n
-    end)
+  local function whole(low, high) return function(n) return n % 1 == 0 and n >= low and n <= high end end
+  local function seconds(above_zero)
+    return function(n) return n < math.huge and (n > 0 or not above_zero and n == 0) end
+  end
+  number_option(parser, "--max-retries", "How many times a failed request is tried again (0 to 100, default 3).",
+                "<n>", whole(0, 100), "a whole number from 0 to 100")
+  number_option(parser, "--max-retry-wait", "The longest wait before a try again, in seconds (default 60).",
+                "<seconds>", seconds(false), "a number of seconds, 0 or more")
+  number_option(parser, "--timeout", "How long one request may take, in seconds.", "<seconds>", seconds(true),
+                "a number of seconds above 0")
   parser:option("--rate-limit", "At most N requests per S seconds, as N/S (e.g. 600/300); bulk work keeps to"
     .. " 1000/300 by default.")
     :argname("<n/s>")
@@ -226,16 +220,9 @@ local function build_parser()
       end
       return { requests = n, per = per }
     end)
-  parser:option("--concurrency", ("Requests in flight at once in a listing or an apply, 1 to %d (default %d).")
-    :format(config.MAX_CONCURRENCY, config.DEFAULT_CONCURRENCY))
-    :argname("<n>")
-    :convert(function(v)
-      local n = tonumber(v)
-      if not n or n ~= math.floor(n) or n < 1 or n > config.MAX_CONCURRENCY then
-        return nil, ("--concurrency: give a whole number from 1 to %d, got '%s'"):format(config.MAX_CONCURRENCY, v)
-      end
-      return n
-    end)
+  number_option(parser, "--concurrency", ("Requests in flight at once in a listing or an apply, 1 to %d (default"
+    .. " %d)."):format(config.MAX_CONCURRENCY, config.DEFAULT_CONCURRENCY), "<n>", whole(1, config.MAX_CONCURRENCY),
+    ("give a whole number from 1 to %d"):format(config.MAX_CONCURRENCY))
   for _, name in ipairs(es.resources) do
     local desc = described(name)
     local actions = cli.actions(desc)
@@ -461,20 +448,10 @@ end
 -- line), and what apply would refuse (the thresholds), all known now.
 local function make_plan(io_, args, r, desc, name)
   local desired, why
-  if args.file == "-" or args.format then
-    local text
-    if args.file == "-" then
-      text = io.stdin:read("*a")
-    else
-      local f, open_why = io.open(args.file, "rb")
-      if not f then return nil, open_why end
-      text = f:read("*a")
-      f:close()
-      if not text then return nil, args.file .. ": cannot be read (is it a directory?)" end
-    end
-    desired, why = entries.parse(text, args.format, desc, args.file == "-" and "stdin" or args.file)
+  if args.file == "-" then
+    desired, why = entries.parse(io.stdin:read("*a"), args.format, desc, "stdin")
   else
-    desired, why = entries.read(args.file, desc)
+    desired, why = entries.read(args.file, desc, args.format)
   end
   if not desired then return nil, why end
   local read_as = entries.format(desired)

@@ -517,10 +517,11 @@ local function read_json(path, text)
   return value
 end
 
---- The entries a file holds, by its name's ending (.csv or .json); desc,
---- the compiled description, types CSV cells (optional). nil and a
---- message on a bad file.
-function entries.read(path, desc)
+--- The entries a file holds, read as kind says ("csv" or "json"), else
+--- by its name's ending (.csv or .json); desc, the compiled description,
+--- types CSV cells (optional). nil and a message on a bad file.
+function entries.read(path, desc, kind)
+  kind = kind or (path:lower():find("%.csv$") and "csv") or (path:lower():find("%.json$") and "json")
   local f, why = io.open(path, "rb")
   if not f then return nil, why end
   -- a large file: what was let go before is taken back first, not held
@@ -528,7 +529,7 @@ function entries.read(path, desc)
   local size = f:seek("end")
   f:seek("set")
   local large = size and size >= LARGE_FILE
-  if path:lower():find("%.csv$") then
+  if kind == "csv" then
     local list, unreadable
     list, why, unreadable = read_csv(path, pieces_of(f), desc, large)
     f:close()
@@ -540,7 +541,7 @@ function entries.read(path, desc)
   local text = f:read("*a")
   f:close()
   if not text then return nil, path .. ": cannot be read (is it a directory?)" end
-  if path:lower():find("%.json$") then return read_json(path, text) end
+  if kind == "json" then return read_json(path, text) end
   return nil, path .. ": neither .csv nor .json: say which by the file's name"
 end
 

@@ -269,25 +269,13 @@ end
 -- (as plan walks it: never held whole), and how many entries it has; a
 -- listing that moved while it was walked is walked again.
 local function fingerprint_now(r)
-  local err
-  for _ = 1, 3 do
-    local acc, next_entry, n = fingerprint.new(), r:each({ per_page = 1000 }), 0
-    err = nil
-    -- called by hand: on Lua 5.1 a for's iterator cannot yield
-    while true do
-      local e, walk_err = next_entry()
-      if e == nil then break end
-      if e == false then
-        err = walk_err
-        break
-      end
-      acc.add(e)
-      n = n + 1
-    end
-    if not err then return acc.result(), n end
-    if not err.listing_moved then return nil, err end
-  end
-  return nil, err
+  local acc, n
+  local err = plan.walk(r, function() acc, n = fingerprint.new(), 0 end, function(e)
+    acc.add(e)
+    n = n + 1
+  end)
+  if err then return nil, err end
+  return acc.result(), n
 end
 
 --- For a saved plan (folder_plan.load): lists every resource again and

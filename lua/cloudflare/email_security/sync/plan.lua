@@ -329,6 +329,32 @@ function plan.existing(r)
 end
 local existing_entries = plan.existing
 
+--- Walks every entry of r's listing a page at a time (never held whole):
+--- start() before each try, on_entry(e) for each entry; a listing that
+--- moved while it was walked is walked again from the start (see
+--- plan.existing). nil, or the error that ended the walk.
+function plan.walk(r, start, on_entry)
+  local err
+  for _ = 1, LISTING_TRIES do
+    start()
+    -- called by hand, as r:all does: on Lua 5.1 a for's iterator cannot
+    -- yield, and the walk may
+    local next_entry = r:each({ per_page = LISTING_PAGE })
+    while true do
+      local e, walk_err = next_entry()
+      if e == nil then return nil end
+      if e == false then
+        err = walk_err
+        break
+      end
+      on_entry(e)
+    end
+    if not err.listing_moved then return err end
+  end
+  err.note = MOVED_NOTE
+  return err
+end
+
 --- Every entry of the plan's resource now: apply lists again (see
 --- plan.existing).
 function Plan:listing()
@@ -599,43 +625,24 @@ function plan.make(r, desired, opts, internal)
   -- fails leaves no plan; one that moved is walked again from the start,
   -- into a new plan. A wrong entry stops the matching, not the walk: what
   -- is said is what a whole listing, then the matching, would say.
-  err = nil
-  for _ = 1, LISTING_TRIES do
+  local wrong, seen
+  err = plan.walk(r, function()
     p = setmetatable({
       resource = r, name = name, key = key.fields, key_rule = key, retired = retired,
       creates = {}, updates = {}, deletes = {}, unchanged = {}, skipped = {}, kept = {},
       existing = 0, listed = 0, thresholds = opts.thresholds, force = opts.force,
     }, Plan)
-    found, others = {}, {}
-    -- called by hand, as r:all does: on Lua 5.1 a for's iterator cannot
-    -- yield, and the walk may
-    local next_entry = r:each({ per_page = LISTING_PAGE })
-    local wrong
-    local seen = internal and internal.fingerprint and fingerprint.new()
-    err = nil
-    while true do
-      local e, walk_err = next_entry()
-      if e == nil then break end
-      if e == false then
-        err = walk_err
-        break
-      end
-      if seen then seen.add(e) end
-      p.listed = p.listed + 1
-      tidy(p.listed)
-      if not wrong then wrong = walked(p.listed, e) end
-    end
-    if not err then
-      if wrong then return nil, wrong end
-      if seen then p.fingerprint = seen.result() end
-      break
-    end
-    if not err.listing_moved then return nil, err end
-  end
-  if err then
-    err.note = MOVED_NOTE
-    return nil, err
-  end
+    found, others, wrong = {}, {}, nil
+    seen = internal and internal.fingerprint and fingerprint.new()
+  end, function(e)
+    if seen then seen.add(e) end
+    p.listed = p.listed + 1
+    tidy(p.listed)
+    if not wrong then wrong = walked(p.listed, e) end
+  end)
+  if err then return nil, err end
+  if wrong then return nil, wrong end
+  if seen then p.fingerprint = seen.result() end
 
   for _, item in ipairs(skipped_desired) do p.skipped[#p.skipped + 1] = item end
   -- the desired entries the server lacks, in the order given
