@@ -429,5 +429,145 @@ describe("a folder is an account", function()
       assert.is_nil(fp)
       assert.truthy(why:find("p.json: the plan was made against https://api.example.com", 1, true), why)
     end)
+
+    it("writes each change's key as an object of the key's fields (version 2), and checks it when read", function()
+      emu.seed(A, { entry("block_senders", 1), entry("block_senders", 2) }, "block_senders")
+      fresh_dir()
+      write(dir .. "/block_senders.csv", "pattern_type,pattern,is_regex,comments\nEMAIL,p1.example.com,false,x\n"
+        .. "EMAIL,p3.example.com,false,\n")
+      local fp = assert(folder_plan.make({ { client = cf } }, assert(folder.read(dir))))
+      local saved = fp:save()
+      local cjson = require("cjson")
+      local v = cjson.decode(saved)
+      assert.are.equal(2, v.version)
+      local res = v.accounts[1].resources[1]
+      local function key(n) return { pattern_type = "EMAIL", pattern = ("p%d.example.com"):format(n), is_regex = false } end
+      assert.are.same(key(3), res.plan.creates[1].key)
+      assert.are.same(key(1), res.plan.updates[1].key)
+      assert.are.same(key(2), res.plan.deletes[1].key)
+      -- the resource's own "key" still names the key's fields
+      assert.are.same({ "pattern_type", "pattern", "is_regex" }, res.key)
+      -- and plan --json's form is the same
+      assert.are.same(key(3), cjson.decode(fp:json()).accounts[1].resources[1].plan.creates[1].key)
+      local function load(change)
+        local copy = cjson.decode(saved)
+        change(copy.accounts[1].resources[1].plan)
+        return folder_plan.load(cjson.encode(copy), function() return cf end, "p.json")
+      end
+      local loaded, why = load(function(p) p.deletes[1].key.is_regex = "no" end)
+      assert.is_nil(loaded)
+      assert.are.equal("p.json: account " .. A .. ", block_senders: deletes[1].key.is_regex must be true or false", why)
+      loaded, why = load(function(p) p.updates[1].key = "pattern_type=EMAIL pattern=p1.example.com is_regex=false" end)
+      assert.is_nil(loaded)
+      assert.truthy(why:find("updates[1].key must be an object of the key's fields", 1, true), why)
+    end)
+
+    it("still reads version 1, whose keys were text, and says which versions it reads", function()
+      emu.seed(A, { entry("block_senders", 1), entry("block_senders", 2) }, "block_senders")
+      fresh_dir()
+      write(dir .. "/block_senders.csv", "pattern_type,pattern,is_regex,comments\nEMAIL,p1.example.com,false,x\n"
+        .. "EMAIL,p3.example.com,false,\n")
+      local fp = assert(folder_plan.make({ { client = cf } }, assert(folder.read(dir))))
+      local cjson = require("cjson")
+      -- the file version 1 wrote: the same, but each key the text a person reads
+      local old = cjson.decode(fp:save())
+      old.version = 1
+      local p = fp.accounts[1].resources[1].plan
+      local saved_plan = old.accounts[1].resources[1].plan
+      for _, kind in ipairs({ "creates", "updates", "deletes" }) do
+        for i, item in ipairs(saved_plan[kind]) do item.key = p[kind][i].key end
+      end
+      local loaded = assert(folder_plan.load(cjson.encode(old), function() return cf end, "old.json"))
+      assert.are.equal(tostring(fp), tostring(loaded))
+      local lp = loaded.accounts[1].resources[1].plan
+      assert.are.same(p.deletes[1].key_values, lp.deletes[1].key_values)
+      -- and applied as saved, its result's keys objects
+      local report = assert(loaded:apply())
+      local result = cjson.decode(loaded:apply_json(report))
+      assert.are.same(p.creates[1].key_values, result.accounts[1].resources[1].created[1].key)
+      old.version = 3
+      local none, why = folder_plan.load(cjson.encode(old), function() return cf end, "new.json")
+      assert.is_nil(none)
+      assert.are.equal("new.json: a saved plan of version 3; this tool reads versions 1 and 2: plan again", why)
+    end)
+  end)
+
+  describe("what apply did, as JSON", function()
+    local cjson = require("cjson")
+
+    it("per account and resource, the shapes of one resource's apply; counts added up", function()
+      emu.seed(A, { entry("block_senders", 1) }, "block_senders")
+      fresh_dir()
+      write(dir .. "/block_senders.csv", "pattern_type,pattern,is_regex\nEMAIL,p2.example.com,false\n")
+      local fp = assert(folder_plan.make({ { client = cf, name = "Alpha" }, { client = cf:account(B) } },
+                                         assert(folder.read(dir))))
+      local report = assert(fp:apply())
+      local v = cjson.decode(fp:apply_json(report))
+      assert.are.equal(cjson.null, v.error)
+      assert.are.same({ created = 2, updated = 0, deleted = 1, unchanged = 0, skipped = 0 }, v.counts)
+      local a = v.accounts[1]
+      assert.are.same({ A, "Alpha", emu.base_url, "done" }, { a.account_id, a.name, a.base_url, a.state })
+      local r = a.resources[1]
+      assert.are.same({ "block_senders", dir .. "/block_senders.csv", "done", cjson.null },
+                      { r.resource, r.file, r.state, r.refused })
+      assert.are.same({ { key = { pattern_type = "EMAIL", pattern = "p2.example.com", is_regex = false },
+                          id = emu.state(A, "block_senders")[1].id } }, r.created)
+      assert.are.same({ key = { pattern_type = "EMAIL", pattern = "p1.example.com", is_regex = false } },
+                      { key = r.deleted[1].key })
+      assert.are.equal(cjson.null, r.error)
+      assert.are.equal(1, #r.plan.creates)
+      assert.are.same({ creates = {}, updates = {}, deletes = {} }, r.remaining)
+      assert.are.equal(B, v.accounts[2].account_id)
+      assert.are.equal(cjson.null, v.accounts[2].name)
+      assert.are.same({}, v.warnings)
+    end)
+
+    it("a failure half-way: each resource done, stopped or not started, with what is left and in doubt", function()
+      fresh_dir()
+      write(dir .. "/block_senders.csv", "pattern_type,pattern,is_regex\nEMAIL,p1.example.com,false\n")
+      write(dir .. "/url_ignore_patterns.csv", "pattern\nu1.example.com\n")
+      local accounts = { { client = cf }, { client = cf:account(B) }, { client = cf:account(C) } }
+      local fp = assert(folder_plan.make(accounts, assert(folder.read(dir))))
+      emu.fault({ method = "POST", path = "/accounts/" .. B .. "/email-security/settings/url_ignore_patterns",
+                  status = 500, after = true, times = 5 })
+      local ok, err = fp:apply()
+      assert.is_nil(ok)
+      local v = cjson.decode(fp:apply_json(err))
+      assert.are.equal(tostring(err), v.error.message)
+      local states = {}
+      for _, a in ipairs(v.accounts) do
+        local each = { a.state }
+        for _, r in ipairs(a.resources) do each[#each + 1] = r.resource .. " " .. r.state end
+        states[#states + 1] = table.concat(each, ", ")
+      end
+      assert.are.same({ "done, block_senders done, url_ignore_patterns done",
+                        "stopped, block_senders done, url_ignore_patterns stopped",
+                        "not started, block_senders not started, url_ignore_patterns not started" }, states)
+      local stopped = v.accounts[2].resources[2]
+      assert.are.same({ { key = { pattern = "u1.example.com" }, id = cjson.null } }, stopped.in_doubt.creates)
+      assert.are.equal(tostring(err), stopped.error.message)
+      assert.are.equal(cjson.null, v.accounts[2].resources[1].error)
+      assert.are.same({ { key = { pattern = "u1.example.com" }, id = cjson.null } },
+                      v.accounts[3].resources[2].remaining.creates)
+      -- A's two, and B's block_senders: B's URL ignore pattern is in doubt
+      assert.are.same({ created = 3, updated = 0, deleted = 0, unchanged = 0, skipped = 0 }, v.counts)
+    end)
+
+    it("refused, or nothing to do: nothing sent, every change not done, and why", function()
+      fresh_dir()
+      write(dir .. "/url_ignore_patterns.csv", "pattern\nu1.example.com\n")
+      local fp = assert(folder_plan.make({ { client = cf } }, assert(folder.read(dir))))
+      local v = cjson.decode(fp:apply_json("not applied: the answer was not yes"))
+      assert.are.equal("not applied: the answer was not yes", v.error.message)
+      assert.are.equal("not started", v.accounts[1].state)
+      assert.are.equal("not started", v.accounts[1].resources[1].state)
+      assert.are.equal(1, #v.accounts[1].resources[1].remaining.creates)
+      assert(fp:apply())
+      fp = assert(folder_plan.make({ { client = cf } }, assert(folder.read(dir))))
+      v = cjson.decode(fp:apply_json(nil))
+      assert.are.equal(cjson.null, v.error)
+      assert.are.same({ "done", "done" }, { v.accounts[1].state, v.accounts[1].resources[1].state })
+      assert.are.equal(1, v.counts.unchanged)
+    end)
   end)
 end)

@@ -504,4 +504,142 @@ describe("plan and apply", function()
       assert.are.equal("desired[1].is_spoof", err.field)
     end)
   end)
+
+  describe("as JSON, keys are objects of the key's fields", function()
+    local plan_text = require("cloudflare.email_security.sync.plan_text")
+    local cjson = require("cjson")
+    local function entry_node(r) return require("cloudflare.email_security.resource").internals(r).entry end
+    local function sender(pattern, extra)
+      local e = { pattern_type = "EMAIL", pattern = pattern, is_regex = false }
+      for k, v in pairs(extra or {}) do e[k] = v end
+      return e
+    end
+    local function key(pattern) return { pattern_type = "EMAIL", pattern = pattern, is_regex = false } end
+
+    it("in every change of a plan, typed as the fields are, while the text a person reads stays", function()
+      emu.seed(ACCOUNT, { sender("old@example.com", { comments = "a" }), sender("gone@example.com") },
+               "block_senders")
+      local desired = { sender("old@example.com", { comments = "b" }), sender("new@example.com") }
+      local p = assert(cf.block_senders:plan(desired))
+      local v = cjson.decode(plan_text.json(p, entry_node(cf.block_senders)))
+      assert.are.same(key("new@example.com"), v.creates[1].key)
+      assert.are.same(key("old@example.com"), v.updates[1].key)
+      assert.are.same(key("gone@example.com"), v.deletes[1].key)
+      -- false, not "false": written by the field's node
+      assert.truthy(plan_text.json(p, entry_node(cf.block_senders)):find(
+        '"key":{"pattern_type":"EMAIL","pattern":"gone@example.com","is_regex":false}', 1, true))
+      assert.truthy(tostring(p):find("- block_senders delete pattern_type=EMAIL pattern=gone@example.com "
+        .. "is_regex=false (", 1, true), tostring(p))
+      -- what purge = false keeps
+      p = assert(cf.block_senders:plan(desired, { purge = false }))
+      v = cjson.decode(plan_text.json(p, entry_node(cf.block_senders)))
+      assert.are.same({ key = key("gone@example.com"), id = p.kept[1].id, reason = "purge off" }, v.kept[1])
+    end)
+
+    it("a skipped entry's too: a directory's, and one the key cannot name, with the fields it has", function()
+      emu.seed(ACCOUNT, { { name = "Synced", email = "Synced@example.com", is_email_regex = false,
+                            directory_id = 7 } })
+      local p = assert(cf.impersonation_registry:plan({}))
+      local v = cjson.decode(plan_text.json(p, entry_node(cf.impersonation_registry)))
+      assert.are.same({ email = "Synced@example.com", is_email_regex = false }, v.skipped[1].key)
+      emu.fault({ method = "GET", path = "block_senders", status = 200,
+        headers = { ["Content-Type"] = "application/json" },
+        body = '{"success":true,"errors":[],"messages":[],"result":[{"id":"nopattern-1","pattern_type":"EMAIL",'
+          .. '"is_regex":false}],"result_info":{"page":1,"per_page":1000,"count":1,"total_count":1}}' })
+      p = assert(cf.block_senders:plan({}))
+      assert.truthy(tostring(p):find("skip (no pattern) (nopattern-1): has no pattern", 1, true), tostring(p))
+      v = cjson.decode(plan_text.json(p, entry_node(cf.block_senders)))
+      assert.are.same({ key = { pattern_type = "EMAIL", is_regex = false }, id = "nopattern-1",
+                        reason = "has no pattern" }, v.skipped[1])
+    end)
+
+    it("apply's result: each change done, a create with its new id, in batches or one by one", function()
+      for _, name in ipairs({ "block_senders", "url_ignore_patterns", "impersonation_registry" }) do
+        local r = cf[name]
+        emu.seed(ACCOUNT, { entry(name, 1), entry(name, 2) }, name)
+        local desired = { entry(name, 2), entry(name, 3) }
+        for k, value in pairs(CHANGE[name]) do desired[1][k] = value end
+        local p = assert(r:plan(desired))
+        local summary = assert(p:apply())
+        local v = cjson.decode(plan_text.apply_json(p, summary, entry_node(r)))
+        assert.are.equal(cjson.null, v.error)
+        assert.are.same({ created = 1, updated = 1, deleted = 1, unchanged = 0, skipped = 0 }, v.counts)
+        local made
+        for _, e in ipairs(emu.state(ACCOUNT, name)) do
+          if ident(e) == ident(desired[2]) then made = e end
+        end
+        assert.are.same({ { key = p.creates[1].key_values, id = made.id } }, v.created, name)
+        assert.are.same({ { key = p.updates[1].key_values, id = p.updates[1].id } }, v.updated)
+        assert.are.same({ { key = p.deletes[1].key_values, id = p.deletes[1].id } }, v.deleted)
+        assert.are.same({ creates = {}, updates = {}, deletes = {} }, v.remaining)
+        assert.are.same({ creates = {}, updates = {}, deletes = {} }, v.in_doubt)
+        assert.are.equal(1, #v.plan.creates)
+        emu.reset()
+      end
+    end)
+
+    it("apply's result after a failure half-way: done, in doubt and not done, change by change", function()
+      local one = es.new({ api_token = "t", account_id = ACCOUNT, base_url = emu.base_url, max_retry_wait = 0.05,
+                          concurrency = 1 })
+      local r = one.impersonation_registry
+      local p = assert(r:plan(entries("impersonation_registry", 1, 4)))
+      -- the second create acts, and its answer is lost: in doubt; the two
+      -- after it are never sent
+      local summary, err = p:apply({ progress = function(done)
+        if done == 1 then emu.fault({ method = "POST", path = "impersonation_registry", status = 500, after = true }) end
+      end })
+      one:close()
+      assert.is_nil(summary)
+      local v = cjson.decode(plan_text.apply_json(p, err, entry_node(r)))
+      assert.are.same({ created = 1, updated = 0, deleted = 0, unchanged = 0, skipped = 0 }, v.counts)
+      assert.are.same({ email = "user1@example.com", is_email_regex = false }, v.created[1].key)
+      assert.are.equal(emu.state(ACCOUNT)[1].id, v.created[1].id)
+      assert.are.same({ { key = p.creates[2].key_values, id = cjson.null } }, v.in_doubt.creates)
+      assert.are.same({ { key = p.creates[3].key_values, id = cjson.null },
+                        { key = p.creates[4].key_values, id = cjson.null } }, v.remaining.creates)
+      assert.are.equal(tostring(err), v.error.message)
+      assert.are.equal(500, v.error.status)
+      -- the same facts as the error's counts
+      assert.are.same({ created = 1, updated = 0, deleted = 0 }, err.applied)
+      assert.are.same({ creates = 1, updates = 0, deletes = 0 }, err.in_doubt)
+      assert.are.same({ creates = 2, updates = 0, deletes = 0 }, err.remaining)
+    end)
+
+    it("apply's result when it is refused before anything is sent: everything not done, and why", function()
+      local list = {}
+      for i = 1, 10 do list[i] = entry("url_ignore_patterns", i) end
+      emu.seed(ACCOUNT, list, "url_ignore_patterns")
+      local p = assert(cf.url_ignore_patterns:plan({}))
+      local summary, err = p:apply()
+      assert.is_nil(summary)
+      local v = cjson.decode(plan_text.apply_json(p, err, entry_node(cf.url_ignore_patterns)))
+      assert.are.same({ message = tostring(err), kind = "invalid", rule = "threshold", status = cjson.null }, v.error)
+      assert.are.equal(0, v.counts.deleted)
+      assert.are.equal(10, #v.remaining.deletes)
+      assert.are.same({}, v.deleted)
+      -- a message of the tool's, and no apply at all (nothing to do)
+      v = cjson.decode(plan_text.apply_json(p, "not applied: the answer was not yes", entry_node(cf.url_ignore_patterns)))
+      assert.are.same({ message = "not applied: the answer was not yes", kind = cjson.null, rule = cjson.null,
+                        status = cjson.null }, v.error)
+      p = assert(cf.url_ignore_patterns:plan(list))
+      v = cjson.decode(plan_text.apply_json(p, nil, entry_node(cf.url_ignore_patterns)))
+      assert.are.equal(cjson.null, v.error)
+      assert.are.same({ created = 0, updated = 0, deleted = 0, unchanged = 10, skipped = 0 }, v.counts)
+    end)
+
+    it("a batch's delete whose entry went first is listed as deleted", function()
+      local seeded = emu.seed(ACCOUNT, entries("trusted_domains", 1, 3), "trusted_domains")
+      local p = assert(cf.trusted_domains:plan(entries("trusted_domains", 1, 1)))
+      assert.is_truthy(cf.trusted_domains:delete(seeded[3].id))
+      local summary = assert(p:apply())
+      assert.are.equal(2, summary.deleted)
+      local v = cjson.decode(plan_text.apply_json(p, summary, entry_node(cf.trusted_domains)))
+      local ids = {}
+      for i, d in ipairs(v.deleted) do ids[i] = d.id end
+      table.sort(ids)
+      local want = { seeded[2].id, seeded[3].id }
+      table.sort(want)
+      assert.are.same(want, ids)
+    end)
+  end)
 end)

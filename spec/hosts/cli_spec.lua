@@ -130,7 +130,9 @@ describe("the command-line tool", function()
     assert.are.equal(0, code, err)
     -- the account and the API the change went to, on stderr
     assert.are.equal(("account %s at %s\n"):format(ACCOUNT, emu.base_url), err)
-    local id = out:match("^id%s+(%S+)")
+    -- the key's fields first, then the id
+    assert.truthy(out:find("^pattern_type%s+EMAIL\npattern%s+ceo@example.com\nis_regex%s+false\nid%s"), out)
+    local id = out:match("\nid%s+(%S+)")
     assert.truthy(id, out)
     assert.truthy(out:find("\ncomments%s+a, b\n"))
     code, out = run("allow_policies get " .. id)
@@ -492,7 +494,7 @@ describe("the command-line tool", function()
     write(path, "pattern\na.example.com\n")
     local id = "f174e90a-fafe-4643-bbbc-4a0ed4fc8415"
     for _, case in ipairs({
-      { "--json url_ignore_patterns apply --yes " .. q(path), "--json", "url_ignore_patterns apply" },
+      { "-o yaml url_ignore_patterns apply --yes " .. q(path), "-o yaml", "url_ignore_patterns apply" },
       { "url_ignore_patterns apply --yes --csv " .. q(path), "--csv", "url_ignore_patterns apply" },
       { "--csv url_ignore_patterns plan " .. q(path), "--csv", "url_ignore_patterns plan" },
       { "--csv url_ignore_patterns delete " .. id, "--csv", "url_ignore_patterns delete" },
@@ -642,5 +644,258 @@ describe("the command-line tool", function()
     code, _, err = run("--account-id 'no spaces' url_ignore_patterns list")
     assert.are.equal(64, code)
     assert.truthy(err:find("--account-id", 1, true), err)
+  end)
+
+  it("the tool's own options may stand before the resource or after the action (-o, --json, --account-id, =)", function()
+    local path = dir .. "/anywhere.csv"
+    write(path, "pattern\nanywhere.example.com\n")
+    assert.are.equal(0, (run("url_ignore_patterns apply " .. q(path) .. " -y --account-id other_account --max-retries=2")))
+    assert.are.equal(1, #emu.state("other_account", "url_ignore_patterns"))
+    local before_code, before = run("--json --account-id other_account url_ignore_patterns list")
+    assert.are.equal(0, before_code)
+    for _, args in ipairs({ "url_ignore_patterns list --json --account-id other_account",
+                            "url_ignore_patterns list -o json --account-id=other_account",
+                            "-ojson url_ignore_patterns list --account-id other_account" }) do
+      local code, out, err = run(args)
+      assert.are.equal(0, code, args .. ": " .. err)
+      assert.are.equal(before, out, args)
+    end
+    assert.are.equal("anywhere.example.com", cjson.decode(before)[1].pattern)
+    -- after "--", nothing is taken for an option
+    local code, _, err = run("url_ignore_patterns delete -- --json")
+    assert.are.equal(1, code)
+    assert.truthy(err:find("--json", 1, true), err)
+  end)
+
+  it("a usage error shows the usage of the command it is about: get A B shows get's", function()
+    local code, out, err = run("allow_policies get A B")
+    assert.are.equal(64, code)
+    assert.are.equal("", out)
+    assert.truthy(err:find("Usage: cloudflare-email-security allow_policies get ", 1, true), err)
+    assert.truthy(err:find("too many arguments", 1, true), err)
+    -- a refusal after parsing too
+    code, out, err = run("allow_policies get A --concurrency 4")
+    assert.are.equal(64, code)
+    assert.are.equal("", out)
+    assert.truthy(err:find("Usage: cloudflare-email-security allow_policies get ", 1, true), err)
+    assert.truthy(err:find("--concurrency: allow_policies get sends one request at a time", 1, true), err)
+    assert.are.equal(0, #emu.requests())
+  end)
+
+  it("an output a command does not write is refused, naming what it writes (64, nothing sent)", function()
+    local path = dir .. "/o.csv"
+    write(path, "pattern\na.example.com\n")
+    for _, case in ipairs({
+      { "url_ignore_patterns plan -o yaml " .. q(path), "-o yaml: url_ignore_patterns plan writes table or json" },
+      { "-o csv url_ignore_patterns apply -y " .. q(path), "-o csv: url_ignore_patterns apply writes table or json" },
+      { "url_ignore_patterns delete -o wide x", "-o wide: url_ignore_patterns delete writes table or json" },
+      { "export " .. q(dir .. "/x") .. " -o json", "-o json: export writes files" },
+      { "url_ignore_patterns list -o yaml --csv", "-o yaml and --csv: give one of them" },
+      { "url_ignore_patterns list -o xml", "-o: table, wide, json, yaml or csv, got 'xml'" },
+      { "plan " .. q(dir) .. " --no-headers", "unknown option '--no-headers'" },
+    }) do
+      local code, out, err = run(case[1])
+      assert.are.equal(64, code, case[1] .. ": " .. out .. err)
+      assert.truthy(err:find(case[2], 1, true), case[1] .. ": " .. err)
+    end
+    assert.are.equal(0, #emu.requests())
+  end)
+
+  it("--help shows the tool's commands and fields, not the Lua calls; each command's names the options", function()
+    local code, out = run("allow_policies --help")
+    assert.are.equal(0, code)
+    assert.is_nil(out:find("(params)", 1, true), out)
+    assert.is_nil(out:find("es.null", 1, true), out)
+    assert.truthy(out:find("\n   list ", 1, true), out)
+    assert.truthy(out:find("or null in an update", 1, true), out)
+    code, out = run("allow_policies get --help")
+    assert.are.equal(0, code)
+    assert.truthy(out:find("The tool's own options (-o, --json", 1, true), out)
+  end)
+
+  it("says what to do in the tool's own words: --force, not force = true", function()
+    local lines = { "pattern" }
+    for i = 1, 10 do lines[#lines + 1] = ("w%d.example.com"):format(i) end
+    local all, few = dir .. "/words_all.csv", dir .. "/words_few.csv"
+    write(all, table.concat(lines, "\n") .. "\n")
+    write(few, "pattern\nw1.example.com\n")
+    assert.are.equal(0, (run("url_ignore_patterns apply --yes " .. q(all))))
+    for _, action in ipairs({ "plan", "apply --yes" }) do
+      local _, out, err = run("url_ignore_patterns " .. action .. " " .. q(few))
+      assert.truthy((out .. err):find("--force", 1, true), out .. err)
+      assert.is_nil((out .. err):find("force = true", 1, true), out .. err)
+    end
+  end)
+
+  it("a plan is in colour on a terminal, unless NO_COLOR or --no-color; never on a pipe", function()
+    local path = dir .. "/colour.csv"
+    write(path, "pattern\ncolour.example.com\n")
+    local code, shown = on_terminal(command("url_ignore_patterns plan " .. q(path)))
+    assert.are.equal(2, code, shown)
+    assert.truthy(shown:find("\27[32m+ url_ignore_patterns create", 1, true), shown)
+    for _, how in ipairs({ { "url_ignore_patterns plan --no-color " .. q(path) },
+                           { "url_ignore_patterns plan " .. q(path), env .. " NO_COLOR=1" } }) do
+      code, shown = on_terminal(command(how[1], { env = how[2] }))
+      assert.are.equal(2, code, shown)
+      assert.truthy(shown:find("+ url_ignore_patterns create", 1, true), shown)
+      assert.is_nil(shown:find("\27[", 1, true), shown)
+    end
+    local out
+    code, out = run("url_ignore_patterns plan " .. q(path))
+    assert.are.equal(2, code)
+    assert.is_nil(out:find("\27", 1, true), out)
+  end)
+
+  it("stdout goes a line at a time: in a log of 2>&1, -v's lines fall between the plan's, never inside one", function()
+    local lines = { "pattern" }
+    -- a plan of several stdio buffers, so that a buffer would end inside a line
+    for i = 1, 400 do lines[#lines + 1] = ("line-at-a-time-%03d.example.com"):format(i) end
+    local path, log = dir .. "/lines.csv", dir .. "/lines.log"
+    write(path, table.concat(lines, "\n") .. "\n")
+    local code = execute(command("-v url_ignore_patterns apply -y " .. q(path)) .. " > " .. q(log) .. " 2>&1")
+    assert.are.equal(0, code)
+    local creates = 0
+    for line in (files.read(log) or ""):gmatch("[^\n]+") do
+      if line:find("line-at-a-time-", 1, true) and not line:find("^cloudflare") then
+        assert.truthy(line:find("^%+ url_ignore_patterns create pattern=line%-at%-a%-time%-%d%d%d%.example%.com$"), line)
+        creates = creates + 1
+      end
+    end
+    assert.are.equal(400, creates)
+  end)
+
+  describe("output", function()
+    local function seed_two()
+      local made = emu.seed(ACCOUNT, {
+        { pattern = "ceo@example.com", pattern_type = "EMAIL", is_regex = false, is_trusted_sender = true,
+          is_exempt_recipient = false, is_acceptable_sender = false, verify_sender = true, comments = cjson.null },
+        { pattern = "partner.example", pattern_type = "DOMAIN", is_regex = false, is_trusted_sender = false,
+          is_exempt_recipient = false, is_acceptable_sender = true, verify_sender = true,
+          comments = "a partner with a long comment that a narrow terminal cannot show whole" },
+      }, "allow_policies")
+      return made
+    end
+
+    it("a table puts the key's fields first, shows null as empty, and leaves out the timestamps", function()
+      seed_two()
+      local code, out = run("allow_policies list --order pattern")
+      assert.are.equal(0, code)
+      local header = out:match("^[^\n]+")
+      assert.truthy(header:find("^pattern_type%s+pattern%s+is_regex%s+id%s+comments%s"), header)
+      assert.is_nil(header:find("created_at", 1, true), header)
+      assert.is_nil(out:find("null", 1, true), out)
+      code, out = run("allow_policies list -o wide")
+      assert.are.equal(0, code)
+      assert.truthy(out:find("created_at", 1, true), out)
+      assert.truthy(out:find("a partner with a long comment that a narrow terminal cannot show whole", 1, true))
+    end)
+
+    it("on a terminal a table fits its width, and -o wide cuts nothing", function()
+      seed_two()
+      local narrow = env .. " COLUMNS=70 LINES=50 PAGER=cat"
+      local code, shown = on_terminal(command("allow_policies list", { env = narrow }))
+      assert.are.equal(0, code, shown)
+      local lines = 0
+      for line in shown:gmatch("[^\r\n]+") do
+        lines = lines + 1
+        assert.truthy(require("cloudflare.email_security.schema.validate").utf8_length(line) <= 70, line)
+      end
+      assert.are.equal(3, lines, shown)
+      assert.truthy(shown:find("\226\128\166", 1, true), shown)
+      code, shown = on_terminal(command("allow_policies list -o wide", { env = narrow }))
+      assert.are.equal(0, code, shown)
+      assert.truthy(shown:find("cannot show whole", 1, true), shown)
+    end)
+
+    it("a list longer than the terminal goes through $PAGER there, and never off a terminal", function()
+      seed_two()
+      local paged = env .. " LINES=2 COLUMNS=200 PAGER='sed s/^/paged:/'"
+      local code, shown = on_terminal(command("allow_policies list", { env = paged }))
+      assert.are.equal(0, code, shown)
+      assert.truthy(shown:find("paged:pattern_type", 1, true), shown)
+      code, shown = on_terminal(command("allow_policies list", { env = env .. " LINES=50 COLUMNS=200 PAGER='sed s/^/paged:/'" }))
+      assert.are.equal(0, code, shown)
+      assert.is_nil(shown:find("paged:", 1, true), shown)
+      local out
+      code, out = run("allow_policies list", { env = paged })
+      assert.are.equal(0, code)
+      assert.is_nil(out:find("paged:", 1, true), out)
+    end)
+
+    it("-o json is indented on a terminal and one line on a pipe; -o yaml; --fields in every format; --no-headers", function()
+      seed_two()
+      local code, shown = on_terminal(command("allow_policies list -o json --order pattern --fields pattern,comments",
+                                              { env = env .. " PAGER=cat" }))
+      assert.are.equal(0, code, shown)
+      assert.truthy(shown:find('[\r\n]+  {\r?\n    "pattern": "ceo@example.com",\r?\n    "comments": null\r?\n  }'), shown)
+      local out
+      code, out = run("allow_policies list --json --order pattern --fields pattern,comments")
+      assert.are.equal(0, code)
+      assert.are.equal('[{"pattern":"ceo@example.com","comments":null},{"pattern":"partner.example","comments":'
+        .. '"a partner with a long comment that a narrow terminal cannot show whole"}]\n', out)
+      code, out = run("allow_policies list -o yaml --order pattern --fields pattern,is_regex")
+      assert.are.equal(0, code)
+      assert.are.equal('- pattern: ceo@example.com\n  is_regex: false\n- pattern: partner.example\n  is_regex: false\n', out)
+      code, out = run("allow_policies list -o csv --no-headers --order pattern --fields pattern,pattern_type")
+      assert.are.equal(0, code)
+      assert.are.equal("ceo@example.com,EMAIL\r\npartner.example,DOMAIN\r\n", out)
+      code, out = run("allow_policies list --no-headers --order pattern --fields pattern,pattern_type")
+      assert.are.equal(0, code)
+      assert.truthy(out:find("^ceo@example.com%s+EMAIL\npartner.example%s+DOMAIN\n$"), out)
+      local before = #emu.requests()
+      local err, _
+      code, _, err = run("allow_policies list --fields patern")
+      assert.are.equal(64, code)
+      assert.truthy(err:find("--fields: unknown field 'patern'", 1, true), err)
+      assert.truthy(err:find("pattern", 1, true), err)
+      assert.are.equal(before, #emu.requests())
+    end)
+
+    it("a domain's nested values are summed up in a table and whole in JSON and YAML", function()
+      local made = emu.seed(ACCOUNT, { { domain = "nested.example", allowed_delivery_modes = { "DIRECT" },
+        authorization = { authorized = true, timestamp = "2026-01-02T03:04:05Z", status_message = "ok" },
+        emails_processed = { timestamp = "2026-01-02T03:04:05Z", total_emails_processed = 12,
+                             total_emails_processed_previous = 7 } } }, "domains")
+      local code, out = run("domains get " .. made[1].id)
+      assert.are.equal(0, code, out)
+      assert.truthy(out:find("\nauthorization%s+authorized=true, status_message=ok", 1), out)
+      assert.truthy(out:find("total_emails_processed=12", 1, true), out)
+      code, out = run("domains get " .. made[1].id .. " --json")
+      assert.are.equal(0, code)
+      local whole = cjson.decode(out)
+      assert.are.equal("2026-01-02T03:04:05Z", whole.authorization.timestamp)
+      assert.are.equal(7, whole.emails_processed.total_emails_processed_previous)
+      code, out = run("domains get " .. made[1].id .. " -o yaml --fields authorization")
+      assert.are.equal(0, code)
+      assert.truthy(out:find("^authorization:\n  authorized: true\n"), out)
+      assert.truthy(out:find('\n  timestamp: "2026%-01%-02T03:04:05Z"\n'), out)
+    end)
+  end)
+
+  it("apply -o json writes one result object whose keys are objects, also when it stops half-way (exit 1)", function()
+    local path = dir .. "/result.csv"
+    write(path, "pattern\nr1.example.com\nr2.example.com\n")
+    local code, out, err = run("url_ignore_patterns apply -y -o json " .. q(path))
+    assert.are.equal(0, code, err)
+    local result = cjson.decode(out)
+    assert.are.equal(cjson.null, result.error)
+    assert.are.equal(2, result.counts.created)
+    assert.are.same({ pattern = "r1.example.com" }, result.created[1].key)
+    assert.are.equal(emu.state(ACCOUNT, "url_ignore_patterns")[1].id, result.created[1].id)
+    assert.is_nil(err:find("+ url_ignore_patterns", 1, true), err)
+    -- plan -o json: its keys are objects too
+    write(path, "pattern\nr1.example.com\nr3.example.com\n")
+    code, out = run("url_ignore_patterns plan --json --no-purge " .. q(path))
+    assert.are.equal(2, code)
+    assert.are.same({ pattern = "r3.example.com" }, cjson.decode(out).creates[1].key)
+    -- a 500 after acting: the result says it is in doubt, and stdout is still the one object
+    emu.fault({ method = "POST", status = 500, after = true })
+    code, out, err = run("url_ignore_patterns apply -y -o json --no-purge " .. q(path))
+    assert.are.equal(1, code, err)
+    result = cjson.decode(out)
+    assert.truthy(result.error.message:find("500", 1, true), out)
+    assert.are.equal(0, result.counts.created)
+    assert.are.same({ pattern = "r3.example.com" }, result.in_doubt.creates[1].key)
+    assert.truthy(err:find("500", 1, true), err)
   end)
 end)

@@ -100,6 +100,15 @@ describe("the REPL (Lua 5.4, in a pseudo-terminal)", function()
     assert.matches("\nnil%s+invalid error: [^\n]+%]\n", text)
   end)
 
+  it("applies a plan against its own emulator without asking, as its banner says", function()
+    if not available then return pending("tmux or lua5.4 is not installed") end
+    assert.matches("p:apply() on a plan against it does not ask", screen(), 1, true)
+    type_line('p = reg:plan({ { name = "Ann Lee", email = "ann@example.com", is_email_regex = false } }, '
+      .. "{ purge = false })", "\n> ")
+    local text = type_line("p:apply()", "1 created, 0 updated, 0 deleted")
+    assert.is_nil(text:find("Apply these changes?", 1, true))
+  end)
+
   -- However the prompt ends, its emulator goes too.
   for _, ending in ipairs({ { "os.exit()", "os.exit()" }, { "Ctrl-C", "C-c" }, { "Ctrl-D", "C-d" } }) do
     it("leaves no emulator behind when the prompt ends with " .. ending[1], function()
@@ -132,4 +141,121 @@ describe("the REPL (Lua 5.4, in a pseudo-terminal)", function()
       assert.is_true(gone, "the emulator still listens after " .. ending[1])
     end)
   end
+end)
+
+-- With the environment's credentials the REPL works on a real account, and
+-- a plan's apply asks first, as the tool's does. The credentials here are
+-- an emulator's that the spec starts, not one the REPL started: for the
+-- REPL it is an account like any other.
+describe("the REPL with the environment's credentials (Lua 5.4, in a pseudo-terminal)", function()
+  local ACCOUNT = "7c5dae5552338874e5053f2534d2767a"
+  local TOKEN = "repl-real-token-8d1e"
+  local session = "es-repl-real-" .. tostring(os.time()) .. "-" .. math.random(1000, 9999)
+  local available = run("command -v tmux") ~= "" and run("command -v lua5.4") ~= ""
+  local emu, dir
+
+  local function screen()
+    return run(("tmux capture-pane -p -J -S -2000 -t %s"):format(session))
+  end
+
+  local function count(text, want)
+    local n, at = 0, 1
+    while true do
+      local i = text:find(want, at, true)
+      if not i then return n end
+      n, at = n + 1, i + 1
+    end
+  end
+
+  -- Types a line, then waits until the screen shows `want` (a plain
+  -- string) once more than it did before: a question asked again is a
+  -- new one.
+  local function type_line(line, want)
+    local before = count(screen(), want)
+    os.execute(("tmux send-keys -t %s -l %q"):format(session, line))
+    os.execute(("tmux send-keys -t %s Enter"):format(session))
+    local deadline = socket.gettime() + 15
+    while socket.gettime() < deadline do
+      local text = screen()
+      if count(text, want) > before then return text end
+      socket.sleep(0.1)
+    end
+    error("the prompt never showed " .. want .. " again; screen:\n" .. screen())
+  end
+
+  lazy_setup(function()
+    if not available then return end
+    emu = require("emulator.process").start({ token = TOKEN })
+    dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir))
+    local cmd = ("env -u CLOUDFLARE_EMAIL -u CLOUDFLARE_API_KEY CLOUDFLARE_API_TOKEN=%s CLOUDFLARE_ACCOUNT_ID=%s"
+      .. " CLOUDFLARE_BASE_URL=%s make --no-print-directory -s repl LUA_VERSION=5.4 LUA=lua5.4 LUA_PC=lua5.4")
+      :format(TOKEN, ACCOUNT, emu.base_url)
+    os.execute(("tmux new-session -d -s %s -x 200 -y 60 %q"):format(session, cmd))
+    local deadline = socket.gettime() + 60
+    while socket.gettime() < deadline and not screen():find("\n> ", 1, true) do socket.sleep(0.1) end
+  end)
+
+  lazy_teardown(function()
+    if not available then return end
+    os.execute(("tmux send-keys -t %s C-d"):format(session))
+    socket.sleep(0.5)
+    os.execute(("tmux kill-session -t %s 2>/dev/null"):format(session))
+    os.execute("rm -rf " .. dir)
+    emu.stop()
+  end)
+
+  it("asks before a plan's apply sends: anything but yes applies nothing, yes applies", function()
+    if not available then return pending("tmux or lua5.4 is not installed") end
+    local text = screen()
+    assert.matches("cf: a client for account " .. ACCOUNT .. " at " .. emu.base_url .. " (from the environment)",
+                   text, 1, true)
+    assert.matches("p:apply() on a plan asks before it sends anything (p:apply{ yes = true } does not)", text, 1, true)
+    type_line('p = reg:plan({ { name = "Jane Roe", email = "jane@example.com", is_email_regex = false } })', "\n> ")
+    text = type_line("p:apply()", "Apply these changes? Type yes to go on: ")
+    assert.matches("\naccount " .. ACCOUNT .. " at " .. emu.base_url .. "\n"
+      .. "impersonation_registry: 1 change (1 to create, 0 to update, 0 to delete)\n"
+      .. "Apply these changes? Type yes to go on: ", text, 1, true)
+    -- no: an error value, not an exception, and nothing sent
+    text = type_line("no", "invalid error: not applied: the answer was not yes")
+    assert.matches("\nnil%s+invalid error: not applied: the answer was not yes %(p:apply{ yes = true } applies "
+      .. "without asking%)\n", text)
+    assert.are.equal(0, #emu.state(ACCOUNT, "impersonation_registry"))
+    type_line("reg:list()", "-- page 1, 0 entries of 0")
+    -- asked again; yes
+    type_line("p:apply()", "Apply these changes? Type yes to go on: ")
+    type_line("yes", "1 created, 0 updated, 0 deleted")
+    assert.are.same({ "jane@example.com" }, { emu.state(ACCOUNT, "impersonation_registry")[1].email })
+    type_line("reg:list()", "-- page 1, 1 entries of 1")
+  end)
+
+  it("applies without asking with yes = true, and when there is nothing to send", function()
+    if not available then return pending("tmux or lua5.4 is not installed") end
+    local asked = count(screen(), "Apply these changes?")
+    type_line('q = reg:plan({ { name = "Max Mustermann", email = "max@example.com", is_email_regex = false } }, '
+      .. "{ purge = false })", "\n> ")
+    type_line("q:apply{ yes = true }", "1 created, 0 updated, 0 deleted")
+    assert.are.equal(2, #emu.state(ACCOUNT, "impersonation_registry"))
+    type_line('q = reg:plan({ { name = "Max Mustermann", email = "max@example.com", is_email_regex = false } }, '
+      .. "{ purge = false })", "\n> ")
+    type_line("q:apply()", "0 created, 0 updated, 0 deleted")
+    assert.are.equal(asked, count(screen(), "Apply these changes?"))
+  end)
+
+  it("asks before a folder plan's apply sends, naming each account", function()
+    if not available then return pending("tmux or lua5.4 is not installed") end
+    local f = assert(io.open(dir .. "/block_senders.csv", "w"))
+    f:write("pattern_type,pattern,is_regex\nEMAIL,s1@example.com,false\n")
+    f:close()
+    type_line(("fp = es.plan_folder(cf, es.read_folder(%q))"):format(dir), "\n> ")
+    local text = type_line("fp:apply()", "Apply these changes? Type yes to go on: ")
+    assert.matches("\naccount " .. ACCOUNT .. " at " .. emu.base_url .. "\n1 change in 1 account\n"
+      .. "Apply these changes? Type yes to go on: ", text, 1, true)
+    type_line("nope", "invalid error: not applied: the answer was not yes")
+    assert.are.equal(0, #emu.state(ACCOUNT, "block_senders"))
+    type_line("fp:apply()", "Apply these changes? Type yes to go on: ")
+    type_line("yes", "\n> ")
+    assert.are.same({ "s1@example.com" }, { emu.state(ACCOUNT, "block_senders")[1].pattern })
+  end)
 end)

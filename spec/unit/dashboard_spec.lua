@@ -391,6 +391,31 @@ describe("dashboard.entry", function()
                     { dashboard.entry(fmt, { "a.example", "true", "false", "", "x" }) })
   end)
 
+  it("read_row names every bad cell of a row, in column order, and entry the first of them", function()
+    local fmt = assert(dashboard.recognise({ "Pattern", "Pattern Type", "Verify Email", "Trusted Sender",
+                                             "Exempt Recipient", "Acceptable Sender", "Notes" }))
+    local row = { "", "REGEX", "maybe", "true", "false", "yes", "", "x" }
+    local e, problems = dashboard.read_row(fmt, row)
+    assert.is_nil(e)
+    assert.are.same({
+      { column = 1, why = "Pattern: empty: it needs a value" },
+      { column = 2, why = "Pattern Type: 'REGEX' is not EMAIL, DOMAIN, IP or UNKNOWN" },
+      { column = 3, why = "Verify Email: 'maybe' is not true or false" },
+      { column = 6, why = "Acceptable Sender: 'yes' is not true or false" },
+      { column = 8, why = "has 8 cells where the header has 7" },
+    }, problems)
+    assert.are.same({ nil, "Pattern: empty: it needs a value" }, { dashboard.entry(fmt, row) })
+    -- cells the row lacks are named by their columns
+    e, problems = dashboard.read_row(fmt, { "a@example.com", "EMAIL", "true" })
+    assert.is_nil(e)
+    assert.are.same({ 4, 5, 6 }, { problems[1].column, problems[2].column, problems[3].column })
+    assert.are.equal(3, #problems)
+    -- a good row: the entry, as entry gives it
+    row = { "a@example.com", "email", "true", "false", "false", "true", "" }
+    assert.are.same(dashboard.entry(fmt, row), (dashboard.read_row(fmt, row)))
+    assert.are.equal("EMAIL", dashboard.read_row(fmt, row).pattern_type)
+  end)
+
   it("takes a pattern type from the pattern's shape where the file has no column for it", function()
     local fmt = assert(dashboard.recognise({ "Blocked_Sender", "Notes" }))
     local function kind(p) return dashboard.entry(fmt, { p, "" }).pattern_type end

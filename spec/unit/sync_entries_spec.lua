@@ -25,13 +25,14 @@ end
 
 describe("es.read_entries", function()
   it("reads a header of field names and typed cells", function()
-    local list = assert(read("domain,regions,integration_id,lookback_hops\r\n"
-      .. "a.example.com,GLOBAL;EU,null,2\r\n"
-      .. "b.example.com,\"\",,\n", "domains"))
-    assert.are.same({ domain = "a.example.com", regions = { "GLOBAL", "EU" }, integration_id = es.null,
+    local list = assert(read("domain,regions,integration_id,lookback_hops,ip_restrictions\r\n"
+      .. "a.example.com,GLOBAL;DE,null,2,\r\n"
+      .. "b.example.com,,,,\"\"\n", "domains"))
+    assert.are.same({ domain = "a.example.com", regions = { "GLOBAL", "DE" }, integration_id = es.null,
                       lookback_hops = 2 }, list[1])
     -- quoted and empty: an empty list
-    assert.are.same({}, list[2].regions)
+    assert.are.same({}, list[2].ip_restrictions)
+    assert.is_nil(list[2].regions)
     -- an unquoted empty cell is no value at all
     assert.is_nil(list[2].integration_id)
     assert.is_nil(list[2].lookback_hops)
@@ -60,9 +61,9 @@ describe("es.read_entries", function()
 
   it("names the line and column of what is wrong", function()
     local _, err = read("pattern,comments\np1,\"open\n", "url_ignore_patterns")
-    assert.are.equal("2:4: a quoted cell is not closed", err)
+    assert.are.equal("2:4: comments: a quoted cell is not closed", err)
     _, err = read("pattern,comments\np1,ab\"c\n")
-    assert.are.equal("2:6: a quote inside a cell that does not start with one (quote the whole cell)", err)
+    assert.are.equal("2:6: comments: a quote inside a cell that does not start with one (quote the whole cell)", err)
     _, err = read("pattern,comments\np1\n")
     assert.are.equal("2:1: has 1 cells where the header has 2", err)
     _, err = read("domain,lookback_hops\nd.example.com,two\n", "domains")
@@ -72,7 +73,7 @@ describe("es.read_entries", function()
     _, err = read("pattern,pattern\nx,y\n")
     assert.are.equal("1:9: field pattern appears twice in the header", err)
     _, err = read("pattern\n\"x\"y\n")
-    assert.are.equal("2:4: text after a quoted cell's closing quote", err)
+    assert.are.equal("2:4: pattern: text after a quoted cell's closing quote", err)
     _, err = read("pattern\n\255\n")
     assert.truthy(err:find("is not valid UTF-8", 1, true))
     _, err = read("")
@@ -109,8 +110,17 @@ describe("es.read_entries", function()
     local fields = { "id", "domain", "folder", "lookback_hops", "regions", "ip_restrictions", "require_tls_inbound",
                      "transport", "integration_id" }
     local text = entries.csv(list, fields)
-    local back = assert(entries.parse(text, "csv", c))
+    -- typed later (as plan types a file read without a resource): the
+    -- cells' kinds only, so that values the API refuses (an empty uuid, a
+    -- hop count past 20, a region it does not have) are written and read
+    -- back all the same
+    local back = assert(entries.typed(c, assert(entries.parse(text, "csv"))))
     assert.are.same(list, back)
+    -- read with the resource, they are refused: every one at once
+    local _, err = entries.parse(text, "csv", c)
+    assert.are.equal("csv:2:59: regions[2]: must be one of GLOBAL, AU, DE, IN, US\n"
+      .. "csv:3:6: integration_id: must be a uuid (8-4-4-4-12 hex digits)\n"
+      .. "csv:4:51: lookback_hops: must be at most 20", err)
   end)
 
   it("refuses a JSON object where a list belongs, and a directory, with a message", function()
@@ -199,12 +209,14 @@ describe("es.read_entries", function()
       end
     end)
 
-    it("says what a whole reading would: UTF-8 first, then a record that cannot be read, then a wrong cell",
+    it("says what a whole reading would: text that is not UTF-8 alone, else every problem in file order",
       function()
       local text = big(3000)
       local wrong_cell = "pattern,comments,is_regex\nx,y,maybe\n" .. text:gsub("^[^\n]*\n", ""):gsub("\r\n", ",true\r\n")
+      -- each problem in file order, the wrong cell first
       local _, err = read(wrong_cell .. "p,\"open\n", "trusted_domains")
-      assert.are.equal(("%d:3: a quoted cell is not closed"):format(2 + 2 * 3000 + 1), err)
+      assert.are.equal(("2:5: is_regex: must be true or false, got 'maybe'\nPATH:%d:3: comments: a quoted cell is not closed")
+        :format(2 + 2 * 3000 + 1), (err:gsub("\n[^\n]-:(%d+:%d+:)", "\nPATH:%1")))
       _, err = read(wrong_cell .. "p,\"open\n\255", "trusted_domains")
       assert.truthy(err:find("is not valid UTF-8", 1, true), err)
       _, err = read(wrong_cell, "trusted_domains")
@@ -219,6 +231,204 @@ describe("es.read_entries", function()
       local _, err = entries.typed(compiled("trusted_domains"), list)
       assert.truthy(err:find(":6003:8: is_regex: must be true or false, got 'oops'", 1, true), err)
     end)
+  end)
+end)
+
+-- A file with many bad cells names them all in one message: a line per
+-- problem, PATH:LINE:COLUMN: field: why (LINE where the cell starts,
+-- COLUMN its first character), in file order, the first SHOWN and then a
+-- count.
+describe("every problem of a file at once", function()
+  local domains = compiled("domains")
+
+  local function parse(text, desc, name)
+    local list, err = entries.parse(text, name and name:match("json$") and "json" or "csv", desc, name or "d.csv")
+    assert.is_nil(list)
+    return err
+  end
+
+  it("names every bad cell of a CSV file, in file order, by its line, column and field", function()
+    local err = parse(table.concat({
+      "domain,lookback_hops,regions,require_tls_inbound,nmae,transport",
+      -- a wrong kind, a bad boolean
+      "a.example.com,two,GLOBAL,maybe,,x",
+      -- a quoted cell over two lines: the row's other cells are on line 4
+      '"multi',
+      'line",3,XX;GLOBAL,true,oops,y',
+      "short,1",
+      -- the quoting rules broken: read on past them
+      'b.example.com,ab"c,GLOBAL,true,again,"t"junk',
+      "c.example.com,30,GLOBAL,false,,z\rq",
+      "",
+    }, "\n"), domains)
+    assert.are.equal(table.concat({
+      "d.csv:2:15: lookback_hops: must be an integer, got 'two'",
+      "d.csv:2:26: require_tls_inbound: must be true or false, got 'maybe'",
+      "d.csv:4:9: regions[1]: must be one of GLOBAL, AU, DE, IN, US",
+      -- a column the resource lacks: once, at its first cell with a value
+      "d.csv:4:24: nmae: is not a field of domains (there are: allowed_delivery_modes, domain, drop_dispositions, "
+        .. "folder, integration_id, ip_restrictions, lookback_hops, regions, require_tls_inbound, "
+        .. "require_tls_outbound, transport)",
+      "d.csv:5:1: has 2 cells where the header has 6",
+      "d.csv:6:17: lookback_hops: a quote inside a cell that does not start with one (quote the whole cell)",
+      "d.csv:6:41: transport: text after a quoted cell's closing quote",
+      "d.csv:7:15: lookback_hops: must be at most 20",
+      "d.csv:7:33: transport: a CR without LF",
+    }, "\n"), err)
+  end)
+
+  it("says the first problem first, as when it is the only one", function()
+    local one = parse("domain,lookback_hops\nd.example.com,x\n", domains)
+    local two = parse("domain,lookback_hops\nd.example.com,x\ne.example.com,y\n", domains)
+    assert.are.equal("d.csv:2:15: lookback_hops: must be an integer, got 'x'", one)
+    assert.are.equal(one, two:match("^[^\n]*"))
+    assert.are.equal("d.csv:3:15: lookback_hops: must be an integer, got 'y'", two:match("\n(.*)"))
+  end)
+
+  it("writes the first " .. entries.SHOWN .. " problems, then how many more", function()
+    local function rows(n)
+      local parts = { "domain,lookback_hops" }
+      for i = 1, n do parts[#parts + 1] = ("d%d.example.com,x%d"):format(i, i) end
+      return table.concat(parts, "\n")
+    end
+    local err = parse(rows(entries.SHOWN + 5), domains)
+    local lines = {}
+    for line in err:gmatch("[^\n]+") do lines[#lines + 1] = line end
+    assert.are.equal(entries.SHOWN + 1, #lines)
+    assert.are.equal("d.csv:2:16: lookback_hops: must be an integer, got 'x1'", lines[1])
+    assert.are.equal(("d.csv:%d:%d: lookback_hops: must be an integer, got 'x%d'"):format(entries.SHOWN + 1,
+      #("d%d.example.com,"):format(entries.SHOWN) + 1, entries.SHOWN), lines[entries.SHOWN])
+    assert.are.equal("... and 5 more", lines[entries.SHOWN + 1])
+    -- exactly as many as are shown: no count
+    err = parse(rows(entries.SHOWN), domains)
+    assert.is_nil(err:find("more", 1, true))
+    assert.are.equal(entries.SHOWN - 1, select(2, err:gsub("\n", "")))
+  end)
+
+  it("takes a column the resource lacks when it is empty, as plan does", function()
+    local list = assert(entries.parse("domain,nmae\na.example.com,\nb.example.com,\n", "csv", domains, "d.csv"))
+    assert.are.equal(2, #list)
+    assert.are.equal("d.csv:3:15: nmae: is not a field of impersonation_registry: did you mean `name`?",
+      parse("email,nmae\na@example.com,\nb@example.com,x\nc@example.com,y\n", compiled("impersonation_registry")))
+  end)
+
+  it("reads the rows under a header with bad names, naming every problem", function()
+    local err = parse("pattern,pat tern,pattern,comments\np1,x,y,\"open\n")
+    assert.are.equal(table.concat({
+      "d.csv:1:9: header cell 2 ('pat tern') is not a field name",
+      "d.csv:1:18: field pattern appears twice in the header",
+      "d.csv:2:8: comments: a quoted cell is not closed",
+    }, "\n"), err)
+  end)
+
+  it("types later every cell of every entry read without a resource", function()
+    local list = assert(entries.parse("domain,lookback_hops,require_tls_inbound\na,x,maybe\nb,2,true\nc,3.5,1\n",
+                                      "csv", nil, "t.csv"))
+    local _, err = entries.typed(domains, list)
+    assert.are.equal(table.concat({
+      "t.csv:2:3: lookback_hops: must be an integer, got 'x'",
+      "t.csv:2:5: require_tls_inbound: must be true or false, got 'maybe'",
+      "t.csv:4:3: lookback_hops: must be an integer, got '3.5'",
+      "t.csv:4:7: require_tls_inbound: must be true or false, got '1'",
+    }, "\n"), err)
+  end)
+
+  it("names every bad cell of a folder's file", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. dir))
+    local f = assert(io.open(dir .. "/block_senders.csv", "wb"))
+    f:write("pattern_type,pattern,is_regex\nMAIL,a@example.com,false\nEMAIL,b@example.com,no\n")
+    f:close()
+    local source, err = es.read_folder(dir)
+    os.remove(dir .. "/block_senders.csv")
+    os.remove(dir)
+    assert.is_nil(source)
+    assert.are.equal(table.concat({
+      dir .. "/block_senders.csv:2:1: pattern_type: must be one of EMAIL, DOMAIN, IP, UNKNOWN",
+      dir .. "/block_senders.csv:3:21: is_regex: must be true or false, got 'no'",
+    }, "\n"), err)
+  end)
+
+  it("names every bad entry of a JSON file by its index and field", function()
+    local text = '[1, {"domain": "a", "lookback_hops": 30, "nmae": 1}, "x", {"regions": ["XX"], "domain": 5}]'
+    assert.are.equal(table.concat({
+      "j.json: entry 1 is not an object",
+      "j.json: entry 2: lookback_hops: must be at most 20",
+      "j.json: entry 2: nmae: is not a field of domains (there are: allowed_delivery_modes, domain, "
+        .. "drop_dispositions, folder, integration_id, ip_restrictions, lookback_hops, regions, "
+        .. "require_tls_inbound, require_tls_outbound, transport)",
+      "j.json: entry 3 is not an object",
+      -- the fields of an entry in the description's order
+      "j.json: entry 4: domain: must be a string, got number",
+      "j.json: entry 4: regions[1]: must be one of GLOBAL, AU, DE, IN, US",
+    }, "\n"), parse(text, domains, "j.json"))
+    -- without a resource, only what is no entry at all
+    assert.are.equal("j.json: entry 1 is not an object\nj.json: entry 3 is not an object", parse(text, nil, "j.json"))
+  end)
+
+  it("names every bad cell of a dashboard file, by the dashboard's column names", function()
+    local err = parse("Blocked Sender, Blocked Sender Type, Is Regex, Notes,\n"
+      .. "x.example, DOMAN, maybe, , IMPORTANT\n"
+      .. ", EMAIL, false\n"
+      .. ("y"):rep(2000) .. ".example, DOMAIN, false,\n", compiled("block_senders"), "b.csv")
+    assert.are.equal(table.concat({
+      "b.csv:2:11: Blocked Sender Type: 'DOMAN' is not EMAIL, DOMAIN, IP or UNKNOWN",
+      "b.csv:2:18: Is Regex: 'maybe' is not true or false",
+      "b.csv:2:27: ' IMPORTANT' is in a column with no name in the header: the dashboard's file has no such column",
+      "b.csv:3:1: Blocked Sender: empty: it needs a value",
+      -- what the dashboard reads, checked against the resource as plan would
+      "b.csv:4:1: Blocked Sender (pattern): must be at most 1024 characters (got 2008)",
+    }, "\n"), err)
+  end)
+
+  -- A large file is read in pieces cut at line breaks outside quotes, told
+  -- as the reader tells them: a quote inside a cell that does not start
+  -- with one opens nothing, or the pieces after it would be cut inside
+  -- quoted cells and read as problems that are not there.
+  it("says the same of a large file read in pieces as of its text read whole", function()
+    local parts = { "\239\187\191\"pattern\",comments,is_regex\n", 'p0.example.com,stray"quote,false\n' }
+    for i = 1, 3000 do
+      parts[#parts + 1] = ('p%d.example.com,"two\nlines, ""%s""",%s\n'):format(i, ("x"):rep(i % 97),
+        i % 1000 == 0 and "maybe" or "false")
+    end
+    local text = table.concat(parts)
+    assert.is_true(#text > 3 * 64 * 1024)
+    local path = file_with(text)
+    local _, from_file = es.read_entries(path, "trusted_domains")
+    local _, whole = entries.parse(text, "csv", compiled("trusted_domains"), path)
+    os.remove(path)
+    assert.are.equal(whole, from_file)
+    -- row i starts on line 2i + 1; its is_regex cell is on the next, past
+    -- 'lines, ""', i % 97 x's and '""",'
+    local want = { path .. ":2:21: comments: a quote inside a cell that does not start with one (quote the whole cell)" }
+    for i = 1000, 3000, 1000 do
+      want[#want + 1] = ("%s:%d:%d: is_regex: must be true or false, got 'maybe'"):format(path, 2 * i + 2, 14 + i % 97)
+    end
+    assert.are.equal(table.concat(want, "\n"), from_file)
+  end)
+
+  it("cuts no piece inside a quoted cell whose doubled quote spans two of the file's reads", function()
+    -- the first quote of a "" pair is the last byte of the first 64 KiB:
+    -- rows of some 500 bytes, then one as long as it takes
+    local parts, size = { "pattern,comments\n" }, #"pattern,comments\n"
+    local last = 'q.example.com,"a'
+    while 64 * 1024 - size - #last - 1 > 600 do
+      parts[#parts + 1] = ("p%d.example.com,%s\n"):format(#parts, ("x"):rep(480))
+      size = size + #parts[#parts]
+    end
+    local prefix = ("p%d.example.com,"):format(#parts)
+    parts[#parts + 1] = prefix .. ("x"):rep(64 * 1024 - size - #last - 1 - #prefix - 1) .. "\n"
+    parts[#parts + 1] = last
+    local before = table.concat(parts)
+    assert.are.equal(64 * 1024, #before + 1)
+    -- a line break inside the quotes after the pair, and no line end after
+    -- the last record: a cut there would leave the cell open
+    local path = file_with(before .. '""b\nc"')
+    local list, err = es.read_entries(path, "url_ignore_patterns")
+    os.remove(path)
+    assert.is_nil(err)
+    assert.are.equal('a"b\nc', list[#list].comments)
   end)
 end)
 

@@ -24,6 +24,8 @@ local config = require("cloudflare.email_security.config")
 local client = require("cloudflare.email_security.client")
 local core = require("cloudflare.email_security.core")
 local cli_folder = require("cloudflare.email_security.cli_folder")
+local words = require("cloudflare.email_security.cli_words")
+local colour = require("cloudflare.email_security.cli_colour")
 
 local concat, format = table.concat, string.format
 
@@ -60,15 +62,22 @@ Exit codes: 0 done (plan: no change), 1 error, 2 plan found changes,
 
 local function dashed(name) return (name:gsub("_", "-")) end
 
--- The outputs each action writes. --json and --csv are the parser's own,
--- so that they may come before the resource too; argparse then takes them
--- with every command, and main refuses them where the action has no such
--- output instead of ignoring them.
+-- The output formats each action writes (-o, and --json and --csv for
+-- -o json and -o csv). They are the parser's own options, so that they may
+-- stand before the resource or after the action; main refuses a format an
+-- action does not write instead of ignoring it. "table" is the text a
+-- person reads (a plan's lines, for plan and apply).
+local ENTRIES = { table = true, wide = true, json = true, yaml = true, csv = true }
 local OUTPUTS = {
-  list = { json = true, csv = true }, get = { json = true, csv = true },
-  create = { json = true, csv = true }, update = { json = true, csv = true },
-  delete = { json = true }, verification = { json = true }, plan = { json = true }, apply = {},
+  list = ENTRIES, get = ENTRIES, create = ENTRIES, update = ENTRIES,
+  delete = { table = true, json = true }, verification = { table = true, json = true, yaml = true },
+  plan = { table = true, json = true }, apply = { table = true, json = true },
 }
+local FORMATS = "table, wide, json, yaml or csv"
+
+-- The actions that send more than one request at a time (--concurrency
+-- means something to them alone).
+local BULK = { list = true, plan = true, apply = true }
 
 local function add_sync_options(cmd, name)
   local key = keys.of(name)
@@ -96,14 +105,22 @@ end
 -- apply, which comes with plan.
 local COMMANDS = {}
 
+-- --fields and --no-headers: what an entry's output shows, in any format.
+local function add_output_options(cmd)
+  cmd:option("--fields", "Only these fields, in this order, comma-separated (any -o).")
+    :target("show_fields")
+  cmd:flag("--no-headers", "No header row (table, wide and csv).")
+  return cmd
+end
+
 function COMMANDS.list(r, desc)
-  local list = r:command("list", "Every entry (all pages, 1000 a page; --page for one page).")
+  local list = add_output_options(r:command("list", "Every entry (all pages, 1000 a page; --page for one page)."))
   for _, p in ipairs(desc.param_order) do
     list:option("--" .. dashed(p), help.describe(desc.params[p]))
   end
 end
 
-function COMMANDS.get(r) r:command("get", "One entry."):argument("id") end
+function COMMANDS.get(r) add_output_options(r:command("get", "One entry.")):argument("id") end
 
 -- The fields a body takes, a line each, in the description's order:
 -- what `create --help` and `update --help` list.
@@ -120,16 +137,16 @@ local function fields_text(node)
 end
 
 function COMMANDS.create(r, desc)
-  r:command("create", "A new entry from field=value pairs (null clears; lists as a;b).")
+  add_output_options(r:command("create", "A new entry from field=value pairs (null clears; lists as a;b)."))
     :epilog(fields_text(desc.bodies.create))
-    :argument("fields", "field=value"):args("+")
+    :argument("fields", "field=value"):args("+"):target("assignments")
 end
 
 function COMMANDS.update(r, desc)
-  local update = r:command("update", "Changes the given fields (field=value, null clears).")
+  local update = add_output_options(r:command("update", "Changes the given fields (field=value, null clears)."))
   if desc.bodies.update then update:epilog(fields_text(desc.bodies.update)) end
   update:argument("id")
-  update:argument("fields", "field=value"):args("+")
+  update:argument("fields", "field=value"):args("+"):target("assignments")
 end
 
 function COMMANDS.delete(r) r:command("delete", "Removes entries by id."):argument("ids"):args("+") end
@@ -172,6 +189,13 @@ local function number_option(parser, flag, description, argname, ok, want)
   end)
 end
 
+-- The tool's own options: lua-argparse takes a parser's options after its
+-- commands too, so they may stand before the resource or after the
+-- action, as gh and kubectl allow; each command's --help says so.
+local GLOBAL_NOTE = "The tool's own options (-o, --json, --csv, -v, --account-id, --no-color,\n"
+  .. "--max-retries, --max-retry-wait, --timeout, --rate-limit, --concurrency) go\n"
+  .. "here too, or before the resource: cloudflare-email-security --help says them."
+
 local function build_parser()
   local parser = argparse(PROGRAM, "Cloudflare Email Security settings from the shell.", EPILOG)
     :command_target("resource")
@@ -197,8 +221,17 @@ local function build_parser()
     :argname("<file>")
   parser:flag("-v --debug", "Log each request and answer on stderr (method, path, status, time; never a"
     .. " credential), as CLOUDFLARE_LOG=debug does.")
-  parser:flag("--json", "Output as JSON (list, get, create, update, delete, verification, plan).")
-  parser:flag("--csv", "Output as CSV (list, get, create, update; reads back with plan and apply).")
+  parser:option("-o --output", "How to show what a command answers: table (the default), wide (every column,"
+    .. " nothing cut), json (indented on a terminal), yaml or csv (reads back with plan and apply); plan and"
+    .. " apply: table or json.")
+    :argname("<format>")
+    :convert(function(v)
+      if not ENTRIES[v] then return nil, ("-o: %s, got '%s'"):format(FORMATS, v) end
+      return v
+    end)
+  parser:flag("--json", "-o json.")
+  parser:flag("--csv", "-o csv.")
+  parser:flag("--no-color", "No colour in a plan (also when NO_COLOR is set); there is none off a terminal.")
   local function whole(low, high) return function(n) return n % 1 == 0 and n >= low and n <= high end end
   local function seconds(above_zero)
     return function(n) return n < math.huge and (n > 0 or not above_zero and n == 0) end
@@ -228,12 +261,24 @@ local function build_parser()
     local actions = cli.actions(desc)
     local key = keys.of(name)
     local r = parser:command(name):summary("Calls: " .. concat(actions, ", ") .. ".")
-      :description(help.text(name) .. (key and ("\nplan and apply match entries by "
+      :description(help.tool_text(name) .. (key and ("\nplan and apply match entries by "
         .. concat(key.fields, ", ") .. " (--key changes it).") or ""))
       :command_target("action")
     for _, action in ipairs(actions) do COMMANDS[action](r, desc, name) end
   end
   cli_folder.add_commands(parser)
+  -- each command's --help says that the tool's own options go with it
+  -- too (lua-argparse keeps a parser's commands and epilog in fields of
+  -- its own; without them, only the tool's --help says so)
+  local function note_globals(cmd)
+    local subs = rawget(cmd, "_commands") or {}
+    if #subs == 0 and cmd ~= parser then
+      local epilog = rawget(cmd, "_epilog")
+      cmd:epilog((epilog and epilog .. "\n\n" or "") .. GLOBAL_NOTE)
+    end
+    for _, sub in ipairs(subs) do note_globals(sub) end
+  end
+  note_globals(parser)
   -- `completion bash|zsh|fish`: lua-argparse writes the script
   parser:add_complete_command({ name = "completion", description = "Print a completion script for"
     .. " bash, zsh or fish: source it, e.g. `source <(cloudflare-email-security completion bash)`." })
@@ -289,7 +334,7 @@ end
 local VALUES = {
   list = function(args, desc) return params_from(desc, args) end,
   create = function(args, desc)
-    local fields, why = fields_from(desc, args.fields)
+    local fields, why = fields_from(desc, args.assignments)
     if not fields then return nil, why end
     -- every required field missing, named at once, in the description's
     -- order (a field it does not know is the module's to name, with the
@@ -306,7 +351,7 @@ local VALUES = {
     end
     return fields
   end,
-  update = function(args, desc) return fields_from(desc, args.fields) end,
+  update = function(args, desc) return fields_from(desc, args.assignments) end,
 }
 
 local function sync_opts(args, name)
@@ -338,6 +383,29 @@ local function write_csv(io_, text)
   io_.out:write(text)
 end
 
+-- What an action answers, as -o asks: rendered by cli_output.lua (--fields
+-- and --no-headers with it), JSON indented and a table fitted to the
+-- terminal's width when stdout is one, a list paged there when it is
+-- longer than the terminal ($PAGER, as gh and git do). how: { desc } or
+-- { node } for what the entries are; list: data is a list, not one entry.
+local function show(io_, args, how, data, list)
+  local on_terminal = io_.out == io.stdout and output.is_terminal(1)
+  local width, height
+  if on_terminal then width, height = output.terminal_size() end
+  how.format, how.fields, how.no_headers = args.output, args.show_fields, args.no_headers
+  how.one, how.indent, how.width = not list, on_terminal, width
+  local text, why = output.render(data, how)
+  if not text then return nil, why end
+  if args.output == "csv" then
+    write_csv(io_, text)
+  elseif list and on_terminal then
+    output.page(text, io_.out, { terminal = true, height = height, pager = os.getenv("PAGER") })
+  else
+    io_.out:write(text)
+  end
+  return EXIT.ok
+end
+
 -- Each action: (io, args, values, r, desc, name) -> exit code, or nil and
 -- an error; values: what VALUES made of its arguments; r: the client's
 -- resource; desc: its compiled description.
@@ -350,65 +418,46 @@ function ACTIONS.list(io_, args, params, r, desc)
   else
     params.per_page = params.per_page or 1000
     list = {}
-    local show = io_.progress and output.is_terminal(2)
+    local counting = io_.progress and output.is_terminal(2)
     for e, e_err in r:each(params) do
       if not e then
         err = e_err
         break
       end
       list[#list + 1] = e
-      if show and #list % params.per_page == 0 then io_.err:write(format("\rlisting: %d entries", #list)) end
+      if counting and #list % params.per_page == 0 then io_.err:write(format("\rlisting: %d entries", #list)) end
     end
-    if show and #list >= params.per_page then io_.err:write("\r\27[K") end
+    if counting and #list >= params.per_page then io_.err:write("\r\27[K") end
   end
   if not list then return nil, err end
   if err then return nil, err end
-  if args.json then
-    io_.out:write(output.json_text(list, output.LIST, desc.entry))
-  elseif args.csv then
-    write_csv(io_, entries.csv(list, output.columns(desc)))
-  else
-    io_.out:write(output.table_text(list, output.columns(desc, true)))
-  end
-  return EXIT.ok
-end
-
-local function show_entry(io_, args, desc, e)
-  if args.json then io_.out:write(output.json_text(e, desc.entry))
-  elseif args.csv then write_csv(io_, entries.csv({ e }, output.columns(desc)))
-  else io_.out:write(output.entry_text(e, output.columns(desc))) end
-  return EXIT.ok
+  return show(io_, args, { desc = desc }, list, true)
 end
 
 function ACTIONS.get(io_, args, _, r, desc)
   local e, err = r:get(args.id)
   if not e then return nil, err end
-  return show_entry(io_, args, desc, e)
+  return show(io_, args, { desc = desc }, e)
 end
 
--- an object even if the API ever sent it empty
-local VERIFICATION = { type = "object" }
-
-function ACTIONS.verification(io_, args, _, r)
+function ACTIONS.verification(io_, args, _, r, desc)
   local v, err = r:verification(args.id)
   if not v then return nil, err end
-  if args.json then io_.out:write(output.json_text(v, VERIFICATION)) else io_.out:write(output.entry_text(v, {
-    "verified", "status", "txt_record_name", "txt_record_value", "last_checked_at" })) end
-  return EXIT.ok
+  return show(io_, args, { node = desc.verification, name = "verification" }, v)
 end
 
 function ACTIONS.create(io_, args, fields, r, desc)
   local e, err = r:create(fields)
   if not e then return nil, err end
   io_.say_account()
-  return show_entry(io_, args, desc, e)
+  return show(io_, args, { desc = desc }, e)
 end
 
 function ACTIONS.update(io_, args, fields, r, desc)
   local e, err = r:update(args.id, fields)
   if not e then return nil, err end
   io_.say_account()
-  return show_entry(io_, args, desc, e)
+  return show(io_, args, { desc = desc }, e)
 end
 
 -- Every id is tried, whichever failed before it (as rm does): what was
@@ -468,7 +517,9 @@ end
 -- The warnings after the plan; with --strict, an error.
 local function say_warnings(io_, args, found)
   for _, w in ipairs(found) do
-    io_.out:write(printable(format("%s: %s: %s", args.strict and "error" or "warning", w.where, w.message)) .. "\n")
+    local line = printable(format("%s: %s: %s", args.strict and "error" or "warning", w.where, w.message))
+    -- with -o json, stdout is the JSON alone
+    if args.json then io_.err:write(words.of(line) .. "\n") else io_.say_plan(line) end
   end
   if args.strict and #found > 0 then
     return format("%d warning%s, and --strict: nothing is applied", #found, #found == 1 and "" or "s")
@@ -481,11 +532,17 @@ function ACTIONS.plan(io_, args, _, r, desc, name)
   if not p then return nil, err end
   if args.json then
     io_.out:write(plan_text.json(p, desc.entry))
-  else
-    io_.out:write(tostring(p) .. "\n")
+    -- the warnings and the refusal to come, on stderr: stdout is the JSON
     if over then
-      io_.out:write("! " .. printable(over.message:gsub("^plan: ", ""):gsub(": nothing was sent.*$", ""))
-        .. ": apply refuses this without --force\n")
+      io_.err:write(words.of("! " .. printable(over.message:gsub("^plan: ", ""):gsub(": nothing was sent.*$", ""))
+        .. ": apply refuses this without --force") .. "\n")
+    end
+    say_warnings(io_, args, found)
+  else
+    io_.say_plan(tostring(p))
+    if over then
+      io_.say_plan("! " .. printable(over.message:gsub("^plan: ", ""):gsub(": nothing was sent.*$", ""))
+        .. ": apply refuses this without --force")
     end
     say_warnings(io_, args, found)
   end
@@ -495,48 +552,104 @@ function ACTIONS.plan(io_, args, _, r, desc, name)
   return p:changes() > 0 and EXIT.changes or EXIT.ok
 end
 
+-- With -o json, stdout holds one result object (plan_text.apply_json:
+-- what was done, in doubt and left, and the error), also when apply stops
+-- or is refused; the plan, the question and progress go to stderr.
 function ACTIONS.apply(io_, args, _, r, desc, name)
   local p, err, found, over = make_plan(io_, args, r, desc, name)
   if p then io_.say_account() end
   if not p then return nil, err end
-  io_.out:write(tostring(p) .. "\n")
+  local function finish(code, why, summary)
+    if args.json then
+      io_.out:write(plan_text.apply_json(p, summary or why, desc.entry))
+      io_.out:flush()
+    end
+    return code, why
+  end
+  if not args.json then io_.say_plan(tostring(p)) end
   local strict = say_warnings(io_, args, found)
   if p:changes() == 0 then
-    io_.out:write("nothing to do\n")
-    return EXIT.ok
+    if not args.json then io_.out:write("nothing to do\n") end
+    return finish(EXIT.ok)
   end
   -- refused before the question, not after "yes"
-  if over then return nil, over end
-  if strict then return nil, strict end
+  if over then return finish(nil, over) end
+  if strict then return finish(nil, strict) end
   if not args.yes then
     if not output.is_terminal(0) then
-      return nil, "not applied: give --yes to apply without a terminal to ask on"
+      return finish(nil, "not applied: give --yes to apply without a terminal to ask on")
     end
-    if not confirm(io_) then return nil, "not applied: the answer was not yes" end
+    if args.json then io_.err:write(words.of(tostring(p)) .. "\n") end
+    if not confirm(io_) then return finish(nil, "not applied: the answer was not yes") end
   end
-  local show = output.is_terminal(2)
+  local counting = output.is_terminal(2)
   local summary
   summary, err = p:apply({
     force = args.force,
-    progress = show and function(done, total)
+    progress = counting and function(done, total)
       io_.err:write(format("\rapplying: %d of %d changes", done, total))
     end or nil,
   })
-  if show then io_.err:write("\r\27[K") end
-  if not summary then return nil, err end
-  io_.out:write(tostring(summary) .. "\n")
-  return EXIT.ok
+  if counting then io_.err:write("\r\27[K") end
+  if not summary then return finish(nil, err) end
+  if not args.json then io_.out:write(tostring(summary) .. "\n") end
+  return finish(EXIT.ok, nil, summary)
 end
 
 -- export, plan and apply of a folder (cli_folder.lua): the command's
 -- outputs, as OUTPUTS says them for a resource's actions.
-local FOLDER_COMMANDS = { export = {}, plan = { json = true }, apply = {} }
+-- An error as the tool prints it, in its own words: an error value is one
+-- line; a message may be several (every bad cell of a file, each
+-- escaped by the reader already), each line kept printable on its own.
+local function error_lines(err)
+  if type(err) == "string" then return (words.of(err):gsub("[^\n]+", printable)) end
+  return printable(words.of(err))
+end
+
+-- The command parser args reached (its resource's action, or a folder
+-- command), for the usage a refusal after parsing shows. lua-argparse
+-- keeps a parser's commands in _commands; without them, the whole tool's.
+local function command_parser(parser, args)
+  local found = parser
+  for _, name in ipairs({ args.resource, args.action }) do
+    local next_one
+    for _, cmd in ipairs(rawget(found, "_commands") or {}) do
+      if cmd._name == name then next_one = cmd end
+    end
+    if not next_one then return found end
+    found = next_one
+  end
+  return found
+end
+
+-- The output format asked for: -o, --json or --csv (one of them), else
+-- table; or nil and why not.
+local function output_format(args)
+  local given = {}
+  if args.output then given[#given + 1] = "-o " .. args.output end
+  if args.json then given[#given + 1] = "--json" end
+  if args.csv then given[#given + 1] = "--csv" end
+  if #given > 1 then return nil, concat(given, " and ") .. ": give one of them" end
+  return args.output or (args.json and "json") or (args.csv and "csv") or "table", given[1]
+end
+
+-- A set's names as "a, b or c", in FORMATS' order.
+local function listed(set)
+  local out = {}
+  for _, f in ipairs({ "table", "wide", "json", "yaml", "csv" }) do if set[f] then out[#out + 1] = f end end
+  if #out == 1 then return out[1] .. " only" end
+  return concat(out, ", ", 1, #out - 1) .. " or " .. out[#out]
+end
+
+local FOLDER_COMMANDS = { export = { table = true }, plan = { table = true, json = true },
+                          apply = { table = true, json = true } }
 
 local function folder_command(io_, args, name, usage, own_process)
-  for _, flag in ipairs({ "json", "csv" }) do
-    if args[flag] and not FOLDER_COMMANDS[name][flag] then
-      return usage(format("--%s: %s writes no %s", flag, name, flag:upper()))
+  if not FOLDER_COMMANDS[name][args.output] then
+    if name == "export" then
+      return usage(format("%s: export writes files, not an output (--format says theirs)", args.output_given))
     end
+    return usage(format("%s: %s writes %s", args.output_given, name, listed(FOLDER_COMMANDS[name])))
   end
   local accounts, why = cli_folder.accounts(args)
   if not accounts then return usage(why) end
@@ -545,7 +658,7 @@ local function folder_command(io_, args, name, usage, own_process)
   if code then return code end
   if err == "usage" then return usage(message) end
   io_.out:flush()
-  io_.err:write(printable(tostring(err)) .. "\n")
+  io_.err:write(error_lines(err) .. "\n")
   if type(err) == "table" and err.kind == "interrupted" then return EXIT.interrupted end
   return EXIT.error
 end
@@ -572,15 +685,39 @@ function cli.main(argv, io_)
   if own_process then io.stdout:setvbuf("line") end
   io_ = io_ or { out = io.stdout, err = io.stderr, progress = true }
   local parser = build_parser()
+  -- the parser of the command a usage error is about (lua-argparse hands
+  -- its error handler the parser it had reached): `get A B` shows get's
+  -- usage, not the whole tool's
+  local failed_in = parser
+  parser.error = function(reached, message)
+    failed_in = reached
+    error({ usage_error = message }, 0)
+  end
   -- why may quote an argument as given, which may hold anything: it never
   -- reaches the terminal raw
   local function usage(why)
-    io_.err:write(parser:get_usage() .. "\n\n" .. PROGRAM .. ": " .. printable(why) .. "\n")
+    io_.err:write(failed_in:get_usage() .. "\n\n" .. PROGRAM .. ": " .. printable(words.of(why)) .. "\n")
     return EXIT.usage
   end
-  local ok, args = parser:pparse(argv)
-  if not ok then return usage(tostring(args)) end
-  if args.json and args.csv then return usage("--json and --csv: give one of them") end
+  local ok, args = pcall(parser.parse, parser, argv)
+  if not ok then
+    if type(args) ~= "table" or not args.usage_error then error(args, 0) end
+    return usage(args.usage_error)
+  end
+  failed_in = command_parser(parser, args)
+  -- how_why: the output as the user asked for it, for a refusal to quote
+  local how, how_why = output_format(args)
+  if not how then return usage(how_why) end
+  args.output_given = how_why
+  -- the actions and cli_folder.lua ask args.json and args.csv
+  args.output, args.json, args.csv = how, how == "json", how == "csv"
+  -- a plan's lines (made printable already): in the tool's words, and in
+  -- colour on a terminal unless NO_COLOR or --no-color says not
+  local in_colour = colour.wanted(args.no_color, io_.out == io.stdout and output.is_terminal(1))
+  io_.say_plan = function(text)
+    text = words.of(text)
+    io_.out:write((in_colour and colour.lines(text) or text) .. "\n")
+  end
   local name, action = args.resource, args.action
   if FOLDER_COMMANDS[name] then return folder_command(io_, args, name, usage, own_process) end
   if #(args.account_id or {}) > 1 or args.accounts then
@@ -588,15 +725,22 @@ function cli.main(argv, io_)
       .. " to export, plan or apply")
   end
   args.account_id = args.account_id and args.account_id[1]
-  for _, flag in ipairs({ "json", "csv" }) do
-    if args[flag] and not OUTPUTS[action][flag] then
-      return usage(format("--%s: %s %s writes no %s", flag, name, action, flag:upper()))
-    end
+  if not OUTPUTS[action][how] then
+    return usage(format("%s: %s %s writes %s", args.output_given, name, action, listed(OUTPUTS[action])))
+  end
+  if args.concurrency and not BULK[action] then
+    return usage(format("--concurrency: %s %s sends one request at a time", name, action))
   end
   if args.file == "-" and not args.format then
     return usage(format("%s %s -: give --format csv or --format json to read standard input", name, action))
   end
   local desc = described(name)
+  -- --fields names fields of what the action answers: a mistake is a usage
+  -- error, found before any request
+  if args.show_fields then
+    local picked, why = output.pick(action == "verification" and desc.verification or desc.entry, args.show_fields)
+    if not picked then return usage("--fields: " .. why) end
+  end
   local values, why
   if VALUES[action] then
     values, why = VALUES[action](args, desc)
@@ -626,7 +770,7 @@ function cli.main(argv, io_)
     -- what stdout holds yet is older than the error: in a log of both, in order
     io_.out:flush()
     -- an error value is one printable line already; a message may quote a file
-    io_.err:write(printable(tostring(err)) .. "\n")
+    io_.err:write(error_lines(err) .. "\n")
     if type(err) == "table" and err.kind == "interrupted" then return EXIT.interrupted end
     return EXIT.error
   end

@@ -8,6 +8,13 @@
 -- The credential is the environment's, one for all: the accounts share
 -- one connection and one pacer (cf:account), since the API's request
 -- budget is the token's.
+--
+-- plan --json and apply --json write one JSON object on stdout, each
+-- change's key an object of the key's fields (sync/plan_text.lua); apply's
+-- is what it did (FolderPlan:apply_json), written once a plan is made
+-- whatever comes next, exit 1 included, so that a script reads what was
+-- done, in doubt and not done from stdout. The question, and the plan it
+-- is about, go to stderr then.
 
 local es = require("cloudflare.email_security")
 local config = require("cloudflare.email_security.config")
@@ -53,7 +60,7 @@ function cli_folder.add_commands(parser)
     :argname("<file>")
 
   local apply = parser:command("apply", "Makes every account's entries equal to the folder's, or applies a "
-    .. "saved plan (asks first).")
+    .. "saved plan (asks first; --json: what it did, as one JSON object).")
   apply:argument("source", "A folder, or a plan saved by plan --out (it lists again, and applies only if "
     .. "nothing moved).")
   sync_options(apply)
@@ -210,7 +217,7 @@ function cli_folder.plan(io_, args, accounts, opts)
   local fp, cf = make_plan(io_, args, accounts, opts)
   if not fp then return nil, cf end
   cf:close()
-  if args.json then io_.out:write(fp:json()) else io_.out:write(tostring(fp) .. "\n") end
+  if args.json then io_.out:write(fp:json()) else io_.say_plan(tostring(fp)) end
   io_.out:flush()
   if args.out then
     local ok, why = folder().write_file(args.out, fp:save())
@@ -272,11 +279,20 @@ function cli_folder.apply(io_, args, accounts, opts, confirm)
                               force = args.force, delete_domains = args.delete_domains }, accounts, opts)
     if not fp then return nil, cf end
   end
-  local function finish(code, err)
+  -- With --json, stdout carries one thing: the result's JSON
+  -- (fp:apply_json), once the plan is made, whatever comes of it (applied,
+  -- stopped half-way, refused, not confirmed), for a script to read also
+  -- when the exit is 1; the error's line, the question, and the plan the
+  -- question is about go to stderr.
+  local function finish(code, err, result)
+    if args.json then
+      io_.out:write(fp:apply_json(result == nil and err or result))
+      io_.out:flush()
+    end
     cf:close()
     return code, err
   end
-  io_.out:write(tostring(fp) .. "\n")
+  if not args.json then io_.say_plan(tostring(fp)) end
   -- a saved plan is checked against the accounts now, also when it
   -- changes nothing: the account it describes may be gone
   if fp.from_file then
@@ -284,7 +300,7 @@ function cli_folder.apply(io_, args, accounts, opts, confirm)
     if moved then return finish(nil, moved) end
   end
   if fp:changes() == 0 then
-    io_.out:write("nothing to do\n")
+    if not args.json then io_.out:write("nothing to do\n") end
     return finish(0)
   end
   -- refused before the question, not after "yes"
@@ -302,6 +318,8 @@ function cli_folder.apply(io_, args, accounts, opts, confirm)
     if not output.is_terminal(0) then
       return finish(nil, "not applied: give --yes to apply without a terminal to ask on")
     end
+    -- the question is about the plan: with --json, shown where the question is
+    if args.json then io_.err:write(tostring(fp) .. "\n") end
     if not confirm(io_) then return finish(nil, "not applied: the answer was not yes") end
   end
   local show = output.is_terminal(2)
@@ -310,11 +328,11 @@ function cli_folder.apply(io_, args, accounts, opts, confirm)
   end or nil })
   if show then io_.err:write("\r\27[K") end
   if not report then
-    if type(err) == "table" and err.report then io_.out:write(tostring(err.report) .. "\n") end
+    if not args.json and type(err) == "table" and err.report then io_.out:write(tostring(err.report) .. "\n") end
     return finish(nil, err)
   end
-  io_.out:write(tostring(report) .. "\n")
-  return finish(0)
+  if not args.json then io_.out:write(tostring(report) .. "\n") end
+  return finish(0, nil, report)
 end
 
 return cli_folder

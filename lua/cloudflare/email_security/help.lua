@@ -56,6 +56,32 @@ local function calls_of(d)
   return out
 end
 
+-- A resource's fields, a line each with its type, limits and what a call
+-- may do with it; null_word: how the caller writes null.
+local function field_lines(d, lines, null_word)
+  lines[#lines + 1] = "fields:"
+  local required = {}
+  for _, r in ipairs(d.bodies.create and d.bodies.create.required or {}) do required[r] = true end
+  -- the limits live in the bodies: a field as create (else update) takes it
+  local written = {}
+  for _, body in ipairs({ d.bodies.update or {}, d.bodies.create or {} }) do
+    for _, p in ipairs(body.properties or {}) do written[p.name] = p end
+  end
+  for _, entry_field in ipairs(d.entry and d.entry.properties or {}) do
+    local p = entry_field.read_only and entry_field or written[entry_field.name] or entry_field
+    local note = p.read_only and "  (read-only)" or p.deprecated and "  (retired)"
+      or required[p.name] and "  (required to create)" or ""
+    -- null where the body says so: an update may refuse what a create takes
+    local update = d.bodies.update and d.bodies.update.properties or {}
+    local nullable = ""
+    for _, u in ipairs(update) do
+      if u.name == p.name and u.nullable then nullable = ", or " .. null_word .. " in an update" end
+    end
+    lines[#lines + 1] = ("  %-28s %s%s%s"):format(p.name, help.describe(p), nullable, note)
+  end
+  return lines
+end
+
 --- Text for the REPL's help(what): what is nil (an overview), a resource of
 --- a client, or a resource's name.
 function help.text(what)
@@ -78,30 +104,17 @@ function help.text(what)
   if not ok or type(d) ~= "table" or type(d.ops) ~= "table" then
     return "help: no resource " .. tostring(name) .. " (es.resources lists them)"
   end
-  local lines = { ("%s: %s"):format(d.name, table.concat(calls_of(d), "  ")), "fields:" }
-  local required = {}
-  for _, r in ipairs(d.bodies.create and d.bodies.create.required or {}) do required[r] = true end
-  -- the limits live in the bodies: a field as create (else update) takes it
-  local written = {}
-  for _, body in ipairs({ d.bodies.update or {}, d.bodies.create or {} }) do
-    for _, p in ipairs(body.properties or {}) do written[p.name] = p end
-  end
-  for _, entry_field in ipairs(d.entry and d.entry.properties or {}) do
-    local p = entry_field.read_only and entry_field or written[entry_field.name] or entry_field
-    local note = p.read_only and "  (read-only)" or p.deprecated and "  (retired)"
-      or required[p.name] and "  (required to create)" or ""
-    -- null where the body says so: an update may refuse what a create takes
-    local update = d.bodies.update and d.bodies.update.properties or {}
-    local nullable = ""
-    for _, u in ipairs(update) do
-      if u.name == p.name and u.nullable then nullable = ", or null (es.null) in an update" end
-    end
-    lines[#lines + 1] = ("  %-28s %s%s%s"):format(p.name, help.describe(p), nullable, note)
-  end
+  local lines = field_lines(d, { ("%s: %s"):format(d.name, table.concat(calls_of(d), "  ")) }, "null (es.null)")
   local params = {}
   for _, p in ipairs(d.list_params or {}) do params[#params + 1] = p.name end
   lines[#lines + 1] = "list parameters: " .. table.concat(params, ", ")
   return table.concat(lines, "\n")
+end
+
+--- A resource's fields as the command-line tool's --help gives them:
+--- no Lua call, null written as the tool takes it (field=null).
+function help.tool_text(name)
+  return table.concat(field_lines(description(name), {}, "null"), "\n")
 end
 
 return help

@@ -12,6 +12,11 @@
 -- again and applying finishes the job: entries are matched by their keys,
 -- so what was created is found, and what was deleted is gone.
 --
+-- What became of each change is kept on the plan, for apply --json to
+-- say change by change (sync/plan_text.lua): p.outcome[item] is "done" or
+-- "in doubt" (absent: not done), p.new_ids[item] a create's new id where
+-- the answer gave it. The counts above are the same facts, counted.
+--
 -- What apply shares with plan (the listing, the option check, the
 -- thresholds) it asks of the plan it is given: p:listing(),
 -- p:check_options(), p:past_thresholds(). sync/plan.lua loads this file,
@@ -139,8 +144,16 @@ function apply.apply(p, opts)
     if err then return nil, err end
   end
   p.applied = true
+  local outcome, new_ids = {}, {}
+  p.outcome, p.new_ids = outcome, new_ids
 
   local done = { created = 0, updated = 0, deleted = 0 }
+  local COUNT = { creates = "created", updates = "updated", deletes = "deleted" }
+  -- a change done: counted, and marked on the plan
+  local function did(kind, item)
+    outcome[item] = "done"
+    done[COUNT[kind]] = done[COUNT[kind]] + 1
+  end
   local total = #p.creates + #p.updates + #p.deletes
   local progress = opts.progress
 
@@ -152,16 +165,19 @@ function apply.apply(p, opts)
 
   -- What was done, what was not, and what is in doubt, on the error (the
   -- first failure, in the plan's order). failures: every request that
-  -- failed, each { err = , carried = { creates = n, ... } (the changes it
-  -- carried), acted_before = } : what it carried is in doubt when it may
-  -- have acted, on its last try (a 5xx, a cut answer, a timeout after
-  -- sending) or an earlier one, else not done.
+  -- failed, each { err = , carried = { creates = { item, ... }, ... } (the
+  -- changes it carried), acted_before = } : what it carried is in doubt
+  -- when it may have acted, on its last try (a 5xx, a cut answer, a timeout
+  -- after sending) or an earlier one, else not done.
   local function stopped(at, failures)
     local doubt = { creates = 0, updates = 0, deletes = 0 }
     for _, f in ipairs(failures) do
       local e = f.err
       if f.acted_before or e.may_exist or e.acted_before or retry.may_have_acted(e) then
-        for kind, n in pairs(f.carried) do doubt[kind] = doubt[kind] + n end
+        for kind, items in pairs(f.carried) do
+          doubt[kind] = doubt[kind] + #items
+          for _, item in ipairs(items) do outcome[item] = "in doubt" end
+        end
       end
     end
     local err = failures[1].err
@@ -205,12 +221,12 @@ function apply.apply(p, opts)
 
   -- one request per change, for the kinds without a batch list
   local SINGLE = {
-    { kind = "creates", count = "created", doing = "creating",
+    { kind = "creates", doing = "creating",
       send = function(item) return r:create(item.fields) end },
-    { kind = "updates", count = "updated", doing = "updating",
+    { kind = "updates", doing = "updating",
       send = function(item) return r:update(item.id, item.fields) end },
     -- a delete whose entry is gone already did what the plan wanted
-    { kind = "deletes", count = "deleted", doing = "deleting", done_if = is_gone,
+    { kind = "deletes", doing = "deleting", done_if = is_gone,
       send = function(item) return r:delete(item.id) end },
   }
   for _, single in ipairs(SINGLE) do
@@ -218,11 +234,12 @@ function apply.apply(p, opts)
     if not kinds[single.kind] and #list > 0 then
       local at, failures = send_all(#list, function(i)
         local item = list[i]
-        local _, err = single.send(item)
+        local answer, err = single.send(item)
         if err and not (single.done_if and single.done_if(err)) then
-          return { err = err, carried = { [single.kind] = 1 } }, single.doing .. " " .. item.key
+          return { err = err, carried = { [single.kind] = { item } } }, single.doing .. " " .. item.key
         end
-        done[single.count] = done[single.count] + 1
+        if single.kind == "creates" and type(answer) == "table" then new_ids[item] = answer.id end
+        did(single.kind, item)
         step()
       end)
       if at then return stopped(at, failures) end
@@ -232,13 +249,32 @@ function apply.apply(p, opts)
   -- the batches: chunk i of every kind in request i
   local chunks = 0
   for kind, k in pairs(kinds) do chunks = math.max(chunks, ceil(#p[kind] / k.size)) end
+  -- The ids of the entries a batch created, by the keys of the creates it
+  -- carried: matched by key, not by place, which nothing promises.
+  local function note_new_ids(answer, creates)
+    local posts = type(answer) == "table" and answer.posts
+    if type(posts) ~= "table" or #creates == 0 then return end
+    local id_of = {}
+    for _, e in ipairs(posts) do
+      local k = type(e) == "table" and keys.value(p.key_rule, e)
+      if k then id_of[k] = e.id end
+    end
+    for _, item in ipairs(creates) do
+      local k = keys.value(p.key_rule, item.fields)
+      if k then new_ids[item] = id_of[k] end
+    end
+  end
+
   local function send_chunk(chunk)
     local at = format("batch %d of %d", chunk, chunks)
-    local spec, counts = {}, {}
+    -- carried: the plan's changes in this request, by kind, in the order
+    -- of the lists sent
+    local spec, carried = {}, {}
     for kind, k in pairs(kinds) do
-      local list, first = {}, (chunk - 1) * k.size + 1
+      local list, items, first = {}, {}, (chunk - 1) * k.size + 1
       for i = first, min(#p[kind], chunk * k.size) do
         local item = p[kind][i]
+        items[#items + 1] = item
         if kind == "creates" then
           list[#list + 1] = item.fields
         elseif kind == "updates" then
@@ -249,9 +285,9 @@ function apply.apply(p, opts)
           list[#list + 1] = { id = item.id }
         end
       end
-      spec[k.array], counts[kind] = list, #list
+      spec[k.array], carried[kind] = list, items
     end
-    local _, err = r:batch(spec)
+    local answer, err = r:batch(spec)
     -- an earlier try of this batch may have acted (a 500 after doing it),
     -- whatever its last try met: then what it carried is in doubt
     local earlier = err and err.acted_before
@@ -264,30 +300,33 @@ function apply.apply(p, opts)
       local now, list_err = p:listing()
       requests = requests + listing_requests(#(now or {}))
       if not now then
-        return { err = list_err, carried = earlier and counts or {}, acted_before = earlier }, at
+        return { err = list_err, carried = earlier and carried or {}, acted_before = earlier }, at
       end
       local there = {}
       for _, e in ipairs(now) do there[e.id] = true end
-      local left = {}
-      for _, item in ipairs(spec.deletes) do
-        if there[item.id] then left[#left + 1] = item end
+      local left, left_items = {}, {}
+      for j, d in ipairs(spec.deletes) do
+        if there[d.id] then
+          left[#left + 1], left_items[#left_items + 1] = d, carried.deletes[j]
+        else
+          -- the deletes whose entries went are done, whatever comes next
+          did("deletes", carried.deletes[j])
+        end
       end
-      -- the deletes whose entries went are done, whatever comes next
-      done.deleted = done.deleted + (#spec.deletes - #left)
-      counts.deletes = #left
-      spec.deletes = left
+      spec.deletes, carried.deletes = left, left_items
       local pending = #left + #(spec.posts or {}) + #(spec.patches or {})
       if pending == 0 then
         err = nil
       else
         requests = requests + 1
-        _, err = r:batch(spec)
+        answer, err = r:batch(spec)
       end
     end
-    if err then return { err = err, carried = counts, acted_before = earlier }, at end
-    done.created = done.created + (counts.creates or 0)
-    done.updated = done.updated + (counts.updates or 0)
-    done.deleted = done.deleted + (counts.deletes or 0)
+    if err then return { err = err, carried = carried, acted_before = earlier }, at end
+    note_new_ids(answer, carried.creates or {})
+    for kind, items in pairs(carried) do
+      for _, item in ipairs(items) do did(kind, item) end
+    end
     step()
   end
   if chunks > 0 then

@@ -37,6 +37,13 @@
 --   One row (a list of cell texts) as an entry: every column read, then
 --   fixed and derived fields filled in. why names the column.
 --
+-- dashboard.read_row(fmt, cells) -> entry, or nil, problems
+--   The same, but with every bad cell of the row: problems is a list of
+--   { column = i, why } in column order, i the column's index (also for
+--   a cell the row lacks); a row with more cells than the header is one
+--   problem, at its first extra cell that is not blank. entry's why is
+--   problems[1].why.
+--
 -- dashboard.resources: the resources that have a dashboard format, sorted.
 --
 -- dashboard.normalise(name) -> a header name as recognise compares it.
@@ -382,26 +389,40 @@ function dashboard.recognise(names)
   return nil
 end
 
---- One row's cells (a list of texts) as an entry, or nil and why.
-function dashboard.entry(fmt, cells)
-  local width = #fmt.columns
-  for i = width + 1, #cells do
-    if trim(cells[i] or "") ~= "" then
-      return nil, format("has %d cells where the header has %d", #cells, width)
-    end
-  end
+--- One row's cells (a list of texts) as an entry, or nil and every
+--- problem, in column order: { { column = i, why = "..." }, ... }.
+--- Every cell is read, so that a file's reader can name all of a row's
+--- bad cells at once rather than one per run.
+function dashboard.read_row(fmt, cells)
+  local width, problems = #fmt.columns, {}
   local e = {}
   for i, col in ipairs(fmt.columns) do
     if col then
       local v, why = col.read(cells[i])
-      if why then return nil, why end
-      e[col.field] = v
+      if why then problems[#problems + 1] = { column = i, why = why } else e[col.field] = v end
     end
   end
+  -- past the columns, in column order: one problem for the row, at the
+  -- first cell that holds something
+  for i = width + 1, #cells do
+    if trim(cells[i] or "") ~= "" then
+      problems[#problems + 1] = { column = i, why = format("has %d cells where the header has %d", #cells, width) }
+      break
+    end
+  end
+  if #problems > 0 then return nil, problems end
   for field, v in pairs(fmt.fixed) do e[field] = v end
   for field, derive in pairs(fmt.derived) do
     if e[field] == nil then e[field] = derive(e) end
   end
+  return e
+end
+
+--- One row's cells (a list of texts) as an entry, or nil and why (the
+--- first problem read_row finds).
+function dashboard.entry(fmt, cells)
+  local e, problems = dashboard.read_row(fmt, cells)
+  if not e then return nil, problems[1].why end
   return e
 end
 

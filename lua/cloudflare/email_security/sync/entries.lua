@@ -17,6 +17,10 @@
 -- one, true/false/null are read as such and the rest stays text, and plan
 -- types them by the resource it plans for.
 -- JSON: an array of objects, as lua-cjson decodes them.
+--
+-- A bad file is said whole, not one problem a run: every bad cell (or
+-- JSON entry), a line each, in file order, up to SHOWN of them and then
+-- how many more (see Problems below); the first line is the first problem.
 
 local core = require("cloudflare.email_security.core")
 local array = require("cloudflare.email_security.array")
@@ -102,6 +106,132 @@ local function fail(path, line, column, message)
 end
 
 ---------------------------------------------------------------------------
+-- What is wrong with a file: every problem, not the first
+---------------------------------------------------------------------------
+
+-- A file with ten bad cells is fixed in one pass when all ten are named:
+-- reading goes on past a bad cell and gathers each problem. The message
+-- is a line per problem, in file order, the first line the first problem
+-- (as when one was all that was said); past SHOWN of them the rest are
+-- counted, not written ("... and 80 more"): a column of the wrong kind in
+-- a file of 100,000 rows is said in a screenful. A problem at a line and
+-- column is PATH:LINE:COLUMN: message, LINE the physical line the cell
+-- starts on, COLUMN the character (byte) column it starts at, as an
+-- editor's jump to FILE:LINE:COLUMN takes it; the message names the
+-- cell's field (its header) where it has one.
+local SHOWN = 20
+-- how many a message writes out, for whoever counts its lines
+entries.SHOWN = SHOWN
+
+local Problems = {}
+Problems.__index = Problems
+
+local function problems_of(path)
+  return setmetatable({ path = path, count = 0, shown = {}, pending = {} }, Problems)
+end
+
+--- One problem, written whole (no line and column: a JSON entry's, say).
+function Problems:say(text)
+  self.count = self.count + 1
+  if self.count <= SHOWN then self.shown[self.count] = errors.printable(text) end
+end
+
+--- One problem at a line and column of path (self.path when nil): held
+--- until flush, as a record's are found in two passes (its syntax while
+--- it is read, then its cells) and are said in the order they stand in.
+function Problems:at(line, column, message, path)
+  local pending = self.pending
+  pending[#pending + 1] = { line, column, message, path or self.path }
+end
+
+local function in_file_order(a, b)
+  return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2])
+end
+
+--- Says the problems held, in file order.
+function Problems:flush()
+  local pending = self.pending
+  local n = #pending
+  if n == 0 then return end
+  if n > 1 then table.sort(pending, in_file_order) end
+  for i = 1, n do
+    local p = pending[i]
+    self.count = self.count + 1
+    -- past SHOWN no text is made: a bad column of a large file is counted
+    if self.count <= SHOWN then self.shown[self.count] = placed(p[4], p[1], p[2], p[3]) end
+    pending[i] = nil
+  end
+end
+
+--- Has nothing been found (said or held)?
+function Problems:none()
+  return self.count == 0 and #self.pending == 0
+end
+
+--- The message: a line per problem said, then how many more; nil when
+--- there are none.
+function Problems:message()
+  self:flush()
+  if self.count == 0 then return nil end
+  local text = concat(self.shown, "\n")
+  if self.count > SHOWN then text = text .. format("\n... and %d more", self.count - SHOWN) end
+  return text
+end
+
+---------------------------------------------------------------------------
+-- Values against the resource
+---------------------------------------------------------------------------
+
+-- The fields of a create body a caller may write, for a suggestion.
+local function writable(node)
+  local out = {}
+  for _, name in ipairs(node.order or {}) do
+    local f = node.fields[name]
+    if not f.read_only and not f.deprecated then out[#out + 1] = name end
+  end
+  return out
+end
+
+-- Per description, what each field's value is checked against: its node
+-- in the create body, false for a field left to plan (below); a field not
+-- in the table is one the resource does not have. Made once per
+-- description: reading checks every cell.
+local checks = setmetatable({}, { __mode = "k" })
+local function checks_of(desc)
+  local t = checks[desc]
+  if t then return t end
+  t = {}
+  local update = desc.bodies.update
+  for name in pairs(desc.entry.fields) do t[name] = false end
+  for name in pairs(update and update.fields or {}) do t[name] = false end
+  for name, f in pairs(desc.bodies.create.fields) do t[name] = not (f.read_only or f.deprecated) and f end
+  checks[desc] = t
+  return t
+end
+
+-- Why a value read from a file for field `name` cannot be planned for
+-- desc (a compiled description): what is wrong ("regions[2]"), why, and
+-- true for a field the resource does not have; or nil. Plan checks every
+-- desired entry against the create body (sync/plan.lua): checked here as
+-- it checks, the whole file is said at once where plan stops at the first
+-- entry. Only what plan refuses in every case is refused here: a field of
+-- the stored entry or of an update, which plan leaves out or names
+-- itself, and a read-only or deprecated one, are left to it.
+local validate_value = validate.value
+local function refused(desc, name, v)
+  local f = checks_of(desc)[name]
+  if f then
+    -- without a path first, as plan does: no text for the values that pass
+    local _, rule = validate_value(f, v)
+    if not rule then return nil end
+    local path, _, why = validate_value(f, v, name)
+    return path, why
+  end
+  if f == false then return nil end
+  return name, "is not a field of " .. desc.name .. validate.suggest(name, writable(desc.bodies.create)), true
+end
+
+---------------------------------------------------------------------------
 -- CSV cells to values
 ---------------------------------------------------------------------------
 
@@ -174,36 +304,47 @@ entries.value = typed
 
 --- Types the cells of entries read from a CSV file without a resource,
 --- by the compiled description desc: a new list, or nil and a message naming
---- the line and column. The entry as the caller holds it now is what
+--- the line and column of every cell that is not of its field's kind (see
+--- Problems). The entry as the caller holds it now is what
 --- counts: a field changed, added or removed since the file was read keeps
 --- the caller's value (or absence); only a value still as read is typed
 --- again from its cell. Entries not from a CSV file are kept as they are.
+--- Only the kind is checked here, not the rest of what plan checks (an
+--- enum, a field the resource lacks): the caller may have changed the
+--- entry since, and plan names such a field by the entry (desired[3].x).
 function entries.typed(desc, list)
-  local out = {}
+  local out, problems = {}, problems_of()
   for i, e in ipairs(list) do
     local record = origin_record[e]
     if record and desc.entry then
       local file = origin_file[e]
       local cells, err = file.cells(record, origin_at[e])
-      if not cells then return nil, err end
-      local fields = {}
-      -- raw, as every read of a caller's table is (one view of it)
-      for name, now in next, e do
-        local k = cells.at[name]
-        -- the value as read: the same cell typed without a description
-        if k and rawequal(now, (typed(nil, cells.texts[k], cells.quoted[k]))) then
-          local v, why = typed(desc.entry.fields[name], cells.texts[k], cells.quoted[k])
-          if why then return fail(file.path, cells.lines[k], cells.columns[k], name .. ": " .. why) end
-          fields[name] = v
-        else
-          fields[name] = now
+      if not cells then
+        problems:say(err)
+      else
+        local fields = {}
+        -- raw, as every read of a caller's table is (one view of it)
+        for name, now in next, e do
+          local k = cells.at[name]
+          -- the value as read: the same cell typed without a description
+          if k and rawequal(now, (typed(nil, cells.texts[k], cells.quoted[k]))) then
+            local v, why = typed(desc.entry.fields[name], cells.texts[k], cells.quoted[k])
+            if why then problems:at(cells.lines[k], cells.columns[k], name .. ": " .. why, file.path) end
+            fields[name] = v
+          else
+            fields[name] = now
+          end
         end
+        -- this entry's, in the order of its cells (its fields came in the
+        -- table's order)
+        problems:flush()
+        origin_file[fields], origin_at[fields] = file, origin_at[e]
+        e = fields
       end
-      origin_file[fields], origin_at[fields] = file, origin_at[e]
-      e = fields
     end
     out[i] = e
   end
+  if not problems:none() then return nil, problems:message() end
   return out
 end
 
@@ -212,26 +353,59 @@ end
 ---------------------------------------------------------------------------
 
 -- The records of a CSV text, one at a time, as they are read: each is
--- given to on_row(count, texts, quoted, lines, columns, first, last): its
--- cells' text, whether each was quoted, each one's line and column (lists
--- the next record reuses), and where the record is in s (without its line
--- end). Blank lines are no records. first_line: the line s starts on;
--- bom: skip a leading byte order mark. true and the line after the last
--- record, or nil and a message.
-local function records(path, s, on_row, first_line, bom)
-  local texts, quoted, lines, columns, count = {}, {}, {}, {}, 0
+-- given to on_row(count, texts, quoted, lines, columns, first, last,
+-- flawed): its cells' text, whether each was quoted, each one's line and
+-- column, whether each broke the quoting rules (said already: its text is
+-- not read further), all lists the next record reuses; and where the
+-- record is in s (without its line end). Blank lines are no records.
+-- first_line: the line s starts on; bom: skip a leading byte order mark.
+-- What breaks the rules goes to problems (see Problems) and reading goes
+-- on, each cell to its next comma or line end, so that the cells after it
+-- are read as they stand: text after a quoted cell's closing quote, a
+-- quote inside a cell that does not start with one, a CR that ends no line
+-- (kept in its cell). A quoted cell that is never closed holds the rest of
+-- the text: no record after it can be told, and reading stops. names
+-- (optional): the header's name of each column, once it is known, to name
+-- a cell's problem by. The line after the last record, or nil when
+-- reading stopped.
+local BOM = "\239\187\191"
+local function records(problems, s, on_row, first_line, bom, names)
+  local texts, quoted, lines, columns, flawed, count = {}, {}, {}, {}, {}, 0
   local i, n, line, line_start = 1, #s, first_line, 1
-  if bom and s:sub(1, 3) == "\239\187\191" then i, line_start = 4, 4 end
-  local first = i
   local find, sub = string.find, string.sub
+  if bom and sub(s, 1, 3) == BOM then i, line_start = 4, 4 end
+  local first = i
+  -- a problem of the cell being read (the record's count + 1st), named by
+  -- its column where the header has named it
+  local function flaw(at_line, at_column, message)
+    local name = names and names[count + 1]
+    problems:at(at_line, at_column, name and (name .. ": " .. message) or message)
+  end
+  local byte, pending = string.byte, problems.pending
+  -- Where the cell that goes on at `from` ends (its comma or line end),
+  -- and whether it held a CR that ends no line (said here). The common
+  -- case, a comma, an LF or a CRLF, costs one find and one byte.
+  local function cell_end(from)
+    local stop, lone_cr = find(s, "[,\r\n]", from) or n + 1, false
+    while byte(s, stop) == 13 and byte(s, stop + 1) ~= 10 do
+      flaw(line, stop - line_start + 1, "a CR without LF")
+      lone_cr = true
+      stop = find(s, "[,\r\n]", stop + 1) or n + 1
+    end
+    return stop, lone_cr
+  end
   while i <= n + 1 do
     local column, cell_line = i - line_start + 1, line
-    local text, is_quoted
+    local text, is_quoted, bad
     if sub(s, i, i) == '"' then
       local parts, j = nil, i + 1
       while true do
         local q = find(s, '"', j, true)
-        if not q then return fail(path, cell_line, column, "a quoted cell is not closed") end
+        if not q then
+          flaw(cell_line, column, "a quoted cell is not closed")
+          problems:flush()
+          return nil
+        end
         if sub(s, q + 1, q + 1) == '"' then
           parts = parts or {}
           parts[#parts + 1] = sub(s, j, q)
@@ -256,36 +430,44 @@ local function records(path, s, on_row, first_line, bom)
       is_quoted = true
       i = j
       local after = sub(s, i, i)
-      if after ~= "," and after ~= "\n" and after ~= "\r" and after ~= "" then
-        return fail(path, line, i - line_start + 1, "text after a quoted cell's closing quote")
+      if after ~= "," and after ~= "\n" and after ~= "" then
+        if after ~= "\r" then
+          flaw(line, i - line_start + 1, "text after a quoted cell's closing quote")
+          bad = true
+        end
+        -- on to the cell's end: past that text, or past a CR that ends no line
+        local lone_cr
+        i, lone_cr = cell_end(i)
+        bad = bad or lone_cr
       end
     else
-      local stop = find(s, "[,\r\n]", i) or n + 1
+      -- cell_end, inlined for the cell that holds no CR alone: most are
+      local stop, lone_cr = find(s, "[,\r\n]", i) or n + 1, false
+      if byte(s, stop) == 13 and byte(s, stop + 1) ~= 10 then stop, lone_cr = cell_end(i) end
       text = sub(s, i, stop - 1)
       local q = find(text, '"', 1, true)
       if q then
-        return fail(path, line, column + (q - 1), "a quote inside a cell that does not start with one (quote the "
-          .. "whole cell)")
+        flaw(line, column + (q - 1), "a quote inside a cell that does not start with one (quote the whole cell)")
       end
-      is_quoted = false
+      is_quoted, bad = false, q ~= nil or lone_cr
       i = stop
     end
     count = count + 1
-    texts[count], quoted[count], lines[count], columns[count] = text, is_quoted, cell_line, column
+    texts[count], quoted[count], lines[count], columns[count], flawed[count] = text, is_quoted, cell_line, column,
+      bad or false
     local sep = sub(s, i, i)
     if sep == "," then
       i = i + 1
     else
-      -- the end of a record: CRLF, LF or the end of the text
+      -- the end of a record: CRLF (a CR alone was kept in its cell), LF or
+      -- the end of the text
       local last = i - 1
-      if sep == "\r" then
-        if sub(s, i + 1, i + 1) ~= "\n" then return fail(path, line, i - line_start + 1, "a CR without LF") end
-        i = i + 1
-      end
+      if sep == "\r" then i = i + 1 end
       -- a blank line is no record
       if not (count == 1 and text == "" and not is_quoted) then
-        on_row(count, texts, quoted, lines, columns, first, last)
+        on_row(count, texts, quoted, lines, columns, first, last, flawed)
       end
+      if pending[1] then problems:flush() end
       count = 0
       i = i + 1
       line = line + 1
@@ -294,7 +476,7 @@ local function records(path, s, on_row, first_line, bom)
       if i > n then break end
     end
   end
-  return true, line
+  return line
 end
 
 -- The cells of one record read again from its own text (a CSV entry read
@@ -302,30 +484,69 @@ end
 -- { [field] = k } }, or nil and a message. names: the header's.
 local function cells_again(path, names, record, line)
   local cells
-  local ok, err = records(path, record, function(count, texts, quoted, lines, columns)
+  local problems = problems_of(path)
+  records(problems, record, function(count, texts, quoted, lines, columns)
     cells = { texts = {}, quoted = {}, lines = {}, columns = {}, at = {} }
     for k = 1, count do
       cells.texts[k], cells.quoted[k], cells.lines[k], cells.columns[k] = texts[k], quoted[k], lines[k], columns[k]
-      cells.at[names[k]] = k
+      if names[k] then cells.at[names[k]] = k end
     end
   end, line, false)
-  if not ok then return nil, err end
+  -- it was read whole once: it reads so again
+  if not problems:none() then return nil, problems:message() end
   return cells
 end
 
 -- Where a text may be cut into pieces that each hold whole records: at
--- the last line break outside quotes (an even count of quotes since the
--- piece began: quoted: whether the text begins inside quotes). The
--- position of that line break (nil: none), and whether the text ends
--- inside quotes.
-local function last_cut(s, quoted)
-  local cut, at = nil, 1
-  while true do
-    local k = s:find('[\n"]', at)
-    if not k then return cut, quoted end
-    if s:byte(k) == 34 then quoted = not quoted elseif not quoted then cut = k end
-    at = k + 1
+-- the last line break outside quotes. Told as records tells quotes, also
+-- in a file that breaks the rules, since reading goes on past them: a
+-- quote opens a quoted cell only at a cell's start (the file's first
+-- byte, or after a comma or a line break), and inside one ends it unless
+-- doubled. state, carried from one text to the next: quoted (inside a
+-- quoted cell), last (the byte before this text), quote_last (inside, the
+-- last text ended on a quote: doubled or closing, as this one begins),
+-- bom (the file's first text: a byte order mark is no part of its first
+-- cell). The position of that line break, or nil.
+local function last_cut(s, state)
+  local cut, at, n = nil, 1, #s
+  local find, byte = string.find, string.byte
+  local quoted, first = state.quoted, 0
+  if state.bom then
+    state.bom = false
+    if s:sub(1, 3) == BOM then at = 4 end
+    first = at
   end
+  if state.quote_last then
+    state.quote_last = false
+    if byte(s, 1) == 34 then at = 2 else quoted = false end
+  end
+  while at <= n do
+    if quoted then
+      local k = find(s, '"', at, true)
+      if not k then break end
+      if k == n then
+        state.quote_last = true
+        break
+      elseif byte(s, k + 1) == 34 then
+        at = k + 2
+      else
+        quoted, at = false, k + 1
+      end
+    else
+      -- only line breaks and quotes are looked at: most cells hold neither
+      local k = find(s, '[\n"]', at)
+      if not k then break end
+      if byte(s, k) == 10 then
+        cut = k
+      else
+        local b = k > 1 and byte(s, k - 1) or state.last
+        quoted = k == first or b == 44 or b == 10
+      end
+      at = k + 1
+    end
+  end
+  state.quoted, state.last = quoted, byte(s, n)
+  return cut
 end
 
 -- The pieces of a CSV file, read CHUNK bytes at a time, each cut after a
@@ -333,7 +554,8 @@ end
 -- after the last, or false and why the file cannot be read.
 local CHUNK = 64 * 1024
 local function pieces_of(f)
-  local carry, quoted, done = "", false, false
+  local carry, done = "", false
+  local state = { quoted = false, quote_last = false, bom = true }
   return function()
     while not done do
       local chunk, why = f:read(CHUNK)
@@ -342,10 +564,9 @@ local function pieces_of(f)
         done = true
         return carry
       end
-      -- the carry ends inside quotes when it is not empty (it holds no
-      -- line break outside them): only the new chunk is read for quotes
-      local cut, ends_quoted = last_cut(chunk, quoted)
-      quoted = ends_quoted
+      -- the carry holds no line break outside quotes: only the new chunk
+      -- is read for one, from the state the carry left
+      local cut = last_cut(chunk, state)
       if cut then
         local piece = carry .. chunk:sub(1, cut)
         carry = chunk:sub(cut + 1)
@@ -359,34 +580,81 @@ end
 
 -- The entries are made as the records are read, piece by piece: neither
 -- the file's text nor its records are held beside them. What is wrong is
--- said as a whole reading would: text that is not UTF-8 (anywhere), then
--- the first record that cannot be read (anywhere), then the first entry
--- that is wrong. next_piece: gives the text in pieces of whole records (a
--- piece, nil after the last, or false and why it cannot be read: then nil,
--- why and true); large: begin with a collection (entries.tidier).
+-- said as a whole reading would: text that is not UTF-8 (anywhere: said
+-- alone, as no cell of it can be trusted), else every problem (see
+-- Problems) in file order: the quoting rules broken, a header that is not
+-- field names, a row of the wrong length, a cell not of its field's kind;
+-- with desc, also a field the resource lacks (once, at the first cell
+-- that gives it a value: an empty column is no matter, as plan takes it)
+-- and a value its create body refuses (an enum, a length, a range), as
+-- plan would say them one at a time. next_piece: gives the text in pieces
+-- of whole records (a piece, nil after the last, or false and why it
+-- cannot be read: then nil, why and true); large: begin with a collection
+-- (entries.tidier).
 local function read_csv(path, next_piece, desc, large)
   local fields = desc and desc.entry and desc.entry.fields
   local file = { path = path }
-  local header, width, list, wrong, broken = nil, 0, {}, nil, nil
-  local dashboard_format, unnamed = nil, {}
+  local header, width, list, skip_rows = nil, 0, {}, false
+  local dashboard_format, unnamed, unknown_said = nil, {}, {}
+  -- each column's name, once the header is read, for records to name a
+  -- cell's problem by
+  local names = {}
+  local problems = problems_of(path)
+  local pending = problems.pending
   local tidy = entries.tidier(large)
   local piece
-  local function on_row(count, texts, quoted, lines, columns, first, last)
-    if wrong then return end
+
+  -- A dashboard file's row: every cell read as its column means it.
+  local function dashboard_row(count, texts, lines, columns)
+    local cells = {}
+    for k = 1, count do
+      cells[k] = texts[k]
+      if (unnamed[k] or k > width) and texts[k]:find("%S") then
+        problems:at(lines[k], columns[k], format("'%s' is in a column with no name in the header: "
+          .. "the dashboard's file has no such column", texts[k]))
+        -- said: not said again as a row longer than its header
+        cells[k] = ""
+      end
+    end
+    local e, wrong = dashboard.read_row(dashboard_format, cells)
+    -- each at its cell; a cell the row lacks, at the row's start
+    local function at(k, why)
+      if k > count then k = 1 end
+      problems:at(lines[k], columns[k], why)
+    end
+    for _, w in ipairs(wrong or {}) do at(w.column, w.why) end
+    if e and desc then
+      for k, col in ipairs(dashboard_format.columns) do
+        if col and e[col.field] ~= nil then
+          local what, why = refused(desc, col.field, e[col.field])
+          if why then at(k, format("%s (%s): %s", col.name, what, why)) end
+        end
+      end
+    end
+    if e and problems:none() then
+      origin_file[e], origin_at[e] = file, lines[1]
+      list[#list + 1] = e
+    end
+  end
+
+  local function on_row(count, texts, quoted, lines, columns, first, last, flawed)
     tidy(#list + 1)
     if not header then
       header = {}
       -- the dashboard's own columns (sync/dashboard.lua), known by the
       -- header: its rows are read as the dashboard means them
-      local names = {}
-      for k = 1, count do names[k] = texts[k] end
-      dashboard_format = dashboard.recognise(names)
+      local cells = {}
+      for k = 1, count do cells[k] = texts[k] end
+      dashboard_format = dashboard.recognise(cells)
       if dashboard_format then
         -- the columns with no name: nothing may be written under them
         for k = 1, count do if not texts[k]:find("%S") then unnamed[k] = true end end
+        for k, col in ipairs(dashboard_format.columns) do names[k] = col and col.name or nil end
         if desc and desc.name and dashboard_format.resource ~= desc.name then
-          wrong = placed(path, lines[1], 1, format("this is %s's file, for %s, not %s", dashboard_format.title,
+          problems:at(lines[1], 1, format("this is %s's file, for %s, not %s", dashboard_format.title,
             dashboard_format.resource, desc.name))
+          -- its rows are another resource's: not read
+          skip_rows = true
         end
         width = count
         return
@@ -394,80 +662,73 @@ local function read_csv(path, next_piece, desc, large)
       local seen = {}
       for k = 1, count do
         local name = texts[k]
-        if not name:find("^[%a_][%w_]*$") then
-          wrong = placed(path, lines[k], columns[k], format("header cell %d ('%s') is not a field name", k, name))
-          return
+        -- a cell that broke the quoting rules is said already; a bad name
+        -- leaves its column unread (header[k] false), the others are read
+        if flawed[k] then
+          header[k] = false
+        elseif not name:find("^[%a_][%w_]*$") then
+          problems:at(lines[k], columns[k], format("header cell %d ('%s') is not a field name", k, name))
+          header[k] = false
+        elseif seen[name] then
+          problems:at(lines[k], columns[k], "field " .. name .. " appears twice in the header")
+          header[k] = false
+        else
+          seen[name] = true
+          header[k] = name
+          names[k] = name
         end
-        if seen[name] then
-          wrong = placed(path, lines[k], columns[k], "field " .. name .. " appears twice in the header")
-          return
-        end
-        seen[name] = true
-        header[k] = name
       end
       width = count
       return
     end
-    if dashboard_format then
-      local cells = {}
-      for k = 1, count do
-        if (unnamed[k] or k > width) and texts[k]:find("%S") then
-          wrong = placed(path, lines[k], columns[k], format("'%s' is in a column with no name in the header: "
-            .. "the dashboard's file has no such column", texts[k]))
-          return
-        end
-        cells[k] = texts[k]
-      end
-      local e, why = dashboard.entry(dashboard_format, cells)
-      if not e then
-        -- the cell the message names, where it names one
-        local at = 1
-        for k, col in ipairs(dashboard_format.columns) do
-          if col and k <= count and why:sub(1, #col.name + 1) == col.name .. ":" then at = k end
-        end
-        wrong = placed(path, lines[at], columns[at], why)
-        return
-      end
-      origin_file[e], origin_at[e] = file, lines[1]
-      list[#list + 1] = e
-      return
-    end
+    if skip_rows then return end
+    if dashboard_format then return dashboard_row(count, texts, lines, columns) end
+    -- a row of another length: its cells cannot be told apart by column
     if count ~= width then
-      wrong = placed(path, lines[1], 1, format("has %d cells where the header has %d", count, width))
+      problems:at(lines[1], 1, format("has %d cells where the header has %d", count, width))
       return
     end
     local e = {}
     for k = 1, count do
       local name = header[k]
-      local v, why = typed(fields and fields[name], texts[k], quoted[k])
-      if why then
-        wrong = placed(path, lines[k], columns[k], name .. ": " .. why)
-        return
+      if name and not flawed[k] then
+        local v, why = typed(fields and fields[name], texts[k], quoted[k])
+        local what = name
+        if not why and v ~= nil and desc and not unknown_said[name] then
+          local unknown
+          what, why, unknown = refused(desc, name, v)
+          if unknown then unknown_said[name] = true end
+        end
+        if why then
+          problems:at(lines[k], columns[k], what .. ": " .. why)
+        else
+          e[name] = v
+        end
       end
-      e[name] = v
     end
+    -- once anything is wrong no list is returned: none is made
+    if problems.count > 0 or pending[1] then return end
     origin_file[e], origin_at[e] = file, lines[1]
     -- without a resource, plan types the cells later: the record's text
     if not desc then origin_record[e] = piece:sub(first, last) end
     list[#list + 1] = e
   end
-  local line, first = 1, true
+  local line, first, broken = 1, true, false
   while true do
     local why
     piece, why = next_piece()
     if piece == false then return nil, why, true end
     if piece == nil then break end
     if not validate.utf8_length(piece) then return nil, path .. ": is not valid UTF-8" end
-    -- past a record that cannot be read, the rest is only read for UTF-8
+    -- past a quoted cell that is never closed, the rest is only read for UTF-8
     if not broken then
-      local ok, after = records(path, piece, on_row, line, first)
-      if ok then line = after else broken = after end
+      local after = records(problems, piece, on_row, line, first, names)
+      if after then line = after else broken = true end
     end
     first = false
   end
   piece = nil
-  if broken then return nil, broken end
-  if wrong then return nil, wrong end
+  if not problems:none() then return nil, problems:message() end
   if not header then return nil, path .. ": is empty: it needs a header row of field names" end
   if dashboard_format then
     read_as[list] = { format = "dashboard", resource = dashboard_format.resource, title = dashboard_format.title,
@@ -489,9 +750,31 @@ local function line_and_column(text, offset)
   return breaks + 1, offset - last + 1
 end
 
-local function read_json(path, text)
+-- The fields of a JSON entry in the description's order (the table's
+-- own order changes from run to run), those it does not know after them
+-- by name.
+local function fields_in_order(desc, e)
+  local rank = {}
+  for i, name in ipairs(desc.entry.order or {}) do rank[name] = i end
+  local names = {}
+  for name in next, e do names[#names + 1] = tostring(name) end
+  table.sort(names, function(a, b)
+    local ra, rb = rank[a] or math.huge, rank[b] or math.huge
+    if ra ~= rb then return ra < rb end
+    return a < b
+  end)
+  return names
+end
+
+-- A JSON file is decoded whole: one that is not JSON is named at its one
+-- place (lua-cjson stops there). Its entries are then checked one by one,
+-- every problem gathered (see Problems): one that is no object, and with
+-- desc, a field the resource lacks or a value its create body refuses,
+-- named by the entry's index and the field ("x.json: entry 3:
+-- lookback_hops: must be at most 20"): what is decoded keeps no lines.
+local function read_json(path, text, desc)
   -- a UTF-8 byte order mark, as some editors write, is no part of the JSON
-  if text:sub(1, 3) == "\239\187\191" then text = text:sub(4) end
+  if text:sub(1, 3) == BOM then text = text:sub(4) end
   -- lua-cjson decodes {} and [] alike: only an array is a list of entries
   if not text:find("^[ \t\r\n]*%[") then return nil, path .. ": must hold a JSON array of entries (objects)" end
   local ok, value = pcall(json_decode, text)
@@ -508,18 +791,28 @@ local function read_json(path, text)
     return nil, path .. ": must hold a JSON array of entries (objects)"
   end
   local file = { path = path, by_index = true }
+  local problems = problems_of(path)
   for i, e in ipairs(value) do
     if type(e) ~= "table" or array.kind(e) == "array" then
-      return nil, format("%s: entry %d is not an object", path, i)
+      problems:say(format("%s: entry %d is not an object", path, i))
+    else
+      origin_file[e], origin_at[e] = file, i
+      if desc and desc.entry then
+        for _, name in ipairs(fields_in_order(desc, e)) do
+          local what, why = refused(desc, name, e[name])
+          if why then problems:say(format("%s: entry %d: %s: %s", path, i, what, why)) end
+        end
+      end
     end
-    origin_file[e], origin_at[e] = file, i
   end
+  if not problems:none() then return nil, problems:message() end
   return value
 end
 
 --- The entries a file holds, read as kind says ("csv" or "json"), else
 --- by its name's ending (.csv or .json); desc, the compiled description,
---- types CSV cells (optional). nil and a message on a bad file.
+--- types CSV cells and checks every value against the resource (optional).
+--- nil and a message on a bad file: a line per problem (see Problems).
 function entries.read(path, desc, kind)
   kind = kind or (path:lower():find("%.csv$") and "csv") or (path:lower():find("%.json$") and "json")
   local f, why = io.open(path, "rb")
@@ -541,13 +834,13 @@ function entries.read(path, desc, kind)
   local text = f:read("*a")
   f:close()
   if not text then return nil, path .. ": cannot be read (is it a directory?)" end
-  if kind == "json" then return read_json(path, text) end
+  if kind == "json" then return read_json(path, text, desc) end
   return nil, path .. ": neither .csv nor .json: say which by the file's name"
 end
 
 --- The same for a text in memory; kind: "csv" or "json".
 function entries.parse(text, kind, desc, name)
-  if kind == "json" then return read_json(name or "json", text) end
+  if kind == "json" then return read_json(name or "json", text, desc) end
   local given = text
   local function whole()
     local piece = given

@@ -18,11 +18,18 @@
 -- each listing it was made against (sync/fingerprint.lua); applied from
 -- there (folder_plan.load), it lists every resource again first and
 -- sends nothing if any moved. It holds no credential.
+--
+-- Its JSON (fp:json(), the saved form, and fp:apply_json() of what apply
+-- did) writes each change's key as an object of the key's fields
+-- (sync/plan_text.lua). Version 2 of the saved form does so; version 1
+-- (the first, whose keys were the text a person reads) is still read: its
+-- keys are read back into fields.
 
 local core = require("cloudflare.email_security.core")
 local errors = require("cloudflare.email_security.errors")
 local resource_internals = require("cloudflare.email_security.resource").internals
 local json = require("cloudflare.email_security.schema.body").json
+local numbers = require("cloudflare.email_security.numbers")
 local entries = require("cloudflare.email_security.sync.entries")
 local plan = require("cloudflare.email_security.sync.plan")
 local plan_text = require("cloudflare.email_security.sync.plan_text")
@@ -41,7 +48,9 @@ FolderPlan.__index = FolderPlan
 local RESOURCE_SET = {}
 for _, name in ipairs(require("cloudflare.email_security.resources.names")) do RESOURCE_SET[name] = true end
 
-local SAVED_FORMAT, SAVED_VERSION = "cloudflare-email-security plan", 1
+-- the version written, and each version read: true when its keys are text
+local SAVED_FORMAT, SAVED_VERSION = "cloudflare-email-security plan", 2
+local READS = { [1] = true, [2] = false }
 
 local function plural(n, one, many) return format("%d %s", n, n == 1 and one or (many or one .. "s")) end
 
@@ -183,6 +192,16 @@ function FolderPlan:__tostring()
   return concat(self:lines(), "\n")
 end
 
+-- '"warnings":[...],"strict":b', as the plan's JSON and apply's say them.
+local function warnings_json(self)
+  local list = {}
+  for i, w in ipairs(self.warnings) do
+    list[i] = "{" .. concat({ '"where":' .. json(w.where), '"field":' .. json(w.field), '"code":' .. json(w.code),
+      '"message":' .. json(w.message) }, ",") .. "}"
+  end
+  return '"warnings":[' .. concat(list, ",") .. '],"strict":' .. tostring(self.strict == true)
+end
+
 -- The plan as JSON: { accounts = [ { account_id, name, base_url,
 -- resources = [ { resource, file, fingerprint, refused, plan } ] } ],
 -- warnings, strict }. saved: with what apply from a file needs.
@@ -199,7 +218,7 @@ local function as_json(self, saved)
         '"refused":' .. ((item.over and not self.force) and json(item.over.message) or "null"),
         '"existing":' .. item.plan.existing, '"listed":' .. item.plan.listed,
         '"key":' .. json(item.plan.key, KEY_NODE),
-        '"plan":' .. (plan_text.json(item.plan, desc.entry):gsub("\n$", "")),
+        '"plan":' .. plan_text.json_object(item.plan, desc.entry),
       }
       resources[j] = "{" .. concat(parts, ",") .. "}"
     end
@@ -207,15 +226,9 @@ local function as_json(self, saved)
       '"name":' .. (a.name and json(a.name) or "null"), '"base_url":' .. json(a.base_url),
       '"resources":[' .. concat(resources, ",") .. "]" }, ",") .. "}"
   end
-  local list = {}
-  for i, w in ipairs(self.warnings) do
-    list[i] = "{" .. concat({ '"where":' .. json(w.where), '"field":' .. json(w.field), '"code":' .. json(w.code),
-      '"message":' .. json(w.message) }, ",") .. "}"
-  end
   local head = saved and ('"format":' .. json(SAVED_FORMAT) .. ',"version":' .. SAVED_VERSION
     .. ',"force":' .. tostring(self.force == true) .. ",") or ""
-  return "{" .. head .. '"accounts":[' .. concat(accounts, ",") .. '],"warnings":[' .. concat(list, ",")
-    .. '],"strict":' .. tostring(self.strict == true) .. "}\n"
+  return "{" .. head .. '"accounts":[' .. concat(accounts, ",") .. "]," .. warnings_json(self) .. "}\n"
 end
 
 --- The plan as one line of JSON (the tool's plan --json).
@@ -415,6 +428,49 @@ function FolderPlan:apply(opts)
   return report
 end
 
+--- What apply did, as one line of JSON (the tool's apply --json): {
+--- error, counts (every resource's, added), accounts = [ { account_id,
+--- name, base_url, state, resources = [ { resource, file, state,
+--- refused, then what plan_text.apply_json says of one resource: error,
+--- counts, created, updated, deleted, in_doubt, remaining, plan } ] } ],
+--- warnings, strict }. A state is "done", "stopped" (where the error
+--- stopped it: the error is that resource's too) or "not started".
+--- result: apply's report; or the error that stopped it, or refused it
+--- before anything was sent (an error, or the tool's message); nil: apply
+--- was not called, as there was nothing to do.
+function FolderPlan:apply_json(result)
+  local failed = type(result) == "string" or errors.is_error(result)
+  -- each account's entry of the report, when apply ran (on a failure the
+  -- error holds it); without one, nothing was sent
+  local report = type(result) == "table" and type(result.accounts) == "table" and result.accounts or nil
+  local unsent = (failed or self:changes() > 0) and "not started" or "done"
+  local total = { created = 0, updated = 0, deleted = 0, unchanged = 0, skipped = 0 }
+  local accounts = {}
+  for i, a in ipairs(self.accounts) do
+    local entry = report and report[i]
+    local by_name = {}
+    for _, r in ipairs(entry and entry.resources or {}) do by_name[r.resource] = r end
+    local resources = {}
+    for j, item in ipairs(a.resources) do
+      local r = by_name[item.resource]
+      local state = not report and unsent or (r and r.summary and "done")
+        or (r and r.applied and "stopped") or "not started"
+      local desc = resource_internals(item.plan.resource)
+      resources[j] = plan_text.apply_object(item.plan, state == "stopped" and result or nil, desc.entry, {
+        { "resource", json(item.resource) }, { "file", json(item.path) }, { "state", json(state) },
+        { "refused", (item.over and not self.force) and json(item.over.message) or "null" },
+      })
+      for k, v in pairs(plan_text.apply_counts(item.plan)) do total[k] = total[k] + v end
+    end
+    accounts[i] = "{" .. concat({ '"account_id":' .. json(a.account_id),
+      '"name":' .. (a.name and json(a.name) or "null"), '"base_url":' .. json(a.base_url),
+      '"state":' .. json(entry and entry.state or unsent),
+      '"resources":[' .. concat(resources, ",") .. "]" }, ",") .. "}"
+  end
+  return "{" .. concat({ '"error":' .. plan_text.error_json(result), '"counts":' .. plan_text.counts_json(total),
+    '"accounts":[' .. concat(accounts, ",") .. "]", warnings_json(self) }, ",") .. "}\n"
+end
+
 ---------------------------------------------------------------------------
 -- A saved plan
 ---------------------------------------------------------------------------
@@ -429,9 +485,12 @@ function folder_plan.load(text, client_for, path)
   if not ok or type(saved) ~= "table" or saved.format ~= SAVED_FORMAT then
     return nil, path .. ": is not a plan saved by plan --out"
   end
-  if saved.version ~= SAVED_VERSION then
-    return nil, format("%s: a saved plan of version %s; this tool reads version %d: plan again",
-                       path, printable(tostring(saved.version)), SAVED_VERSION)
+  local text_keys = READS[saved.version]
+  if text_keys == nil then
+    -- (a number as JSON writes it: 3, not the 3.0 a decoded float prints)
+    local said = type(saved.version) == "number" and numbers.text(saved.version) or tostring(saved.version)
+    return nil, format("%s: a saved plan of version %s; this tool reads versions 1 and %d: plan again",
+                       path, printable(said), SAVED_VERSION)
   end
   local fp = setmetatable({ accounts = {}, strict = saved.strict == true, force = saved.force == true,
                             warnings = {}, from_file = true }, FolderPlan)
@@ -466,7 +525,7 @@ function folder_plan.load(text, client_for, path)
         return nil, format("%s: account %s, %s: listed %s, and the fingerprint says %d: plan again", path,
                            a.account_id, name, printable(tostring(item.listed)), listed)
       end
-      local p, err = plan.restore(cf[name], item)
+      local p, err = plan.restore(cf[name], item, text_keys)
       if not p then return nil, format("%s: account %s, %s: %s", path, a.account_id, name, tostring(err)) end
       a.resources[#a.resources + 1] = { resource = name, path = item.file, plan = p, fingerprint = item.fingerprint,
         over = p:past_thresholds(nil, fp.force) }

@@ -61,6 +61,34 @@ end
 
 local function absent(v) return v == nil or v == null end
 
+-- A key as a person reads it, from the key's fields (in order) and their
+-- values: "pattern_type=EMAIL pattern=x is_regex=false", the text
+-- keys.value makes; "(no pattern)" when the first field it lacks is
+-- pattern (an entry on the server the key cannot name).
+local function key_text(fields, values)
+  local parts = {}
+  for _, field in ipairs(fields) do
+    local v = values[field]
+    if absent(v) then return "(no " .. field .. ")" end
+    parts[#parts + 1] = field .. "=" .. tostring(v)
+  end
+  return concat(parts, " ")
+end
+
+-- The key of entry e, as text (key_text) and as its fields: { field =
+-- value } with the entry's own values, as the JSON forms write the key
+-- (sync/plan_text.lua): an entry the key cannot name has the key fields it
+-- has. Each change keeps both: the text for people and messages, the
+-- fields for scripts, which should not have to parse the text.
+local function key_of(key, e)
+  local values = {}
+  for _, field in ipairs(key.fields) do
+    local v = e[field]
+    if not absent(v) then values[field] = v end
+  end
+  return key_text(key.fields, values), values
+end
+
 -- A table with no metatable that holds no table.
 local function flat(t)
   if getmetatable(t) ~= nil then return false end
@@ -457,7 +485,8 @@ function plan.make(r, desired, opts, internal)
     -- holds them) is the directory's: never created, changed, nor matched.
     local reason = not key_err and key.skip and key.skip(e)
     if reason then
-      skipped_desired[#skipped_desired + 1] = { key = select(2, keys.value(key, e)), reason = reason
+      local text, values = key_of(key, e)
+      skipped_desired[#skipped_desired + 1] = { key = text, key_values = values, reason = reason
         .. " in the desired list: left to the directory" }
       left_to_directory[i] = true
     elseif not key_err then
@@ -551,11 +580,14 @@ function plan.make(r, desired, opts, internal)
     local i = slot and by_key[slot]
     i = i and i[text]
     if reason then
-      p.skipped[#p.skipped + 1] = { key = select(2, keys.value(key, e)), id = e.id, reason = reason }
+      local shown, values = key_of(key, e)
+      p.skipped[#p.skipped + 1] = { key = shown, key_values = values, id = e.id, reason = reason }
       if i and found[i] == nil then found[i] = SKIPPED end
     elseif not slot then
       -- an entry the key cannot name is never matched, so never touched
-      p.skipped[#p.skipped + 1] = { key = "(no " .. text .. ")", id = e.id, reason = "has no " .. text }
+      -- (key_of names the same field as keys.slot: the first it lacks)
+      local shown, values = key_of(key, e)
+      p.skipped[#p.skipped + 1] = { key = shown, key_values = values, id = e.id, reason = "has no " .. text }
     else
       p.existing = p.existing + 1
       local before, in_slot
@@ -603,7 +635,8 @@ function plan.make(r, desired, opts, internal)
             local _, origin = where(i, desired[i])
             return invalid(r, bad, rule, message .. " (an update of " .. tostring(e.id) .. ")" .. origin)
           end
-          p.updates[#p.updates + 1] = { key = select(2, keys.value(key, e)), id = e.id, fields = fields,
+          local shown, values = key_of(key, e)
+          p.updates[#p.updates + 1] = { key = shown, key_values = values, id = e.id, fields = fields,
                                         changes = changes }
         else
           -- only the id: a plan of 100,000 entries holds 100,000 of them
@@ -612,9 +645,11 @@ function plan.make(r, desired, opts, internal)
           p.unchanged[#p.unchanged + 1] = left
         end
       elseif purge then
-        p.deletes[#p.deletes + 1] = { key = select(2, keys.value(key, e)), id = e.id, entry = e }
+        local shown, values = key_of(key, e)
+        p.deletes[#p.deletes + 1] = { key = shown, key_values = values, id = e.id, entry = e }
       else
-        p.kept[#p.kept + 1] = { key = select(2, keys.value(key, e)), id = e.id,
+        local shown, values = key_of(key, e)
+        p.kept[#p.kept + 1] = { key = shown, key_values = values, id = e.id,
                                 reason = opts.purge == false and "purge off" or ("needs " .. tostring(key.guard)) }
       end
     end
@@ -657,29 +692,48 @@ function plan.make(r, desired, opts, internal)
       local where_i, origin = where(i, desired[i])
       local bad, rule, message = validate.value(desc.bodies.create, e, where_i, name)
       if bad then return nil, invalid(r, bad, rule, message .. " (to create it)" .. origin) end
-      local _, text = keys.value(key, e)
-      p.creates[#p.creates + 1] = { key = text, fields = e }
+      local text, values = key_of(key, e)
+      p.creates[#p.creates + 1] = { key = text, key_values = values, fields = e }
     end
   end
   return p
 end
 
+-- What a saved key's value must be, by its field's type: the words a
+-- message says, and the test. A key is made of such single values only
+-- (check_key).
+local KEY_VALUE = {
+  string = { "text", function(v) return type(v) == "string" end },
+  boolean = { "true or false", function(v) return type(v) == "boolean" end },
+  integer = { "a whole number", function(v) return type(v) == "number" and v % 1 == 0 end },
+  number = { "a number", function(v) return type(v) == "number" and v == v end },
+}
+
 --- A plan saved by sync/folder_plan.lua, as decoded (one resource's: {
 --- plan = its JSON form, plan_text.json's; key = the key's fields;
 --- existing, listed }), for r: what its apply will send, each create and
 --- update checked again against the description, as plan checks them.
---- nil and why when it is not one.
-function plan.restore(r, saved)
+--- Each change's key is an object of the key's fields (key_text makes its
+--- text again); text_keys: a plan saved by version 1, whose keys are that
+--- text (read back into fields). nil and why when it is not one.
+function plan.restore(r, saved, text_keys)
   local desc = resource_internals(r)
   local name = desc.name
   local body = type(saved) == "table" and saved.plan
   if type(body) ~= "table" then return nil, "the plan is missing" end
   local key_fields = saved.key
   if type(key_fields) ~= "table" or #key_fields == 0 then return nil, "the key is missing" end
+  local in_key = {}
   for _, field in ipairs(key_fields) do
     if type(field) ~= "string" or not desc.entry.fields[field] then
       return nil, "the key names " .. errors.printable(tostring(field)) .. ", no field of " .. name
     end
+    if not KEY_VALUE[desc.entry.fields[field].type] then
+      return nil, "the key names " .. field .. ", which is no single value: a key is made of text, numbers "
+        .. "and booleans"
+    end
+    if in_key[field] then return nil, "the key names " .. field .. " twice" end
+    in_key[field] = true
   end
   local key = keys.of(name, key_fields)
   local function count(v) return type(v) == "number" and v >= 0 and v % 1 == 0 and v or nil end
@@ -706,13 +760,87 @@ function plan.restore(r, saved)
     if type(v) ~= "table" then error({ why = what .. " must be a list" }) end
     return v
   end
+  local fields_said = concat(key_fields, ", ")
+  local function key_value(field, v, what)
+    local rule = KEY_VALUE[desc.entry.fields[field].type]
+    if not rule[2](v) then error({ why = what .. "." .. field .. " must be " .. rule[1] }) end
+  end
+  -- A change's key, as its text and its fields: an object of exactly the
+  -- key's fields, each a value of its type. partial: a skipped entry's,
+  -- which may lack the fields the server's entry lacked ("(no pattern)").
+  local function key_object(v, what, partial)
+    local shape = what .. " must be an object of the key's fields (" .. fields_said .. ")"
+    if type(v) ~= "table" then error({ why = shape }) end
+    for field in next, v do
+      if type(field) ~= "string" then error({ why = shape }) end
+      if not in_key[field] then
+        error({ why = what .. "." .. field .. " is not a field of the key (" .. fields_said .. ")" })
+      end
+    end
+    for _, field in ipairs(key_fields) do
+      if v[field] ~= nil then
+        key_value(field, v[field], what)
+      elseif not partial then
+        error({ why = what .. " lacks " .. field .. " (the key is " .. fields_said .. ")" })
+      end
+    end
+    return key_text(key_fields, v), v
+  end
+  -- The same from version 1's text, "field=value ..." in the key's order
+  -- (key_text), each value read as its field's type; a text that does not
+  -- split one way only (a value holding " is_regex=") is refused, as one
+  -- that does not split. A skipped entry's text is kept as it is, and
+  -- whatever of it does not split gives no fields: it is never sent.
+  local greedy, lazy = {}, {}
+  for i, field in ipairs(key_fields) do
+    local sep = (i > 1 and " " or "^") .. field:gsub("%W", "%%%0") .. "="
+    greedy[i], lazy[i] = sep .. "(.*)", sep .. "(.-)"
+  end
+  greedy, lazy = concat(greedy) .. "$", concat(lazy) .. "$"
+  local function key_from_text(v, what, partial)
+    v = text(v, what)
+    local parts, other = { v:match(greedy) }, { v:match(lazy) }
+    local values, why = {}, nil
+    if #parts == 0 then why = "is not " .. fields_said:gsub(", ", "=... ") .. "=..." end
+    for i = 1, #parts do
+      if parts[i] ~= other[i] then why = "can be read more than one way" end
+    end
+    for i, field in ipairs(why and {} or key_fields) do
+      local kind, raw = desc.entry.fields[field].type, parts[i]
+      local value = raw
+      if kind == "boolean" then
+        -- (not `raw == "true" and true or ...`, which cannot answer false)
+        if raw == "true" then value = true elseif raw == "false" then value = false else value = nil end
+      elseif kind ~= "string" then
+        value = tonumber(raw)
+      end
+      if value == nil or not KEY_VALUE[kind][2](value) then
+        why = why or ("." .. field .. " must be " .. KEY_VALUE[kind][1])
+      end
+      values[field] = value
+    end
+    if why then
+      if partial then return v, {} end
+      error({ why = what .. (why:find("^%.") and "" or " ") .. why .. " (a plan saved by version 1): plan again" })
+    end
+    return v, values
+  end
+  local key_of_item = text_keys and key_from_text or key_object
   local ok, failure = pcall(function()
     for i, item in ipairs(list(body.creates, "creates")) do
       local where_i = "creates[" .. i .. "]"
       if type(item) ~= "table" or type(item.fields) ~= "table" then error({ why = where_i .. " has no fields" }) end
       local bad, _, message = validate.value(desc.bodies.create, item.fields, where_i, name)
       if bad then error({ why = bad .. ": " .. message }) end
-      p.creates[i] = { key = text(item.key, where_i .. ".key"), fields = item.fields }
+      local shown, values = key_of_item(item.key, where_i .. ".key")
+      -- the key shown is the one the create makes: what is read before
+      -- apply is what is sent
+      for _, field in ipairs(key_fields) do
+        if values[field] ~= item.fields[field] then
+          error({ why = where_i .. ".key." .. field .. " is not the " .. field .. " its fields create" })
+        end
+      end
+      p.creates[i] = { key = shown, key_values = values, fields = item.fields }
     end
     for i, item in ipairs(list(body.updates, "updates")) do
       local where_i = "updates[" .. i .. "]"
@@ -726,18 +854,22 @@ function plan.restore(r, saved)
       if #changes == 0 then error({ why = where_i .. " changes nothing" }) end
       local bad, _, message = validate.value(desc.bodies.update, fields, where_i, name)
       if bad then error({ why = bad .. ": " .. message }) end
-      p.updates[i] = { key = text(item.key, where_i .. ".key"), id = id_of(item.id, where_i .. ".id"),
+      local shown, values = key_of_item(item.key, where_i .. ".key")
+      p.updates[i] = { key = shown, key_values = values, id = id_of(item.id, where_i .. ".id"),
                        fields = fields, changes = changes }
     end
     for i, item in ipairs(list(body.deletes, "deletes")) do
       local where_i = "deletes[" .. i .. "]"
       if type(item) ~= "table" then error({ why = where_i .. " is not an object" }) end
-      p.deletes[i] = { key = text(item.key, where_i .. ".key"), id = id_of(item.id, where_i .. ".id") }
+      local shown, values = key_of_item(item.key, where_i .. ".key")
+      p.deletes[i] = { key = shown, key_values = values, id = id_of(item.id, where_i .. ".id") }
     end
     for _, kind in ipairs({ "skipped", "kept" }) do
       for i, item in ipairs(list(body[kind], kind)) do
         if type(item) ~= "table" then error({ why = kind .. "[" .. i .. "] is not an object" }) end
-        p[kind][i] = { key = tostring(item.key), id = type(item.id) == "string" and item.id or nil,
+        -- a skipped entry may be one the key cannot name
+        local shown, values = key_of_item(item.key, kind .. "[" .. i .. "].key", kind == "skipped")
+        p[kind][i] = { key = shown, key_values = values, id = type(item.id) == "string" and item.id or nil,
                        reason = tostring(item.reason) }
       end
     end
