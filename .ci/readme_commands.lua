@@ -4,6 +4,9 @@
 --   run by .ci/run itself (make test and the checks): its text must be there;
 --   the command-line tool's forms: run against the emulator, ID and the
 --     file filled in, [--yes] kept and the other [options] left out;
+--   the quickstart ("Try it locally"): make emulator started as written,
+--     then its other commands (export, ./bin/..., a lua5.4 line) run as
+--     written in one shell, so that the export reaches the rest;
 --   or named below as not run here, with the reason.
 -- A command that is none of these fails the run: add it to one of them.
 --
@@ -89,9 +92,17 @@ local function runs_in_ci(command)
   end
 end
 
-local run_here, in_ci, cli, skipped, unknown = {}, {}, {}, {}, {}
+-- The quickstart's commands: the emulator, then what a user pastes into
+-- a second shell.
+local function in_quickstart(text)
+  return text == "make emulator" or text:find("^export CLOUDFLARE_")
+    or text:find("^%./bin/cloudflare%-email%-security ") or text:find("^LUA_PATH=.* lua5%.4 %-e ")
+end
+
+local run_here, in_ci, cli, skipped, unknown, quickstart = {}, {}, {}, {}, {}, {}
 for _, c in ipairs(commands(readme)) do
-  if RUN_HERE[c.text] then run_here[#run_here + 1] = c
+  if in_quickstart(c.text) then quickstart[#quickstart + 1] = c
+  elseif RUN_HERE[c.text] then run_here[#run_here + 1] = c
   elseif NOT_HERE[c.text] then skipped[#skipped + 1] = c
   elseif c.text:find("^cloudflare%-email%-security") then cli[#cli + 1] = c
   elseif c.text:find("^make ") and runs_in_ci(c.text) then in_ci[#in_ci + 1] = c
@@ -108,6 +119,47 @@ for _, c in ipairs(run_here) do
   if not sh(c.text .. " >/dev/null") then
     io.stderr:write(("README.md line %d: `%s` failed\n"):format(c.line, c.text))
     failed = failed + 1
+  end
+end
+
+-- The quickstart, as a user runs it: `make emulator` in the background (a
+-- short idle time, so that it ends by itself whatever happens here), and
+-- once it listens, the rest in one shell, as written, in order.
+do
+  local socket = require("socket")
+  local pasted = {}
+  local emulator_given = false
+  for _, c in ipairs(quickstart) do
+    if c.text == "make emulator" then emulator_given = true else pasted[#pasted + 1] = c.text end
+  end
+  if #quickstart > 0 then
+    assert(emulator_given and #pasted > 0, "README.md: the quickstart has no `make emulator`, or nothing after it")
+    local log = os.tmpname()
+    sh("IDLE=20 make emulator > " .. log .. " 2>&1 &")
+    local up
+    for _ = 1, 100 do
+      local conn = socket.connect("127.0.0.1", 8787)
+      if conn then
+        conn:close()
+        up = true
+        break
+      end
+      socket.sleep(0.1)
+    end
+    local ok = up and sh("sh -e <<'QUICKSTART'\n" .. table.concat(pasted, "\n") .. "\nQUICKSTART\n")
+    if not ok then
+      io.stderr:write(("README.md line %d: the quickstart failed%s\n"):format(quickstart[1].line,
+        up and "" or " (make emulator did not listen on 127.0.0.1:8787)"))
+      failed = failed + 1
+    end
+    -- stopped at once, as Ctrl-C would
+    local conn = socket.connect("127.0.0.1", 8787)
+    if conn then
+      conn:send("POST /__emulator/shutdown HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\n{}")
+      conn:receive("*l")
+      conn:close()
+    end
+    os.remove(log)
   end
 end
 
@@ -170,8 +222,9 @@ end
 emu.stop()
 os.execute("rm -rf " .. scratch)
 
-print(("README commands: %d run here, %d forms of the tool run (%d commands), %d run by .ci/run, %d not run here"
-  .. " (%s); %d failed"):format(#run_here, #cli, forms, #in_ci, #skipped, (function()
+print(("README commands: %d run here, %d of the quickstart, %d forms of the tool run (%d commands), %d run by"
+  .. " .ci/run, %d not run here (%s); %d failed"):format(#run_here, #quickstart, #cli, forms, #in_ci, #skipped,
+  (function()
     local why = {}
     for _, c in ipairs(skipped) do why[#why + 1] = c.text .. ": " .. NOT_HERE[c.text] end
     return table.concat(why, "; ")
