@@ -46,7 +46,7 @@ INSTALLED_LUA_DIR ?= $(PREFIX)/share/lua/$(LUA_VERSION)
 INSTALLED_LIB_DIR ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
 BIN_DIR      = $(DESTDIR)$(PREFIX)/bin
 
-.PHONY: all deps deps-checks test test-unit install install-files rock-install nginx-install uninstall clean lint demo demo-real-api emulator check-memory check-asan check-threads spec-hosts fuzz soak bench bench-peers bench-doc repl resources
+.PHONY: all deps deps-checks test test-unit install install-files rock-install nginx-install nginx-demo uninstall clean lint demo demo-real-api emulator check-memory check-asan check-threads spec-hosts fuzz soak bench bench-peers bench-doc repl resources
 
 all: $(MODULE)
 
@@ -247,6 +247,18 @@ endif
 nginx-install:
 	@bash .ci/deps --hosts
 	@$(MAKE) --no-print-directory install LUA_VERSION=5.1 LUA=luajit LUA_PC=luajit INSTALL_CLI=no
+
+# nginx with the module in front of the local emulator, as whoever runs it
+# (examples/nginx/demo.sh): examples/nginx/emulator.conf filled in under
+# /tmp, a few requests through it with curl, then up to try by hand for
+# IDLE=S idle seconds (300 at a terminal, else 0), PORT=N its port; it stops
+# everything when it ends, Ctrl-C included. Installs nginx, its Lua module
+# and LuaJIT when missing and builds the core in build/luajit, which nginx
+# loads from there: nothing goes into /usr/local.
+nginx-demo:
+	@bash .ci/deps --hosts
+	@$(MAKE) --no-print-directory -s all LUA_VERSION=5.1 LUA=luajit LUA_PC=luajit BUILD=build/luajit
+	@bash examples/nginx/demo.sh
 
 # What the rockspec runs (luarocks' make backend, INST_* its directories):
 # a build in a throwaway directory, installed, then removed, so that
