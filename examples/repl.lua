@@ -7,8 +7,9 @@
 --
 -- Against anything but that emulator, a plan's apply asks first, as the
 -- tool's apply does: p:apply() on what r:plan(...) or es.plan_folder(...)
--- returns says which account and API and how many changes, and sends
--- nothing unless the answer is yes (else nil and an error value);
+-- returns (or on a plan a folder plan holds, applied by itself) says
+-- which account and API and how many changes, and sends nothing unless
+-- the answer is yes (else nil and an error value);
 -- p:apply{ yes = true } does not ask. The library is not changed: the
 -- clients the prompt has (cf, cf:account(id), es.new(...)) and
 -- es.plan_folder are wrapped here.
@@ -78,12 +79,17 @@ end
 
 local function plural(n, word) return ("%d %s%s"):format(n, word, n == 1 and "" or "s") end
 
--- A resource plan's apply, for the client cf it was made with.
-local function guard_plan(p, cf)
+-- A resource plan's apply, for the client cf it was made with (or a
+-- folder plan's account: its account_id and base_url). applying_with:
+-- for a plan a folder plan holds, a function true while that folder
+-- plan's own apply runs, which asked already (or was told yes) for all
+-- it holds: the plan is then applied as it is, without a second question.
+local function guard_plan(p, cf, applying_with)
   local target = { { account_id = cf.account_id, base_url = cf.base_url } }
-  -- the instance's own field: the plan's class (and so the plans a folder
-  -- plan holds, which it applies itself) is not touched
-  rawset(p, "apply", asking(p.apply, {
+  local own = p.apply
+  -- the instance's own field: the plan's class (and so every other plan)
+  -- is not touched
+  local guarded = asking(own, {
     targets = function() return target end,
     count = function(q) return q:changes() end,
     what = function(q)
@@ -96,7 +102,11 @@ local function guard_plan(p, cf)
       if o ~= nil and type(o) ~= "table" then return true end
       return q.applied or q:past_thresholds(o and o.thresholds, o and o.force) ~= nil
     end,
-  }))
+  })
+  rawset(p, "apply", function(q, opts)
+    if applying_with and applying_with() then return own(q, opts) end
+    return guarded(q, opts)
+  end)
   return p
 end
 
@@ -123,14 +133,32 @@ end
 
 -- es for the prompt: the module's own values, but es.new's clients are
 -- guarded, and es.plan_folder's plans ask before they are applied (for
--- every account they hold, in one question).
+-- every account they hold, in one question), as do the plans they hold
+-- (fp.accounts[i].resources[j].plan) when applied by themselves.
 es = {}
 for k, v in pairs(module) do es[k] = v end
 function es.new(...) return guarded(module.new(...)) end
 function es.plan_folder(...)
   local fp, err = module.plan_folder(...)
   if fp then
-    rawset(fp, "apply", asking(fp.apply, {
+    -- true while the folder plan's own apply runs: it applies the plans
+    -- it holds through their apply, which must not ask again
+    local applying = false
+    local function folder_applying() return applying end
+    for _, a in ipairs(fp.accounts) do
+      for _, item in ipairs(a.resources) do guard_plan(item.plan, a, folder_applying) end
+    end
+    local own = fp.apply
+    -- the flag is put back even when apply raises an error (a bad
+    -- argument): else the plans inside would never ask again
+    local function apply_all(q, opts)
+      applying = true
+      local ok, summary, why = pcall(own, q, opts)
+      applying = false
+      if not ok then error(summary, 0) end
+      return summary, why
+    end
+    rawset(fp, "apply", asking(apply_all, {
       targets = function(q) return q.accounts end,
       count = function(q) return q:changes() end,
       what = function(q) return ("%s in %s"):format(plural(q:changes(), "change"), plural(#q.accounts, "account")) end,

@@ -3,6 +3,9 @@
 --     rockspec/cloudflare-email-security-0.1.0-1.rockspec
 package = "cloudflare-email-security"
 version = "0.1.0-1"
+-- The project has no public address yet: the host below stands for it (the
+-- name is the project's); `luarocks make` from a checkout, as above, does
+-- not fetch it.
 source = {
   url = "git+https://example.com/cloudflare-email-security-lua.git",
   tag = "v0.1.0",
@@ -17,8 +20,11 @@ API, listings walked page by page, and plan/apply of a CSV or JSON file with a
 dry run first. Requests are checked against the API's schema before they are
 sent, answers before they are trusted; bulk work keeps several requests in
 flight (libcurl's multi interface, or light threads inside nginx) within the
-API's rate limit, and a create is never sent twice. HTTP through libcurl, JSON
-through lua-cjson; a command-line tool, cloudflare-email-security, comes with it.
+API's rate limit, and a create is never sent twice. A whole account, or many,
+exports to a folder of files and is planned and applied from one, with saved
+plans that apply only if nothing moved. HTTP through libcurl, JSON through
+lua-cjson; a command-line tool, cloudflare-email-security, comes with it
+(tables, JSON, YAML and CSV output; plan, apply, export; shell completion).
 ]],
   license = "MIT",
 }

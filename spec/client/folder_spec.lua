@@ -490,6 +490,53 @@ describe("a folder is an account", function()
       assert.is_nil(none)
       assert.are.equal("new.json: a saved plan of version 3; this tool reads versions 1 and 2: plan again", why)
     end)
+
+    it("refuses a change twice when it is read, saying where, and sends nothing", function()
+      emu.seed(A, { entry("block_senders", 1), entry("block_senders", 2) }, "block_senders")
+      fresh_dir()
+      write(dir .. "/block_senders.csv", "pattern_type,pattern,is_regex,comments\nEMAIL,p1.example.com,false,x\n"
+        .. "EMAIL,p3.example.com,false,\n")
+      local saved = assert(folder_plan.make({ { client = cf } }, assert(folder.read(dir)))):save()
+      local cjson = require("cjson")
+      local function load(change)
+        local copy = cjson.decode(saved)
+        change(copy.accounts[1].resources[1].plan)
+        return folder_plan.load(cjson.encode(copy), function() return cf end, "p.json")
+      end
+      local before, state = #emu.requests(), emu.state(A, "block_senders")
+      local at = "p.json: account " .. A .. ", block_senders: "
+      -- the same create twice would make two entries of one key, and every later plan refused
+      local loaded, why = load(function(p) p.creates[2] = p.creates[1] end)
+      assert.is_nil(loaded)
+      assert.are.equal(at .. "creates[2].key: the same key as creates[1] (pattern_type=EMAIL pattern=p3.example.com "
+        .. "is_regex=false): a plan creates each key once", why)
+      local id
+      loaded, why = load(function(p)
+        id = p.updates[1].id
+        p.deletes[1].id = id
+      end)
+      assert.is_nil(loaded)
+      assert.are.equal(at .. "deletes[1].id: the same id as updates[1] (" .. id .. "): a plan updates or deletes "
+        .. "an entry once", why)
+      loaded, why = load(function(p) p.updates[2] = p.updates[1] end)
+      assert.is_nil(loaded)
+      assert.are.equal(at .. "updates[2].id: the same id as updates[1] (" .. id .. "): a plan updates or deletes "
+        .. "an entry once", why)
+      loaded, why = load(function(p) p.deletes[2] = p.deletes[1] end)
+      assert.is_nil(loaded)
+      assert.truthy(why:find("deletes[2].id: the same id as deletes[1] (", 1, true), why)
+      loaded, why = load(function(p)
+        local changes = p.updates[1].changes
+        changes[2] = { field = changes[1].field, old = changes[1].old, new = "y" }
+      end)
+      assert.is_nil(loaded)
+      assert.are.equal(at .. "updates[1].changes[2].field: the same field as updates[1].changes[1] (comments): "
+        .. "an update changes each field once", why)
+      assert.are.equal(before, #emu.requests())
+      assert.are.same(state, emu.state(A, "block_senders"))
+      -- and the plan as saved is read
+      assert(load(function() end))
+    end)
   end)
 
   describe("what apply did, as JSON", function()

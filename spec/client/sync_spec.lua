@@ -578,6 +578,34 @@ describe("plan and apply", function()
       end
     end)
 
+    it("apply's result: two creates of one key, each with the id of the entry it made, none twice", function()
+      -- plan refuses a key twice in the desired list, and a saved plan read
+      -- back does too; a plan changed in Lua after it was made may hold one
+      for _, name in ipairs({ "block_senders", "impersonation_registry" }) do
+        local r = cf[name]
+        local desired = { entry(name, 1), entry(name, 2) }
+        desired[1].comments, desired[2].comments = "first", "other"
+        local p = assert(r:plan(desired))
+        local again = {}
+        for k, value in pairs(p.creates[1].fields) do again[k] = value end
+        again.comments = "second"
+        p.creates[3] = { key = p.creates[1].key, key_values = p.creates[1].key_values, fields = again }
+        local summary = assert(p:apply())
+        assert.are.equal(3, summary.created)
+        local v = cjson.decode(plan_text.apply_json(p, summary, entry_node(r)))
+        local comments_of, seen = {}, {}
+        for _, e in ipairs(emu.state(ACCOUNT, name)) do comments_of[e.id] = e.comments end
+        assert.are.equal(3, #v.created, name)
+        for i, c in ipairs(v.created) do
+          assert.are.same(p.creates[i].key_values, c.key)
+          assert.is_nil(seen[c.id], name .. ": " .. tostring(c.id) .. " given twice")
+          seen[c.id] = true
+          assert.are.equal(p.creates[i].fields.comments, comments_of[c.id], name .. ": created[" .. i .. "]")
+        end
+        emu.reset()
+      end
+    end)
+
     it("apply's result after a failure half-way: done, in doubt and not done, change by change", function()
       local one = es.new({ api_token = "t", account_id = ACCOUNT, base_url = emu.base_url, max_retry_wait = 0.05,
                           concurrency = 1 })

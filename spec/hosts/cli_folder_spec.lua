@@ -348,4 +348,31 @@ describe("the tool with a folder", function()
     assert.are.equal("not applied: the answer was not yes", v.error.message)
     assert.are.equal(0, #emu.state(A, "block_senders"))
   end)
+
+  it("apply --json writes an error object when the plan cannot be made or read", function()
+    write(dir .. "/broken_plan.json", '{"format": "cloudflare-email-security plan", "version": 2, "accounts": 7}')
+    local code, out, err = run("apply --yes --json " .. q(dir .. "/broken_plan.json"))
+    assert.are.equal(1, code, out .. err)
+    local v = cjson.decode(out)
+    assert.truthy(v.error.message:find("broken_plan.json", 1, true), out)
+    assert.truthy(err:find("broken_plan.json", 1, true), err)
+    -- whatever a hand-edited file holds where a list or an object belongs: refused, no traceback
+    for _, case in ipairs({ { '"accounts": [7]', "accounts[1] must be an object" },
+                            { '"accounts": [{"account_id": 5}]', "accounts[1].account_id must be a text" },
+                            { '"warnings": {"a": 1}', "warnings must be a list" },
+                            { '"accounts": [{"account_id": "' .. A .. '", "base_url": "' .. emu.base_url
+                                .. '", "resources": "no"}]', "accounts[1].resources must be a list" } }) do
+      write(dir .. "/broken_plan.json", '{"format": "cloudflare-email-security plan", "version": 2, ' .. case[1] .. "}")
+      code, out, err = run("apply --yes " .. q(dir .. "/broken_plan.json"))
+      assert.are.equal(1, code, case[1])
+      assert.are.equal("", out)
+      assert.are.equal(dir .. "/broken_plan.json: " .. case[2] .. "\n", err)
+    end
+    os.execute("mkdir -p " .. q(dir .. "/badfolder"))
+    write(dir .. "/badfolder/block_senders.csv", "pattern,nmae\nx@example.com,y\n")
+    code, out = run(("--account-id %s apply --yes --json %s"):format(A, q(dir .. "/badfolder")))
+    assert.are.equal(1, code)
+    assert.truthy(cjson.decode(out).error.message:find("nmae", 1, true), out)
+    assert.are.equal(0, #emu.state(A, "block_senders"))
+  end)
 end)

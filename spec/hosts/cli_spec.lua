@@ -790,18 +790,26 @@ describe("the command-line tool", function()
       assert.truthy(out:find("a partner with a long comment that a narrow terminal cannot show whole", 1, true))
     end)
 
-    it("on a terminal a table fits its width, and -o wide cuts nothing", function()
-      seed_two()
-      local narrow = env .. " COLUMNS=70 LINES=50 PAGER=cat"
+    it("on a terminal a table fits its width, never cutting the key or the id; -o wide cuts nothing", function()
+      local made = seed_two()
+      local narrow = env .. " COLUMNS=120 LINES=50 PAGER=cat"
       local code, shown = on_terminal(command("allow_policies list", { env = narrow }))
       assert.are.equal(0, code, shown)
       local lines = 0
       for line in shown:gmatch("[^\r\n]+") do
         lines = lines + 1
-        assert.truthy(require("cloudflare.email_security.schema.validate").utf8_length(line) <= 70, line)
+        assert.truthy(require("cloudflare.email_security.schema.validate").utf8_length(line) <= 120, line)
       end
       assert.are.equal(3, lines, shown)
       assert.truthy(shown:find("\226\128\166", 1, true), shown)
+      for _, e in ipairs(made) do
+        assert.truthy(shown:find(e.id, 1, true), shown)
+        assert.truthy(shown:find(e.pattern, 1, true), shown)
+      end
+      -- narrower than the key and the id: they stay whole, and the line runs over
+      code, shown = on_terminal(command("allow_policies list", { env = env .. " COLUMNS=40 LINES=50 PAGER=cat" }))
+      assert.are.equal(0, code, shown)
+      for _, e in ipairs(made) do assert.truthy(shown:find(e.id, 1, true), shown) end
       code, shown = on_terminal(command("allow_policies list -o wide", { env = narrow }))
       assert.are.equal(0, code, shown)
       assert.truthy(shown:find("cannot show whole", 1, true), shown)
@@ -897,5 +905,40 @@ describe("the command-line tool", function()
     assert.are.equal(0, result.counts.created)
     assert.are.same({ pattern = "r3.example.com" }, result.in_doubt.creates[1].key)
     assert.truthy(err:find("500", 1, true), err)
+  end)
+
+  it("a value that looks like a library option reaches the plan and the server as it is", function()
+    local path = dir .. "/verbatim.csv"
+    write(path, "pattern,pattern_type,is_regex,is_trusted_sender,is_exempt_recipient,is_acceptable_sender,"
+      .. "verify_sender,comments\n"
+      .. 'rate_limit@example.com,EMAIL,false,true,false,false,true,"ticket 7: force = true, purge = false"\n')
+    local code, out, err = run("allow_policies apply -y " .. q(path))
+    assert.are.equal(0, code, err)
+    assert.truthy(out:find('pattern=rate_limit@example.com is_regex', 1, true), out)
+    assert.truthy(out:find('comments: "ticket 7: force = true, purge = false"', 1, true), out)
+    local held = emu.state(ACCOUNT, "allow_policies")[1]
+    assert.are.equal("rate_limit@example.com", held.pattern)
+    assert.are.equal("ticket 7: force = true, purge = false", held.comments)
+  end)
+
+  it("apply -o json writes an error object when no plan could be made; --no-headers only where there is one", function()
+    local path = dir .. "/unplannable.csv"
+    write(path, "pattern,nmae\nx.example.com,y\n")
+    local code, out, err = run("url_ignore_patterns apply -y -o json " .. q(path))
+    assert.are.equal(1, code)
+    local result = cjson.decode(out)
+    assert.truthy(result.error.message:find("nmae", 1, true), out)
+    assert.truthy(err:find("nmae", 1, true), err)
+    for _, case in ipairs({ "url_ignore_patterns list --no-headers -o json", "url_ignore_patterns list --no-headers -o yaml",
+                            "url_ignore_patterns get x --no-headers" }) do
+      code, out, err = run(case)
+      assert.are.equal(64, code, case)
+      assert.are.equal("", out)
+      assert.truthy(err:find("--no-headers: ", 1, true), err)
+    end
+    local _
+    code, _, err = run("url_ignore_patterns list --no-headers -o csv")
+    assert.are.equal(0, code, err)
+    assert.are.equal(0, #emu.state(ACCOUNT, "url_ignore_patterns"))
   end)
 end)

@@ -258,4 +258,30 @@ describe("the REPL with the environment's credentials (Lua 5.4, in a pseudo-term
     type_line("yes", "\n> ")
     assert.are.same({ "s1@example.com" }, { emu.state(ACCOUNT, "block_senders")[1].pattern })
   end)
+
+  it("asks before a folder plan's inner plan applies on its own; the folder's apply asks once for all", function()
+    if not available then return pending("tmux or lua5.4 is not installed") end
+    local inner = dir .. "/inner"
+    assert(os.execute("mkdir -p " .. inner))
+    local f = assert(io.open(inner .. "/url_ignore_patterns.csv", "w"))
+    f:write("pattern\ninner.example.com/x\n")
+    f:close()
+    type_line(("fi = es.plan_folder(cf, es.read_folder(%q))"):format(inner), "\n> ")
+    -- the review's bypass: the plan a folder plan holds, applied by itself
+    local text = type_line("fi.accounts[1].resources[1].plan:apply()", "Apply these changes? Type yes to go on: ")
+    assert.matches("\naccount " .. ACCOUNT .. " at " .. emu.base_url .. "\n"
+      .. "url_ignore_patterns: 1 change (1 to create, 0 to update, 0 to delete)\n"
+      .. "Apply these changes? Type yes to go on: ", text, 1, true)
+    type_line("no", "invalid error: not applied: the answer was not yes")
+    assert.are.equal(0, #emu.state(ACCOUNT, "url_ignore_patterns"))
+    -- the folder's apply: one question, none again for the plan inside
+    local asked = count(screen(), "Apply these changes?")
+    type_line("fi:apply()", "Apply these changes? Type yes to go on: ")
+    type_line("yes", "\n> ")
+    assert.are.same({ "inner.example.com/x" }, { emu.state(ACCOUNT, "url_ignore_patterns")[1].pattern })
+    assert.are.equal(asked + 1, count(screen(), "Apply these changes?"))
+    -- the inner plan, applied with its folder, is applied: refused without a question
+    type_line("fi.accounts[1].resources[1].plan:apply()", "this plan was applied already")
+    assert.are.equal(asked + 1, count(screen(), "Apply these changes?"))
+  end)
 end)

@@ -124,45 +124,67 @@ describe("the tool's table", function()
   end)
 
   it("fits the terminal's width: the widest columns are cut alike with an ellipsis of one column", function()
-    local e = { id = "0123456789abcdef", pattern = ("p"):rep(40), pattern_type = "EMAIL", is_regex = true,
+    -- the key fields (email, is_email_regex) and id are never cut: name
+    -- and comments are
+    local e = { id = "0123456789abcdef", email = "e@x.io", is_email_regex = true, name = ("n"):rep(40),
                 comments = "ünïcödé " .. ("c"):rep(30) }
-    local how = { desc = policies, fields = { "pattern_type", "pattern", "is_regex", "id", "comments" } }
+    local how = { desc = described("impersonation_registry"), fields = { "email", "name", "is_email_regex", "id",
+                                                                         "comments" } }
     local natural = lines_of(assert(output.render({ e }, how)))
-    assert.are.equal(12 + 2 + 40 + 2 + 8 + 2 + 16 + 2 + 38, utf8_length(natural[2]))
+    assert.are.equal(6 + 2 + 40 + 2 + 14 + 2 + 16 + 2 + 38, utf8_length(natural[2]))
     how.width = 80
     local lines = lines_of(assert(output.render({ e }, how)))
-    -- 80 columns: 8 of gaps, 12 + 8 for the narrow ones, 52 for the three wide ones: 16 for id, which
-    -- is not cut, and 18 for each of the other two
+    -- 80 columns: 8 of gaps, 6 + 14 + 16 for the whole ones, 36 for the two cut ones: 18 each
     assert.are.equal(80, utf8_length(lines[2]))
     local cells = words_of(lines[2])
-    assert.are.equal("EMAIL", cells[1])
-    assert.are.equal(("p"):rep(17) .. "…", cells[2])
+    assert.are.equal("e@x.io", cells[1])
+    assert.are.equal(("n"):rep(17) .. "…", cells[2])
     assert.are.equal("true", cells[3])
     assert.are.equal("0123456789abcdef", cells[4])
     assert.are.equal("ünïcödé", cells[5])
     assert.are.equal(("c"):rep(9) .. "…", cells[6])
     for _, line in ipairs(lines) do assert.truthy(utf8_length(line) <= 80, line) end
-    -- a header wider than its column is cut too: 52 columns without the gaps, 11 for every one but is_regex
-    how.width = 60
+    -- a header wider than its column is cut too: 14 columns for the two, 7 each
+    how.width = 58
     lines = lines_of(assert(output.render({ e }, how)))
-    assert.are.same({ "pattern_ty…", "pattern", "is_regex", "id", "comments" }, words_of(lines[1]))
-    assert.are.same({ "EMAIL", ("p"):rep(10) .. "…", "true", "0123456789…", "ünïcödé", "cc…" }, words_of(lines[2]))
-    assert.are.equal(60, utf8_length(lines[2]))
-    -- 32 columns without the gaps: 6 each (id too, now), and the 2 left over to the first two
-    how.width = 40
+    assert.are.same({ "email", "name", "is_email_regex", "id", "commen…" }, words_of(lines[1]))
+    assert.are.same({ "e@x.io", ("n"):rep(6) .. "…", "true", "0123456789abcdef", "ünïcöd…" }, words_of(lines[2]))
+    assert.are.equal(58, utf8_length(lines[2]))
+    -- 15 columns: the one left over goes to the first cut one
+    how.width = 59
     lines = lines_of(assert(output.render({ e }, how)))
-    assert.are.same({ "patter…", "pattern", "is_re…", "id", "comme…" }, words_of(lines[1]))
-    assert.are.same({ "EMAIL", "pppppp…", "true", "01234…", "ünïcö…" }, words_of(lines[2]))
-    assert.are.equal(40, utf8_length(lines[2]))
+    assert.are.same({ "e@x.io", ("n"):rep(7) .. "…", "true", "0123456789abcdef", "ünïcöd…" }, words_of(lines[2]))
+    assert.are.equal(59, utf8_length(lines[2]))
+    -- a table of a resource the module has no key for, or output.table_text's: only id is kept whole
+    lines = lines_of(output.table_text({ e }, { "email", "name", "id", "comments" }, 40))
+    assert.are.same({ "e@x.io", "nnnnn…", "0123456789abcdef", "ünïcö…" }, words_of(lines[2]))
+  end)
+
+  it("never cuts the key fields or id: two entries whose keys differ late stay told apart, ids whole", function()
+    -- the review's case: the default table of two policies on an 80-column terminal
+    local a = { id = "2d655a41-8b7e-4a5c-9d3f-0e1f2a3b4c5d", pattern = "alice@example.com", pattern_type = "EMAIL",
+                is_regex = false, comments = null, is_acceptable_sender = true, is_exempt_recipient = false,
+                is_trusted_sender = false, verify_sender = true }
+    local b = {}
+    for k, v in pairs(a) do b[k] = v end
+    b.id, b.pattern = "bab0ee12-3c4d-4e5f-8a9b-0c1d2e3f4a5b", "alice@example.org"
+    local lines = lines_of(assert(output.render({ a, b }, { desc = policies, width = 80 })))
+    local first, second = words_of(lines[2]), words_of(lines[3])
+    assert.are.same({ "EMAIL", "alice@example.com", "false", a.id }, { first[1], first[2], first[3], first[4] })
+    assert.are.same({ "EMAIL", "alice@example.org", "false", b.id }, { second[1], second[2], second[3], second[4] })
+    assert.are.same({ "pattern_type", "pattern", "is_regex", "id", "comme…", "is_ac…", "is_ex…", "is_tr…",
+                      "verif…" }, words_of(lines[1]))
+    -- the others at six columns, and the line runs over
+    assert.are.equal(12 + 17 + 8 + 36 + 5 * 6 + 8 * 2, utf8_length(lines[1]))
   end)
 
   it("never cuts a column below six columns: a terminal too narrow gets every column, running over", function()
     local e = { id = ("i"):rep(30), pattern = ("p"):rep(30), pattern_type = "EMAIL", is_regex = true,
-                comments = ("c"):rep(30) }
+                comments = ("c"):rep(30), is_trusted_sender = false }
     local lines = lines_of(assert(output.render({ e }, { desc = policies, width = 10,
-      fields = { "pattern_type", "pattern", "is_regex", "id", "comments" } })))
-    assert.are.same({ "patte…", "patte…", "is_re…", "id", "comme…" }, words_of(lines[1]))
-    assert.are.same({ "EMAIL", "ppppp…", "true", "iiiii…", "ccccc…" }, words_of(lines[2]))
+      fields = { "pattern_type", "pattern", "is_regex", "id", "comments", "is_trusted_sender" } })))
+    assert.are.same({ "pattern_type", "pattern", "is_regex", "id", "comme…", "is_tr…" }, words_of(lines[1]))
+    assert.are.same({ "EMAIL", ("p"):rep(30), "true", ("i"):rep(30), "ccccc…", "false" }, words_of(lines[2]))
   end)
 
   it("wide: every current column with the timestamps, nothing cut, whatever the width", function()
@@ -379,6 +401,37 @@ describe("the tool's YAML", function()
     end
   end)
 
+  it("writes a key past 1024 characters in the explicit form (? key, then : value): YAML's implicit keys stop there",
+     function()
+    local ok, lyaml = pcall(require, "lyaml")
+    if not ok then
+      pending("lyaml (Debian lua-yaml) is not installed: the YAML is not read back")
+      return
+    end
+    local long, longest = ("k"):rep(1025), ("é"):rep(600) .. "\27 x: y"
+    -- the review's case: a field the description does not know, as a server could send it
+    local e = { id = "1", pattern = "x", [long] = true }
+    local text = assert(output.render({ e }, { format = "yaml", desc = described("allow_policies") }))
+    assert.truthy(text:find("\n  ? " .. long .. "\n  : true\n", 1, true), text)
+    assert.are.same({ { id = "1", pattern = "x", [long] = true } }, lyaml.load(text))
+    -- the first key of a list's item, a quoted one, values that nest, in an object of one entry
+    local nested = { [long] = { 1, { [longest] = "v", short = {} } }, [longest] = { a = 1 }, z = "w" }
+    text = assert(output.render(nested, { format = "yaml", desc = described("allow_policies"), one = true }))
+    assert_inert(text)
+    local back = lyaml.load(text)
+    assert.are.same({ 1, { [longest] = "v" } }, { back[long][1], { [longest] = back[long][2][longest] } })
+    assert.are.equal("w", back.z)
+    assert.are.equal(1, back[longest].a)
+    text = yaml.from_json('[{"' .. long .. '":[1,2]},{"' .. long .. '":{}}]')
+    assert.are.equal("- ? " .. long .. "\n  :\n    - 1\n    - 2\n- ? " .. long .. "\n  : {}\n", text)
+    assert.are.same({ { [long] = { 1, 2 } }, { [long] = {} } }, lyaml.load(text))
+    -- up to 1024 the usual form, which reads back
+    local most = ("k"):rep(1024)
+    text = yaml.from_json('{"' .. most .. '":1}')
+    assert.are.equal(most .. ": 1\n", text)
+    assert.are.same({ [most] = 1 }, lyaml.load(text))
+  end)
+
   it("reads back with lyaml as the JSON does with lua-cjson, for every resource's entries", function()
     local ok, lyaml = pcall(require, "lyaml")
     if not ok then
@@ -540,18 +593,67 @@ describe("the terminal", function()
     os.remove(path)
   end)
 
-  it("writes directly when the shell cannot start the pager (Lua 5.2 and later tell)", function()
-    local _, how = io.popen("true"):close()
-    if how ~= "exit" then
-      pending("this Lua does not give a command's exit status")
-      return
-    end
-    local path, out = tmp_out()
+  it("writes directly when the pager fails, as every Lua tells (its status through a file, where 5.1 gives none)",
+     function()
+    -- a pager that is not found, and ones that exit non-zero without
+    -- showing anything (the review's PAGER=false and sh -c 'exit 3'): the
+    -- listing must not be lost
     local text = ("line\n"):rep(30)
-    assert.is_false(output.page(text, out, { terminal = true, height = 10, pager = "sh -c 'exit 127'" }))
+    for _, pager in ipairs({ "sh -c 'exit 127'", "false", "sh -c 'exit 3'" }) do
+      local path, out = tmp_out()
+      assert.is_false(output.page(text, out, { terminal = true, height = 10, pager = pager }), pager)
+      out:close()
+      assert.are.equal(text, read_all(path), pager)
+      os.remove(path)
+    end
+  end)
+
+  it("writes nothing more when a signal ended the pager: the user stopped it (Ctrl-C in more)", function()
+    local path, out = tmp_out()
+    assert.is_true(output.page(("line\n"):rep(30), out, { terminal = true, height = 10,
+                                                          pager = "sh -c 'kill -INT $$'" }))
     out:close()
-    assert.are.equal(text, read_all(path))
+    assert.are.equal("", read_all(path))
     os.remove(path)
+  end)
+
+  -- Runs output.page on `text_code` (Lua text that makes the listing) with
+  -- pager, in a Lua of its own (SIGPIPE would end the process that
+  -- writes), its out a file: what that Lua said, and the file's text.
+  local function page_elsewhere(text_code, pager)
+    local out_path, script = os.tmpname(), os.tmpname()
+    local q = function(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+    local f = assert(io.open(script, "w"))
+    f:write(([[
+      local output = require("cloudflare.email_security.cli_output")
+      local text = %s
+      local out = assert(io.open(%q, "wb"))
+      local shown = output.page(text, out, { terminal = true, height = 10, pager = %q })
+      out:close()
+      io.write("paged ", tostring(shown))
+    ]]):format(text_code, out_path, pager))
+    f:close()
+    local p = io.popen(("LUA_PATH=%s LUA_CPATH=%s %s %s 2>/dev/null; echo \" exit $?\""):format(q(package.path),
+      q(package.cpath), os.getenv("LUA") or "lua5.4", q(script)))
+    local said = p:read("*a")
+    p:close()
+    local written = read_all(out_path)
+    os.remove(out_path)
+    os.remove(script)
+    return said, written
+  end
+
+  it("writes directly, whole and alive, when the shell cannot even read $PAGER (an unmatched quote)", function()
+    -- the review's PAGER="less -P'x" with a listing far over a pipe's
+    -- 64 KiB: the shell must still read all of it, then the text is
+    -- written directly
+    local BIG = '(("x"):rep(99) .. "\\n"):rep(2000)'
+    local want = (("x"):rep(99) .. "\n"):rep(2000)
+    for _, pager in ipairs({ "less -P'x", "cat 'x", 'cat "x', "cat (" }) do
+      local said, written = page_elsewhere(BIG, pager)
+      assert.are.equal("paged false exit 0\n", said, pager)
+      assert.are.equal(want, written, pager)
+    end
   end)
 
   it("survives a pager that stops reading early (the user quit)", function()

@@ -11,6 +11,7 @@ local cjson = require("cjson")
 
 local A = "023e105f4ecef8ad9ca31a8372d0c353"
 local ID = "f174e90a-fafe-4643-bbbc-4a0ed4fc8415"
+local ID2 = "0b7c3f5e-2d1a-4c8e-9f60-7a1d2e3b4c5d"
 local KEY = { "pattern_type", "pattern", "is_regex" }
 
 local function key(pattern) return { pattern_type = "EMAIL", pattern = pattern, is_regex = false } end
@@ -25,7 +26,7 @@ local function saved(keys_of)
                     fields = { pattern_type = "EMAIL", pattern = "new@example.com", is_regex = false } } },
       updates = { { key = keys_of.update or key("old@example.com"), id = ID,
                     changes = { { field = "comments", old = "a", new = "b" } } } },
-      deletes = { { key = keys_of.delete or key("gone@example.com"), id = ID } },
+      deletes = { { key = keys_of.delete or key("gone@example.com"), id = ID2 } },
       skipped = { { key = keys_of.skipped or { pattern_type = "EMAIL", is_regex = false }, id = ID,
                     reason = "has no pattern" } },
       kept = {},
@@ -100,6 +101,67 @@ describe("a saved plan's keys", function()
     p, why = plan.restore(cf.sending_domain_restrictions, s)
     assert.is_nil(p)
     assert.truthy(why:find("the key names exclude, which is no single value", 1, true), why)
+  end)
+
+  describe("each change once", function()
+    local function refused(s, want, resource, text_keys)
+      local p, why = plan.restore(resource or r, s, text_keys)
+      assert.is_nil(p, want)
+      assert.are.equal(want, why)
+    end
+
+    it("refuses a key created twice, compared as apply matches keys (folded where the key folds)", function()
+      local s = saved()
+      s.plan.creates[2] = s.plan.creates[1]
+      refused(s, "creates[2].key: the same key as creates[1] (pattern_type=EMAIL pattern=new@example.com "
+        .. "is_regex=false): a plan creates each key once")
+      -- saved by version 1 too
+      s.plan.creates[1].key = "pattern_type=EMAIL pattern=new@example.com is_regex=false"
+      s.plan.updates[1].key = "pattern_type=EMAIL pattern=old@example.com is_regex=false"
+      s.plan.deletes[1].key = "pattern_type=EMAIL pattern=gone@example.com is_regex=false"
+      s.plan.skipped = {}
+      refused(s, "creates[2].key: the same key as creates[1] (pattern_type=EMAIL pattern=new@example.com "
+        .. "is_regex=false): a plan creates each key once", r, true)
+      -- a domain's case is no part of its key
+      local function domain(d) return { key = { domain = d }, fields = { domain = d, exclude = {} } } end
+      s = { key = { "domain" }, existing = 0, listed = 0,
+            plan = { creates = { domain("example.com"), domain("other.example"), domain("Example.COM") },
+                     unchanged = 0 } }
+      refused(s, "creates[3].key: the same key as creates[1] (domain=Example.COM): a plan creates each key once",
+              cf.sending_domain_restrictions)
+      -- keys that differ are kept
+      s.plan.creates[3] = domain("third.example")
+      assert.are.equal(3, #assert(plan.restore(cf.sending_domain_restrictions, s)).creates)
+    end)
+
+    it("refuses an entry updated twice, updated and deleted, or deleted twice", function()
+      local function update(id) return { key = key("old@example.com"), id = id,
+                                         changes = { { field = "comments", old = "a", new = "b" } } } end
+      local s = saved()
+      s.plan.updates[2] = update(ID)
+      refused(s, "updates[2].id: the same id as updates[1] (" .. ID .. "): a plan updates or deletes an entry once")
+      s = saved()
+      s.plan.deletes[1].id = ID
+      refused(s, "deletes[1].id: the same id as updates[1] (" .. ID .. "): a plan updates or deletes an entry once")
+      s = saved()
+      s.plan.deletes[2] = { key = key("gone@example.com"), id = ID2 }
+      refused(s, "deletes[2].id: the same id as deletes[1] (" .. ID2 .. "): a plan updates or deletes an entry "
+        .. "once")
+      -- a uuid's hex digits in either case are one id
+      s = saved()
+      s.plan.deletes[1].id = ID:upper()
+      refused(s, "deletes[1].id: the same id as updates[1] (" .. ID:upper() .. "): a plan updates or deletes an "
+        .. "entry once")
+    end)
+
+    it("refuses an update that changes one field twice", function()
+      local s = saved()
+      local changes = s.plan.updates[1].changes
+      changes[2] = { field = "is_regex", old = false, new = true }
+      changes[3] = { field = "comments", old = "a", new = "c" }
+      refused(s, "updates[1].changes[3].field: the same field as updates[1].changes[1] (comments): an update "
+        .. "changes each field once")
+    end)
   end)
 
   describe("saved by version 1 (text keys)", function()

@@ -558,7 +558,11 @@ end
 function ACTIONS.apply(io_, args, _, r, desc, name)
   local p, err, found, over = make_plan(io_, args, r, desc, name)
   if p then io_.say_account() end
-  if not p then return nil, err end
+  if not p then
+    -- no plan, so no result but the error: stdout is still one object
+    if args.json then io_.out:write('{"error":' .. plan_text.error_json(err) .. "}\n") end
+    return nil, err
+  end
   local function finish(code, why, summary)
     if args.json then
       io_.out:write(plan_text.apply_json(p, summary or why, desc.entry))
@@ -579,7 +583,7 @@ function ACTIONS.apply(io_, args, _, r, desc, name)
     if not output.is_terminal(0) then
       return finish(nil, "not applied: give --yes to apply without a terminal to ask on")
     end
-    if args.json then io_.err:write(words.of(tostring(p)) .. "\n") end
+    if args.json then io_.err:write(words.of_plan(tostring(p)) .. "\n") end
     if not confirm(io_) then return finish(nil, "not applied: the answer was not yes") end
   end
   local counting = output.is_terminal(2)
@@ -715,7 +719,7 @@ function cli.main(argv, io_)
   -- colour on a terminal unless NO_COLOR or --no-color says not
   local in_colour = colour.wanted(args.no_color, io_.out == io.stdout and output.is_terminal(1))
   io_.say_plan = function(text)
-    text = words.of(text)
+    text = words.of_plan(text)
     io_.out:write((in_colour and colour.lines(text) or text) .. "\n")
   end
   local name, action = args.resource, args.action
@@ -727,6 +731,10 @@ function cli.main(argv, io_)
   args.account_id = args.account_id and args.account_id[1]
   if not OUTPUTS[action][how] then
     return usage(format("%s: %s %s writes %s", args.output_given, name, action, listed(OUTPUTS[action])))
+  end
+  -- only a table of many entries and CSV have a header row
+  if args.no_headers and not (how == "csv" or (action == "list" and (how == "table" or how == "wide"))) then
+    return usage(format("--no-headers: %s %s %s has no header row", name, action, args.output_given or "-o table"))
   end
   if args.concurrency and not BULK[action] then
     return usage(format("--concurrency: %s %s sends one request at a time", name, action))

@@ -25,6 +25,8 @@ local printable = require("cloudflare.email_security.errors").printable
 local function folder() return require("cloudflare.email_security.sync.folder") end
 local function folder_plan() return require("cloudflare.email_security.sync.folder_plan") end
 local output = require("cloudflare.email_security.cli_output")
+local words = require("cloudflare.email_security.cli_words")
+local plan_text = require("cloudflare.email_security.sync.plan_text")
 
 local concat, format = table.concat, string.format
 
@@ -242,6 +244,13 @@ end
 --- apply DIR or apply PLAN.json.
 function cli_folder.apply(io_, args, accounts, opts, confirm)
   local fp, cf
+  -- no plan, so no result but the error: with --json, stdout is still one object
+  local function no_plan(err)
+    if args.json then
+      io_.out:write('{"error":' .. plan_text.error_json(err) .. "}\n")
+    end
+    return nil, err
+  end
   local text = file_text(args.source)
   if text then
     -- what the plan will do was settled when it was made
@@ -271,13 +280,13 @@ function cli_folder.apply(io_, args, accounts, opts, confirm)
     end, args.source)
     if not fp then
       if cf then cf:close() end
-      return nil, why
+      return no_plan(why)
     end
-    if not cf then return nil, args.source .. ": the saved plan names no account" end
+    if not cf then return no_plan(args.source .. ": the saved plan names no account") end
   else
     fp, cf = make_plan(io_, { source = args.source, no_purge = args.no_purge, strict = args.strict,
                               force = args.force, delete_domains = args.delete_domains }, accounts, opts)
-    if not fp then return nil, cf end
+    if not fp then return no_plan(cf) end
   end
   -- With --json, stdout carries one thing: the result's JSON
   -- (fp:apply_json), once the plan is made, whatever comes of it (applied,
@@ -319,7 +328,7 @@ function cli_folder.apply(io_, args, accounts, opts, confirm)
       return finish(nil, "not applied: give --yes to apply without a terminal to ask on")
     end
     -- the question is about the plan: with --json, shown where the question is
-    if args.json then io_.err:write(tostring(fp) .. "\n") end
+    if args.json then io_.err:write(words.of_plan(tostring(fp)) .. "\n") end
     if not confirm(io_) then return finish(nil, "not applied: the answer was not yes") end
   end
   local show = output.is_terminal(2)

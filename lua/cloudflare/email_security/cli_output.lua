@@ -246,18 +246,22 @@ end
 
 -- The widths that make the columns fit in `room` columns: the widest are
 -- cut, all to the same width (the largest that fits; what is left over
--- goes a column each to the first of them), never below MIN_COLUMN. If
--- even that does not fit, the line is let run over: every column is kept.
-local function fitted(widths, room)
+-- goes a column each to the first of them), never below MIN_COLUMN. A
+-- column `whole` names (by position) is never cut: the key fields and id,
+-- which a person copies into get, update and delete, and which tell two
+-- entries apart ("alice@…" would be alice@example.com and
+-- alice@example.org alike). If even that does not fit, the line is let
+-- run over: the whole columns are kept whole, the others at MIN_COLUMN.
+local function fitted(widths, room, whole)
   local n = #widths
   local avail = room - #GAP * (n - 1)
   local function total(cap)
     local sum = 0
-    for i = 1, n do sum = sum + math.min(widths[i], cap) end
+    for i = 1, n do sum = sum + (whole[i] and widths[i] or math.min(widths[i], cap)) end
     return sum
   end
   local widest = 0
-  for i = 1, n do if widths[i] > widest then widest = widths[i] end end
+  for i = 1, n do if not whole[i] and widths[i] > widest then widest = widths[i] end end
   if total(widest) <= avail then return widths end
   -- the largest cap that fits, by halving (MIN_COLUMN when none does)
   local low, high = MIN_COLUMN, widest
@@ -269,15 +273,20 @@ local function fitted(widths, room)
   local spare = avail - total(cap)
   local out = {}
   for i = 1, n do
-    out[i] = math.min(widths[i], cap)
-    if widths[i] > cap and spare > 0 then out[i], spare = out[i] + 1, spare - 1 end
+    if whole[i] then
+      out[i] = widths[i]
+    else
+      out[i] = math.min(widths[i], cap)
+      if widths[i] > cap and spare > 0 then out[i], spare = out[i] + 1, spare - 1 end
+    end
   end
   return out
 end
 
 -- Rows of cells as aligned lines: each column as wide as its widest
--- cell (header included), or as `room` leaves it; no trailing spaces.
-local function aligned(header, rows, room)
+-- cell (header included), or as `room` leaves it (whole: the columns,
+-- by position, never cut); no trailing spaces.
+local function aligned(header, rows, room, whole)
   local widths = {}
   local n = #(header or rows[1] or {})
   for i = 1, n do widths[i] = header and width(header[i]) or 0 end
@@ -287,7 +296,7 @@ local function aligned(header, rows, room)
       if w > widths[i] then widths[i] = w end
     end
   end
-  local cuts = room and fitted(widths, room) or widths
+  local cuts = room and fitted(widths, room, whole or {}) or widths
   local out = {}
   local function line(cells)
     local parts = {}
@@ -305,22 +314,32 @@ local function aligned(header, rows, room)
   return concat(out, "\n") .. "\n"
 end
 
-local function list_table(list, cols, node, wide, room, no_headers)
+-- name: the resource's, for its key fields (nil: only id is kept whole).
+local function list_table(list, cols, node, name, wide, room, no_headers)
   local fields = node and node.fields or {}
   local rows = {}
   for r, e in ipairs(list) do
     local row = {}
-    for i, name in ipairs(cols) do row[i] = cell(e[name], fields[name], wide) end
+    for i, field in ipairs(cols) do row[i] = cell(e[field], fields[field], wide) end
     rows[r] = row
   end
-  return aligned(not no_headers and cols or nil, rows, room)
+  local whole = {}
+  if room then
+    local keep = { id = true }
+    if node then
+      for _, field in ipairs(key_fields(name, node)) do keep[field] = true end
+    end
+    for i, field in ipairs(cols) do whole[i] = keep[field] end
+  end
+  return aligned(not no_headers and cols or nil, rows, room, whole)
 end
 
 --- Entries as an aligned table, a header row first (null and absent
 --- fields empty, lists and objects summarised); room: the terminal's
---- width to fit in (nil: none); no_headers: leave the header row out.
+--- width to fit in, an id column never cut (nil: none); no_headers:
+--- leave the header row out.
 function output.table_text(list, cols, room, no_headers)
-  return list_table(list, cols, nil, false, room, no_headers)
+  return list_table(list, cols, nil, nil, false, room, no_headers)
 end
 
 -- One entry as "field  value" lines (values as cells; whole, as
@@ -467,8 +486,9 @@ local FORMATS = { table = true, wide = true, json = true, yaml = true, csv = tru
 ---
 --- table: the key fields, id, then the rest in the description's order,
 --- without deprecated fields and timestamps; null empty, lists and
---- objects in one short cell, cells cut with "…" to fit `width`. wide:
---- every current field with the timestamps, nothing cut. One entry:
+--- objects in one short cell, cells cut with "…" to fit `width`, but
+--- never the key fields' and id's (past what fits, the line runs over).
+--- wide: every current field with the timestamps, nothing cut. One entry:
 --- "field  value" lines in the same order (timestamps included); wide
 --- adds the deprecated fields and those the description does not know,
 --- and gives lists and objects whole, as JSON. json and yaml: every field
@@ -527,7 +547,7 @@ function output.render(data, how)
     return entry_lines(data, cols, node, wide, false)
   end
   cols = cols or reading_order(node, name, wide)
-  return list_table(data, cols, node, wide, not wide and how.width or nil, how.no_headers)
+  return list_table(data, cols, node, name, wide, not wide and how.width or nil, how.no_headers)
 end
 
 ---------------------------------------------------------------------------
@@ -619,21 +639,75 @@ local function can_start(command)
   return ok == true and how == "exit" and code == 0
 end
 
+-- A text as one shell word: in single quotes, each quote in it closed,
+-- escaped and reopened; the shell reads it back byte for byte, whatever
+-- it holds.
+local function shell_word(text)
+  return "'" .. text:gsub("'", "'\\''") .. "'"
+end
+
+-- The script the pager runs in, always this same text: $PAGER reaches it
+-- as a variable, and only the inner `sh -c` reads it as a command. A
+-- command the shell cannot read (an unmatched quote) fails in there, and
+-- this script still goes on: it reads what the pager left (a user who
+-- quits less early, or a pager that fails, must not kill the tool with
+-- SIGPIPE) and gives the pager's status, in a file too (ES_PAGER_STATUS)
+-- where the Lua does not tell a command's status (5.1, LuaJIT). Ctrl-C
+-- reaches this shell as it reaches the pager: the trap keeps it alive to
+-- read the rest and tell the status (else the tool's write could meet a
+-- closed pipe once less quits), and, a trapped signal being reset in the
+-- commands it runs (an ignored one would stay ignored), the pager still
+-- gets Ctrl-C as it always does.
+local PAGER_SCRIPT = 'trap : INT\nsh -c "$ES_PAGER"\ns=$?\n'
+  .. 'if [ -n "$ES_PAGER_STATUS" ]; then echo "$s" > "$ES_PAGER_STATUS"; fi\n'
+  .. 'cat > /dev/null\nexit "$s"'
+
+-- The pager's status once it has ended: the status file's number, else
+-- what the closed pipe tells (Lua 5.2 and later; a signal as a shell
+-- gives it, 128 and its number); nil when neither tells.
+local function pager_status(path, how, code)
+  if path then
+    local f = io.open(path, "r")
+    local status = f and tonumber(f:read("*l") or "")
+    if f then f:close() end
+    os.remove(path)
+    if status then return status end
+  end
+  if how == "exit" then return code end
+  if how == "signal" then return 128 + code end
+  return nil
+end
+
 --- Writes text to out, through the pager output.pager chooses if any
---- (facts as there). The pager runs in a shell that reads what is left
---- once it ends (a user who quits less early must not kill the tool with
---- SIGPIPE); when it cannot be started (not found, not executable: exit
---- 126 or 127, as Lua 5.2 and later tell), text is written directly.
---- Gives true when the pager showed it.
+--- (facts as there). The pager runs inside a fixed shell script
+--- (PAGER_SCRIPT), which reads all that is left once it ends. When the
+--- pager cannot start (not found), cannot even be read as a command, or
+--- fails (PAGER=false shows nothing and says so with its status: 1 to
+--- 128), the text is written directly: a listing is never lost. A pager
+--- ended by a signal (the user's Ctrl-C) showed it. Gives true when the
+--- pager showed it.
 function output.page(text, out, facts)
   local command = output.pager(text, facts)
   if command and can_start(command) then
     out:flush()
-    local p = io.popen(command .. "\nstatus=$?\ncat >/dev/null\nexit $status", "w")
+    -- no status file (no temporary file can be made): Lua 5.2 and later
+    -- still tell the status
+    local made, path = pcall(os.tmpname)
+    path = made and path or nil
+    local p = io.popen("ES_PAGER=" .. shell_word(command) .. "\nES_PAGER_STATUS=" .. shell_word(path or "")
+                       .. "\n" .. PAGER_SCRIPT, "w")
     if p then
       p:write(text)
       local _, how, code = p:close()
-      if not (how == "exit" and (code == 126 or code == 127)) then return true end
+      local status = pager_status(path, how, code)
+      -- Shown: 0; and past 128, a pager a signal ended, which the user
+      -- sent (Ctrl-C in more; less ignores it, but the shell would not
+      -- without the trap): the listing written then would come after
+      -- they stopped it. Unknown (Lua 5.1 with no status file): most
+      -- likely shown.
+      if status == nil or status == 0 or status > 128 then return true end
+    elseif path then
+      os.remove(path)
     end
   end
   out:write(text)

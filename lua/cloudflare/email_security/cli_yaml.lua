@@ -21,6 +21,7 @@
 -- terminal, and a value is always one line. Numbers as the JSON has them
 -- (an exponent gets a ".0", which YAML 1.1 needs to read a float), true,
 -- false and null as they are, an empty list [] and an empty object {}.
+-- A key over 1024 characters is written in the explicit form (? key).
 -- Text that is not UTF-8 cannot be YAML: each byte of it beyond ASCII is
 -- written as \xNN, which YAML reads as that code point.
 
@@ -198,6 +199,14 @@ local spaces = setmetatable({}, { __index = function(t, n)
   return v
 end })
 
+-- The longest key written in the usual (implicit) form, "key: value":
+-- YAML allows such a key 1024 characters at most (libyaml, and so lyaml,
+-- refuses a longer one), counted here in bytes as written (quotes and
+-- escapes too), which is never fewer. A longer key is written in the
+-- explicit form, "? key" on a line and ": value" on the next, which has
+-- no limit (a server may send a field of any name).
+local IMPLICIT_KEY = 1024
+
 -- Writes the value at i to out, a line at a time, and gives the position
 -- after it. lead: what its first line begins with ("- " after the
 -- indentation for a list's item; the indentation alone for a mapping's
@@ -229,7 +238,15 @@ local function block(s, i, lead, col, out)
     key, i = json_string(s, i)
     if sub(s, i, i) ~= ":" then bad(s, i, "a key without its colon") end
     i = i + 1
-    local line = (first and lead or spaces[col]) .. yaml.string(key) .. ":"
+    local written = yaml.string(key)
+    local line
+    if #written > IMPLICIT_KEY then
+      -- "? key" on its line, then ":" and the value at the key's column
+      out[#out + 1] = (first and lead or spaces[col]) .. "? " .. written
+      line = spaces[col] .. ":"
+    else
+      line = (first and lead or spaces[col]) .. written .. ":"
+    end
     first = false
     text, after = scalar_at(s, i)
     if text then

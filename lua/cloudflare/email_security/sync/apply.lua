@@ -250,18 +250,39 @@ function apply.apply(p, opts)
   local chunks = 0
   for kind, k in pairs(kinds) do chunks = math.max(chunks, ceil(#p[kind] / k.size)) end
   -- The ids of the entries a batch created, by the keys of the creates it
-  -- carried: matched by key, not by place, which nothing promises.
+  -- carried: matched by key, not by place, which nothing promises (the
+  -- answer is a list of the entries made, each with its key). A key
+  -- carried more than once (a plan changed in Lua after it was made: plan
+  -- refuses a key twice in the desired list, and so does a saved plan
+  -- read back) has a list of ids, in the order the answer gives them,
+  -- handed out one to a create in the plan's order: no id is given twice
+  -- nor lost, and none goes to a create of another key, whatever order
+  -- the keys come back in. Only the order within one key is taken from
+  -- the answer, where nothing else tells two entries of that key apart.
   local function note_new_ids(answer, creates)
     local posts = type(answer) == "table" and answer.posts
     if type(posts) ~= "table" or #creates == 0 then return end
-    local id_of = {}
+    local ids_of = {}
     for _, e in ipairs(posts) do
       local k = type(e) == "table" and keys.value(p.key_rule, e)
-      if k then id_of[k] = e.id end
+      if k then
+        local ids = ids_of[k]
+        if not ids then
+          ids = { n = 0, given = 0 }
+          ids_of[k] = ids
+        end
+        -- (n counted apart: an entry answered without an id keeps its place)
+        ids.n = ids.n + 1
+        ids[ids.n] = e.id
+      end
     end
     for _, item in ipairs(creates) do
       local k = keys.value(p.key_rule, item.fields)
-      if k then new_ids[item] = id_of[k] end
+      local ids = k and ids_of[k]
+      if ids and ids.given < ids.n then
+        ids.given = ids.given + 1
+        new_ids[item] = ids[ids.given]
+      end
     end
   end
 

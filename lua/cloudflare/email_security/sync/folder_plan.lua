@@ -494,43 +494,67 @@ function folder_plan.load(text, client_for, path)
   end
   local fp = setmetatable({ accounts = {}, strict = saved.strict == true, force = saved.force == true,
                             warnings = {}, from_file = true }, FolderPlan)
-  for _, w in ipairs(saved.warnings or {}) do
-    fp.warnings[#fp.warnings + 1] = { where = tostring(w.where), field = w.field, code = w.code,
-                                      message = tostring(w.message) }
-  end
-  for _, sa in ipairs(saved.accounts or {}) do
-    local cf, why = client_for(sa.account_id)
-    if not cf then return nil, why end
-    if cf.base_url ~= sa.base_url then
-      return nil, format("%s: the plan was made against %s, and this is %s: plan again there",
-                         path, printable(tostring(sa.base_url)), printable(cf.base_url))
+  -- A hand-edited file may hold anything where a list or an object
+  -- belongs: each is checked before it is read, and a wrong one refuses
+  -- the file with where it is, instead of failing on it half-way.
+  local function list(v, where)
+    if v == nil then return {} end
+    if type(v) ~= "table" or (next(v) ~= nil and v[1] == nil) then
+      error({ why = where .. " must be a list" }, 0)
     end
-    local a = { account_id = cf.account_id, name = sa.name ~= core.null and sa.name or nil, base_url = cf.base_url,
-                client = cf, resources = {} }
-    fp.base_url = fp.base_url or cf.base_url
-    fp.accounts[#fp.accounts + 1] = a
-    for _, item in ipairs(sa.resources or {}) do
-      local name = item.resource
-      if type(name) ~= "string" or not RESOURCE_SET[name] then
-        return nil, format("%s: %s is not a resource", path, printable(tostring(name)))
-      end
-      -- the fingerprint says how many entries the listing had: the
-      -- counts the plan gives cannot be more
-      local listed = type(item.fingerprint) == "string" and tonumber(item.fingerprint:match("^%x+%-%x+%-(%d+)$"))
-      if not listed then
-        return nil, format("%s: account %s, %s: the plan has no fingerprint of its listing: plan again", path,
-                           a.account_id, name)
-      end
-      if item.listed ~= listed then
-        return nil, format("%s: account %s, %s: listed %s, and the fingerprint says %d: plan again", path,
-                           a.account_id, name, printable(tostring(item.listed)), listed)
-      end
-      local p, err = plan.restore(cf[name], item, text_keys)
-      if not p then return nil, format("%s: account %s, %s: %s", path, a.account_id, name, tostring(err)) end
-      a.resources[#a.resources + 1] = { resource = name, path = item.file, plan = p, fingerprint = item.fingerprint,
-        over = p:past_thresholds(nil, fp.force) }
+    for i, item in ipairs(v) do
+      if type(item) ~= "table" then error({ why = format("%s[%d] must be an object", where, i) }, 0) end
     end
+    return v
   end
+  local loaded, done, message = pcall(function()
+    for _, w in ipairs(list(saved.warnings, "warnings")) do
+      fp.warnings[#fp.warnings + 1] = { where = tostring(w.where), field = w.field, code = w.code,
+                                        message = tostring(w.message) }
+    end
+    for i, sa in ipairs(list(saved.accounts, "accounts")) do
+      if type(sa.account_id) ~= "string" then
+        error({ why = format("accounts[%d].account_id must be a text", i) }, 0)
+      end
+      local cf, why = client_for(sa.account_id)
+      if not cf then return nil, why end
+      if cf.base_url ~= sa.base_url then
+        return nil, format("%s: the plan was made against %s, and this is %s: plan again there",
+                           path, printable(tostring(sa.base_url)), printable(cf.base_url))
+      end
+      local a = { account_id = cf.account_id, name = sa.name ~= core.null and sa.name or nil, base_url = cf.base_url,
+                  client = cf, resources = {} }
+      fp.base_url = fp.base_url or cf.base_url
+      fp.accounts[#fp.accounts + 1] = a
+      for _, item in ipairs(list(sa.resources, format("accounts[%d].resources", i))) do
+        local name = item.resource
+        if type(name) ~= "string" or not RESOURCE_SET[name] then
+          return nil, format("%s: %s is not a resource", path, printable(tostring(name)))
+        end
+        -- the fingerprint says how many entries the listing had: the
+        -- counts the plan gives cannot be more
+        local listed = type(item.fingerprint) == "string" and tonumber(item.fingerprint:match("^%x+%-%x+%-(%d+)$"))
+        if not listed then
+          return nil, format("%s: account %s, %s: the plan has no fingerprint of its listing: plan again", path,
+                             a.account_id, name)
+        end
+        if item.listed ~= listed then
+          return nil, format("%s: account %s, %s: listed %s, and the fingerprint says %d: plan again", path,
+                             a.account_id, name, printable(tostring(item.listed)), listed)
+        end
+        local p, err = plan.restore(cf[name], item, text_keys)
+        if not p then return nil, format("%s: account %s, %s: %s", path, a.account_id, name, tostring(err)) end
+        a.resources[#a.resources + 1] = { resource = name, path = item.file, plan = p, fingerprint = item.fingerprint,
+          over = p:past_thresholds(nil, fp.force) }
+      end
+    end
+    return true
+  end)
+  if not loaded then
+    if type(done) == "table" and done.why then return nil, path .. ": " .. done.why end
+    error(done, 0)
+  end
+  if not done then return nil, message end
   return fp
 end
 

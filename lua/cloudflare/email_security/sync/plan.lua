@@ -826,6 +826,25 @@ function plan.restore(r, saved, text_keys)
     return v, values
   end
   local key_of_item = text_keys and key_from_text or key_object
+  -- Each key created once, each entry updated or deleted once, each field
+  -- of an update changed once: plan makes no other, and a file edited so
+  -- would make two entries of one key (every later plan refused), or send
+  -- one change where two are shown. Keys compare as apply matches them
+  -- (keys.value: folded where the key folds); ids as the API reads them (a
+  -- uuid's hex digits in either case).
+  local created_at, changed_at = {}, {}
+  local function same_id(v)
+    return desc.id_node.format == "uuid" and v:lower() or v
+  end
+  local function once(id, what_i)
+    local seen = changed_at[same_id(id)]
+    if seen then
+      error({ why = what_i .. ".id: the same id as " .. seen .. " (" .. id .. "): a plan updates or deletes "
+        .. "an entry once" })
+    end
+    changed_at[same_id(id)] = what_i
+    return id
+  end
   local ok, failure = pcall(function()
     for i, item in ipairs(list(body.creates, "creates")) do
       local where_i = "creates[" .. i .. "]"
@@ -840,14 +859,27 @@ function plan.restore(r, saved, text_keys)
           error({ why = where_i .. ".key." .. field .. " is not the " .. field .. " its fields create" })
         end
       end
+      -- (never nil: the fields hold every key field, as checked above)
+      local k = keys.value(key, item.fields)
+      if created_at[k] then
+        error({ why = where_i .. ".key: the same key as " .. created_at[k] .. " (" .. shown .. "): a plan "
+          .. "creates each key once" })
+      end
+      created_at[k] = where_i
       p.creates[i] = { key = shown, key_values = values, fields = item.fields }
     end
     for i, item in ipairs(list(body.updates, "updates")) do
       local where_i = "updates[" .. i .. "]"
       if type(item) ~= "table" then error({ why = where_i .. " is not an object" }) end
-      local fields, changes = {}, {}
+      local fields, changes, field_at = {}, {}, {}
       for j, ch in ipairs(list(item.changes, where_i .. ".changes")) do
-        local field = text(type(ch) == "table" and ch.field, where_i .. ".changes[" .. j .. "].field")
+        local where_j = where_i .. ".changes[" .. j .. "]"
+        local field = text(type(ch) == "table" and ch.field, where_j .. ".field")
+        if field_at[field] then
+          error({ why = where_j .. ".field: the same field as " .. field_at[field] .. " (" .. field
+            .. "): an update changes each field once" })
+        end
+        field_at[field] = where_j
         fields[field] = ch.new
         changes[j] = { field = field, old = ch.old, new = ch.new }
       end
@@ -855,14 +887,14 @@ function plan.restore(r, saved, text_keys)
       local bad, _, message = validate.value(desc.bodies.update, fields, where_i, name)
       if bad then error({ why = bad .. ": " .. message }) end
       local shown, values = key_of_item(item.key, where_i .. ".key")
-      p.updates[i] = { key = shown, key_values = values, id = id_of(item.id, where_i .. ".id"),
+      p.updates[i] = { key = shown, key_values = values, id = once(id_of(item.id, where_i .. ".id"), where_i),
                        fields = fields, changes = changes }
     end
     for i, item in ipairs(list(body.deletes, "deletes")) do
       local where_i = "deletes[" .. i .. "]"
       if type(item) ~= "table" then error({ why = where_i .. " is not an object" }) end
       local shown, values = key_of_item(item.key, where_i .. ".key")
-      p.deletes[i] = { key = shown, key_values = values, id = id_of(item.id, where_i .. ".id") }
+      p.deletes[i] = { key = shown, key_values = values, id = once(id_of(item.id, where_i .. ".id"), where_i) }
     end
     for _, kind in ipairs({ "skipped", "kept" }) do
       for i, item in ipairs(list(body[kind], kind)) do
