@@ -137,26 +137,42 @@ do
   end
   if #quickstart > 0 then
     assert(emulator_given and #pasted > 0, "README.md: the quickstart has no `make emulator`, or nothing after it")
+    local function read_log(path)
+      local f = io.open(path, "rb")
+      local text = f and f:read("*a") or ""
+      if f then f:close() end
+      return text
+    end
+    -- something else on the port would answer in its place (and be shut
+    -- down below): the quickstart is then not run, and that is a failure
+    local taken = socket.connect("127.0.0.1", 8787)
     local log = os.tmpname()
-    sh("IDLE=20 make emulator > " .. log .. " 2>&1 &")
     local up
-    for _ = 1, 100 do
-      local conn = socket.connect("127.0.0.1", 8787)
-      if conn then
-        conn:close()
-        up = true
-        break
+    if taken then
+      taken:close()
+    else
+      sh("IDLE=20 make emulator > " .. log .. " 2>&1 &")
+      -- up: this emulator says it listens (its banner), and the port answers
+      for _ = 1, 100 do
+        local conn = read_log(log):find("listening on http://127.0.0.1:8787", 1, true)
+          and socket.connect("127.0.0.1", 8787)
+        if conn then
+          conn:close()
+          up = true
+          break
+        end
+        socket.sleep(0.1)
       end
-      socket.sleep(0.1)
     end
     local ok = up and sh("sh -e <<'QUICKSTART'\n" .. table.concat(pasted, "\n") .. "\nQUICKSTART\n")
     if not ok then
       io.stderr:write(("README.md line %d: the quickstart failed%s\n"):format(quickstart[1].line,
-        up and "" or " (make emulator did not listen on 127.0.0.1:8787)"))
+        taken and " (127.0.0.1:8787 was taken before make emulator ran)"
+        or not up and " (make emulator did not listen on 127.0.0.1:8787)" or ""))
       failed = failed + 1
     end
-    -- stopped at once, as Ctrl-C would
-    local conn = socket.connect("127.0.0.1", 8787)
+    -- ours stopped at once, as Ctrl-C would
+    local conn = up and socket.connect("127.0.0.1", 8787)
     if conn then
       conn:send("POST /__emulator/shutdown HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\n{}")
       conn:receive("*l")

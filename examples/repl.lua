@@ -172,6 +172,11 @@ function es.plan_folder(...)
   end
   return fp, err
 end
+-- `require "cloudflare.email_security"` at the prompt (as the README's
+-- examples begin) gives this es too, so that a client made so is guarded
+-- as well. (Its parts, required one by one, are the library's own: the
+-- question is a courtesy at the prompt, not a lock.)
+package.loaded["cloudflare.email_security"] = es
 
 ---------------------------------------------------------------------------
 -- The client

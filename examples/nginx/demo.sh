@@ -10,9 +10,17 @@
 #           Default 300 at a terminal; 0 otherwise (CI, a pipe), which stops at once.
 #   PORT=N  nginx's port (default: any free one).
 #
-# The emulator's token, made here for each run, is a credential like any other: it is in
-# the configuration file (readable by this user only) and nowhere in what is printed.
+# The emulator's token, made here for each run, is never printed: it is in the configuration
+# file (readable by this user only) and, as emulator/process.lua starts it too, on the
+# emulator's command line, which other local users can see with ps. It guards nothing real:
+# the emulator holds only what this demo made, on loopback, for the minutes the demo runs.
 set -euo pipefail
+# Started with Ctrl-C ignored (in the background by a shell without job control), bash
+# could not trap it, while Lua and nginx would take it back and die on it: once, run
+# again with it at its default, so that the traps below hold.
+if [ -z "${CF_ES_DEMO_SIGNALS:-}" ]; then
+  CF_ES_DEMO_SIGNALS=1 exec env --default-signal=INT bash "$0" "$@"
+fi
 cd "$(dirname "$0")/../.."
 
 ACCOUNT=023e105f4ecef8ad9ca31a8372d0c353   # the emulator takes any account id

@@ -537,6 +537,181 @@ describe("a folder is an account", function()
       -- and the plan as saved is read
       assert(load(function() end))
     end)
+    -- The fingerprint says the listing is the one the plan was made
+    -- against; not that the plan is the one made then. Each change is sent
+    -- to its id and shown by its key: a hand-edited file could pair them
+    -- otherwise (a delete shown as p2 that deletes p3).
+    it("applies each update and delete only to an entry its id names as the plan shows it, or sends nothing",
+       function()
+      local list = {}
+      for i = 1, 3 do
+        list[i] = entry("block_senders", i)
+        list[i].comments = "c" .. i
+      end
+      emu.seed(A, list, "block_senders")
+      fresh_dir()
+      -- p1's comment changes, p2 stays, p3 goes
+      write(dir .. "/block_senders.csv", "pattern_type,pattern,is_regex,comments\nEMAIL,p1.example.com,false,x\n"
+        .. "EMAIL,p2.example.com,false,c2\n")
+      local saved = assert(folder_plan.make({ { client = cf } }, assert(folder.read(dir)))):save()
+      local cjson = require("cjson")
+      local state = emu.state(A, "block_senders")
+      local id = {}
+      for _, e in ipairs(state) do id[e.pattern] = e.id end
+      local function edited(change)
+        local copy = cjson.decode(saved)
+        change(copy.accounts[1].resources[1].plan)
+        return assert(folder_plan.load(cjson.encode(copy), function() return cf end, "p.json"))
+      end
+      local before = #emu.requests()
+      local at = "plan: account " .. A .. ", block_senders: "
+      local cases = {
+        { function(p) p.deletes[1].key.pattern = "p2.example.com" end,
+          "deletes[1]: its key says pattern=p2.example.com but entry " .. id["p3.example.com"]
+            .. " has pattern=p3.example.com" },
+        { function(p) p.updates[1].key.pattern = "p2.example.com" end,
+          "updates[1]: its key says pattern=p2.example.com but entry " .. id["p1.example.com"]
+            .. " has pattern=p1.example.com" },
+        -- the value an update shows it replaces: the listing's the same,
+        -- so only an edit makes it another
+        { function(p) p.updates[1].changes[1].old = "c9" end,
+          'updates[1].changes[1]: it says comments was "c9" but entry ' .. id["p1.example.com"] .. ' has "c1"' },
+        { function(p) p.updates[1].changes[1].old = cjson.null end,
+          'updates[1].changes[1]: it says comments was null but entry ' .. id["p1.example.com"] .. ' has "c1"' },
+        { function(p) p.deletes[1].id = "0b7c3f5e-2d1a-4c8e-9f60-7a1d2e3b4c5d" end,
+          "deletes[1]: entry 0b7c3f5e-2d1a-4c8e-9f60-7a1d2e3b4c5d is not listed (its key says pattern_type=EMAIL "
+            .. "pattern=p3.example.com is_regex=false)" },
+      }
+      for _, case in ipairs(cases) do
+        local loaded = edited(case[1])
+        local ok, err = loaded:apply()
+        assert.is_nil(ok, case[2])
+        assert.are.equal("mismatch", err.rule)
+        assert.are.equal(at .. case[2] .. ": nothing was sent anywhere. Plan again", err.message)
+        -- and the tool's own check, before it asks, says the same
+        assert.are.equal(err.message, edited(case[1]):moved().message)
+      end
+      for i = before + 1, #emu.requests() do assert.are.equal("GET", emu.requests()[i].method) end
+      assert.are.same(state, emu.state(A, "block_senders"))
+      -- a uuid's hex digits in either case are the one entry; as saved, it goes
+      assert(edited(function(p) p.deletes[1].id = p.deletes[1].id:upper() end):apply())
+      assert.are.same({ "p1.example.com", "p2.example.com" }, { emu.state(A, "block_senders")[1].pattern,
+                                                                emu.state(A, "block_senders")[2].pattern })
+      assert.are.equal("x", emu.state(A, "block_senders")[1].comments)
+    end)
+
+    it("never deletes an entry a directory keeps, whatever the file says", function()
+      emu.seed(A, { entry("impersonation_registry", 1),
+                    { name = "Synced", email = "synced@example.com", is_email_regex = false, directory_id = 4 } })
+      fresh_dir()
+      write(dir .. "/impersonation_registry.json", "[]")
+      local saved = assert(folder_plan.make({ { client = cf } }, assert(folder.read(dir)))):save()
+      local cjson = require("cjson")
+      local copy = cjson.decode(saved)
+      local p = copy.accounts[1].resources[1].plan
+      assert.are.equal(1, #p.deletes)
+      assert.are.equal(1, #p.skipped)
+      p.deletes[1] = { key = p.skipped[1].key, id = p.skipped[1].id }
+      p.skipped = {}
+      local loaded = assert(folder_plan.load(cjson.encode(copy), function() return cf end, "p.json"))
+      local ok, err = loaded:apply()
+      assert.is_nil(ok)
+      assert.are.equal("plan: account " .. A .. ", impersonation_registry: deletes[1]: entry " .. p.deletes[1].id
+        .. " is directory-synced: a plan leaves it alone: nothing was sent anywhere. Plan again", err.message)
+      assert.are.equal(2, #emu.state(A, "impersonation_registry"))
+    end)
+
+    -- Only the caller's force (the command line's --force) passes the
+    -- thresholds, and they are taken of the entries listed when applied:
+    -- neither the file's "force" nor its count (or its skipped entries)
+    -- can turn them off.
+    it("is refused past the thresholds whatever the file says of force and of the entries it found", function()
+      local list = {}
+      for i = 1, 12 do list[i] = entry("url_ignore_patterns", i) end
+      emu.seed(A, list, "url_ignore_patterns")
+      fresh_dir()
+      write(dir .. "/url_ignore_patterns.csv", "pattern\np1.example.com\n")
+      -- a resource before it, within its thresholds: nothing is sent there either
+      write(dir .. "/block_senders.csv", "pattern_type,pattern,is_regex\nEMAIL,new@example.com,false\n")
+      local fp = assert(folder_plan.make({ { client = cf } }, assert(folder.read(dir))))
+      assert.are.equal(1, #fp:refusals())
+      assert.are.same({ "block_senders", "url_ignore_patterns" }, { fp.accounts[1].resources[1].resource,
+                                                                   fp.accounts[1].resources[2].resource })
+      local saved = fp:save()
+      local cjson = require("cjson")
+      local function edited(change)
+        local copy = cjson.decode(saved)
+        change(copy, copy.accounts[1].resources[2])
+        return assert(folder_plan.load(cjson.encode(copy), function() return cf end, "p.json"))
+      end
+      local fake_skipped = {}
+      for i = 1, 11 do fake_skipped[i] = { key = {}, id = examples.ID, reason = "has no pattern" } end
+      local before = #emu.requests()
+      for _, change in ipairs({
+        function(v) v.force = true end,
+        function(_, r) r.existing = 0 end,
+        function(v, r) v.force, r.existing, r.refused = true, 0, cjson.null end,
+        function(_, r) r.existing, r.plan.skipped = 1, fake_skipped end,
+      }) do
+        local loaded = edited(change)
+        assert.is_false(loaded.force)
+        local ok, err = loaded:apply()
+        assert.is_nil(ok)
+        assert.are.equal("threshold", err.rule)
+        assert.truthy(err.message:find("would delete 11 of the 12 existing entries", 1, true), err.message)
+        -- the tool's own order: listed again (recounted), then asked
+        loaded = edited(change)
+        assert.is_nil(loaded:moved())
+        assert.are.equal(12, loaded.accounts[1].resources[2].plan.existing)
+        assert.are.equal(1, #loaded:refusals())
+      end
+      for i = before + 1, #emu.requests() do assert.are.equal("GET", emu.requests()[i].method) end
+      assert.are.equal(12, #emu.state(A, "url_ignore_patterns"))
+      assert.are.equal(0, #emu.state(A, "block_senders"))
+      -- the caller's force goes
+      assert(edited(function() end):apply({ force = true }))
+      assert.are.equal(1, #emu.state(A, "url_ignore_patterns"))
+    end)
+
+    it("refuses a file that repeats an account or a resource, or holds a wrong name, file, key or version",
+       function()
+      emu.seed(A, { entry("block_senders", 1) }, "block_senders")
+      fresh_dir()
+      write(dir .. "/block_senders.csv", "pattern_type,pattern,is_regex\nEMAIL,p7.example.com,false\n")
+      local saved = assert(folder_plan.make({ { client = cf } }, assert(folder.read(dir)))):save()
+      local cjson = require("cjson")
+      local function load(change)
+        local copy = cjson.decode(saved)
+        change(copy, copy.accounts[1], copy.accounts[1].resources[1])
+        return folder_plan.load(cjson.encode(copy), function() return cf end, "p.json")
+      end
+      local cases = {
+        { function(_, a) a.name = {} end, "p.json: accounts[1].name must be a text or null" },
+        { function(_, a) a.name = true end, "p.json: accounts[1].name must be a text or null" },
+        { function(_, a) a.name = { 1 } end, "p.json: accounts[1].name must be a text or null" },
+        { function(_, _, r) r.file = nil end, "p.json: accounts[1].resources[1].file must be a text" },
+        { function(_, _, r) r.file = { a = 1 } end, "p.json: accounts[1].resources[1].file must be a text" },
+        { function(v) v.accounts[2] = v.accounts[1] end, "p.json: accounts[2].account_id: the same account as "
+          .. "accounts[1] (" .. A .. "): a plan names each account once" },
+        { function(_, a, r) a.resources[2] = r end, "p.json: accounts[1].resources[2].resource: the same resource "
+          .. "as accounts[1].resources[1] (block_senders): a plan has each resource of an account once" },
+        -- another key would name other entries, and count fewer
+        { function(_, _, r) r.key = { "pattern" } end, "p.json: account " .. A .. ", block_senders: the plan's key "
+          .. "is not block_senders's (pattern_type, pattern, is_regex): plan again" },
+        { function(v) v.version = "2" end,
+          'p.json: a saved plan of version "2"; this tool reads versions 1 and 2: plan again' },
+        { function(v) v.version = nil end,
+          "p.json: a saved plan of version (none); this tool reads versions 1 and 2: plan again" },
+      }
+      for _, case in ipairs(cases) do
+        local fp, why = load(case[1])
+        assert.is_nil(fp, case[2])
+        assert.are.equal(case[2], why)
+      end
+      -- a name, or none, is read
+      assert.are.equal("Acme", assert(load(function(_, a) a.name = "Acme" end)).accounts[1].name)
+      assert.is_nil(assert(load(function(_, a) a.name = cjson.null end)).accounts[1].name)
+    end)
   end)
 
   describe("what apply did, as JSON", function()

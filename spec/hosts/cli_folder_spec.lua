@@ -147,6 +147,48 @@ describe("the tool with a folder", function()
     assert.truthy(err:find("a saved plan names its accounts", 1, true), err)
   end)
 
+  -- only --force passes the thresholds of a saved plan, taken of the
+  -- entries listed when it is applied: never the file's "force" nor its
+  -- count of the entries it found; and each delete goes to the entry the
+  -- plan shows
+  it("apply FILE: past a threshold whatever the file says of force and existing; a delete only where shown",
+     function()
+    local list = {}
+    for i = 1, 10 do list[i] = sender(i) end
+    emu.seed(A, list, "block_senders")
+    os.execute("mkdir -p " .. q(dir .. "/acct"))
+    write(dir .. "/acct/block_senders.csv", "pattern_type,pattern,is_regex\nEMAIL,s1@example.com,false\n")
+    local code, _, err = run(("plan %s --out %s"):format(q(dir .. "/acct"), q(dir .. "/plan.json")))
+    assert.are.equal(2, code, err)
+    local saved = files.read(dir .. "/plan.json")
+    local function edited(change)
+      local v = cjson.decode(saved)
+      change(v, v.accounts[1].resources[1])
+      write(dir .. "/edited.json", cjson.encode(v))
+      return q(dir .. "/edited.json")
+    end
+    local before = #emu.requests()
+    for _, change in ipairs({ function(v) v.force = true end, function(_, r) r.existing = 0 end }) do
+      code, _, err = run("apply --yes " .. edited(change))
+      assert.are.equal(1, code, err)
+      assert.truthy(err:find("past the safety thresholds in " .. A .. " block_senders", 1, true), err)
+    end
+    -- a delete whose key is another entry's than its id's
+    local other
+    code, _, err = run("apply --yes --force " .. edited(function(_, r)
+      local deletes = r.plan.deletes
+      other = deletes[2].key.pattern
+      deletes[1].key.pattern = other
+    end))
+    assert.are.equal(1, code, err)
+    assert.truthy(err:find("deletes[1]: its key says pattern=" .. other .. " but entry ", 1, true), err)
+    for i = before + 1, #emu.requests() do assert.are.equal("GET", emu.requests()[i].method) end
+    assert.are.equal(10, #emu.state(A, "block_senders"))
+    code, _, err = run("apply --yes --force " .. edited(function(_, r) r.existing = 0 end))
+    assert.are.equal(0, code, err)
+    assert.are.equal(1, #emu.state(A, "block_senders"))
+  end)
+
   -- Cloudflare's dashboard's own files (spec/fixtures/dashboard/, made
   -- from the headers and examples its documentation gives), each as a
   -- folder's file: planned, applied, planned again (nothing), exported in
@@ -368,6 +410,13 @@ describe("the tool with a folder", function()
       assert.are.equal("", out)
       assert.are.equal(dir .. "/broken_plan.json: " .. case[2] .. "\n", err)
     end
+    -- a text is no version, and the message says which (quoted: not version 2)
+    write(dir .. "/broken_plan.json", '{"format": "cloudflare-email-security plan", "version": "2", "accounts": []}')
+    code, out, err = run("apply --yes " .. q(dir .. "/broken_plan.json"))
+    assert.are.equal(1, code)
+    assert.are.equal("", out)
+    assert.are.equal(dir .. '/broken_plan.json: a saved plan of version "2"; this tool reads versions 1 and 2: plan '
+      .. "again\n", err)
     os.execute("mkdir -p " .. q(dir .. "/badfolder"))
     write(dir .. "/badfolder/block_senders.csv", "pattern,nmae\nx@example.com,y\n")
     code, out = run(("--account-id %s apply --yes --json %s"):format(A, q(dir .. "/badfolder")))

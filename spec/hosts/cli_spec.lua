@@ -40,6 +40,17 @@ describe("the command-line tool", function()
   end)
   before_each(function() emu.reset() end)
 
+  -- Two files of URL ignore patterns: ten (prefix1.example.com ...), and
+  -- the first of them alone, which deletes past the thresholds.
+  local function ten_and_one(prefix)
+    local lines = { "pattern" }
+    for i = 1, 10 do lines[#lines + 1] = ("%s%d.example.com"):format(prefix, i) end
+    local all, few = dir .. "/" .. prefix .. "_all.csv", dir .. "/" .. prefix .. "_few.csv"
+    write(all, table.concat(lines, "\n") .. "\n")
+    write(few, "pattern\n" .. prefix .. "1.example.com\n")
+    return all, few
+  end
+
   it("--help lists the resources, the credentials' variables and the exit codes", function()
     local code, out = run("--help")
     assert.are.equal(0, code)
@@ -231,11 +242,7 @@ describe("the command-line tool", function()
   end)
 
   it("apply passes --force and --no-purge on, and refuses past the thresholds", function()
-    local lines = { "pattern" }
-    for i = 1, 10 do lines[#lines + 1] = ("p%d.example.com"):format(i) end
-    local all, few = dir .. "/all.csv", dir .. "/few.csv"
-    write(all, table.concat(lines, "\n") .. "\n")
-    write(few, "pattern\np1.example.com\n")
+    local all, few = ten_and_one("p")
     assert.are.equal(0, (run("url_ignore_patterns apply --yes " .. q(all))))
     local code, _, err = run("url_ignore_patterns apply --yes " .. q(few))
     assert.are.equal(1, code)
@@ -714,11 +721,7 @@ describe("the command-line tool", function()
   end)
 
   it("says what to do in the tool's own words: --force, not force = true", function()
-    local lines = { "pattern" }
-    for i = 1, 10 do lines[#lines + 1] = ("w%d.example.com"):format(i) end
-    local all, few = dir .. "/words_all.csv", dir .. "/words_few.csv"
-    write(all, table.concat(lines, "\n") .. "\n")
-    write(few, "pattern\nw1.example.com\n")
+    local all, few = ten_and_one("w")
     assert.are.equal(0, (run("url_ignore_patterns apply --yes " .. q(all))))
     for _, action in ipairs({ "plan", "apply --yes" }) do
       local _, out, err = run("url_ignore_patterns " .. action .. " " .. q(few))

@@ -10,6 +10,25 @@ local function run(cmd)
   return out
 end
 
+-- `make repl` in a new tmux session; env: the environment's assignments
+-- before it (an env command's words). Waits for the first prompt.
+local function start_repl(session, env)
+  local cmd = env .. " make --no-print-directory -s repl LUA_VERSION=5.4 LUA=lua5.4 LUA_PC=lua5.4"
+  os.execute(("tmux new-session -d -s %s -x 200 -y 60 %q"):format(session, cmd))
+  local deadline = socket.gettime() + 60
+  while socket.gettime() < deadline
+    and not run(("tmux capture-pane -p -J -S -500 -t %s"):format(session)):find("\n> ", 1, true) do
+    socket.sleep(0.1)
+  end
+end
+
+-- Ends the REPL as a user does (Ctrl-D), then its session.
+local function stop_repl(session)
+  os.execute(("tmux send-keys -t %s C-d"):format(session))
+  socket.sleep(0.5)
+  os.execute(("tmux kill-session -t %s 2>/dev/null"):format(session))
+end
+
 describe("the REPL (Lua 5.4, in a pseudo-terminal)", function()
   local session = "es-repl-" .. tostring(os.time()) .. "-" .. math.random(1000, 9999)
   local available = run("command -v tmux") ~= "" and run("command -v lua5.4") ~= ""
@@ -34,18 +53,12 @@ describe("the REPL (Lua 5.4, in a pseudo-terminal)", function()
   lazy_setup(function()
     if not available then return end
     -- no credentials in the session's environment: the REPL starts the emulator
-    local cmd = ("env -u CLOUDFLARE_API_TOKEN -u CLOUDFLARE_ACCOUNT_ID -u CLOUDFLARE_EMAIL -u CLOUDFLARE_API_KEY"
-      .. " make --no-print-directory -s repl LUA_VERSION=5.4 LUA=lua5.4 LUA_PC=lua5.4")
-    os.execute(("tmux new-session -d -s %s -x 200 -y 60 %q"):format(session, cmd))
-    local deadline = socket.gettime() + 60
-    while socket.gettime() < deadline and not screen():find("\n> ", 1, true) do socket.sleep(0.1) end
+    start_repl(session, "env -u CLOUDFLARE_API_TOKEN -u CLOUDFLARE_ACCOUNT_ID -u CLOUDFLARE_EMAIL -u CLOUDFLARE_API_KEY")
   end)
 
   lazy_teardown(function()
     if not available then return end
-    os.execute(("tmux send-keys -t %s C-d"):format(session))
-    socket.sleep(0.5)
-    os.execute(("tmux kill-session -t %s 2>/dev/null"):format(session))
+    stop_repl(session)
   end)
 
   it("opens with a ready client and prints an entry as readable text", function()
@@ -189,19 +202,13 @@ describe("the REPL with the environment's credentials (Lua 5.4, in a pseudo-term
     dir = os.tmpname()
     os.remove(dir)
     assert(os.execute("mkdir -p " .. dir))
-    local cmd = ("env -u CLOUDFLARE_EMAIL -u CLOUDFLARE_API_KEY CLOUDFLARE_API_TOKEN=%s CLOUDFLARE_ACCOUNT_ID=%s"
-      .. " CLOUDFLARE_BASE_URL=%s make --no-print-directory -s repl LUA_VERSION=5.4 LUA=lua5.4 LUA_PC=lua5.4")
-      :format(TOKEN, ACCOUNT, emu.base_url)
-    os.execute(("tmux new-session -d -s %s -x 200 -y 60 %q"):format(session, cmd))
-    local deadline = socket.gettime() + 60
-    while socket.gettime() < deadline and not screen():find("\n> ", 1, true) do socket.sleep(0.1) end
+    start_repl(session, ("env -u CLOUDFLARE_EMAIL -u CLOUDFLARE_API_KEY CLOUDFLARE_API_TOKEN=%s"
+      .. " CLOUDFLARE_ACCOUNT_ID=%s CLOUDFLARE_BASE_URL=%s"):format(TOKEN, ACCOUNT, emu.base_url))
   end)
 
   lazy_teardown(function()
     if not available then return end
-    os.execute(("tmux send-keys -t %s C-d"):format(session))
-    socket.sleep(0.5)
-    os.execute(("tmux kill-session -t %s 2>/dev/null"):format(session))
+    stop_repl(session)
     os.execute("rm -rf " .. dir)
     emu.stop()
   end)
@@ -228,6 +235,15 @@ describe("the REPL with the environment's credentials (Lua 5.4, in a pseudo-term
     type_line("yes", "1 created, 0 updated, 0 deleted")
     assert.are.same({ "jane@example.com" }, { emu.state(ACCOUNT, "impersonation_registry")[1].email })
     type_line("reg:list()", "-- page 1, 1 entries of 1")
+  end)
+
+  it("asks also for a client made through require, as the README's examples do", function()
+    if not available then return pending("tmux or lua5.4 is not installed") end
+    type_line('r2 = require("cloudflare.email_security").new().url_ignore_patterns', "\n> ")
+    type_line('u = r2:plan({ { pattern = "required.example.com" } }, { purge = false })', "\n> ")
+    type_line("u:apply()", "Apply these changes? Type yes to go on: ")
+    type_line("no", "invalid error: not applied: the answer was not yes")
+    assert.are.equal(0, #emu.state(ACCOUNT, "url_ignore_patterns"))
   end)
 
   it("applies without asking with yes = true, and when there is nothing to send", function()

@@ -103,6 +103,115 @@ describe("a saved plan's keys", function()
     assert.truthy(why:find("the key names exclude, which is no single value", 1, true), why)
   end)
 
+  -- JSON's {"a": {}} where a list belongs would read as an empty list
+  -- (ipairs sees nothing in it): what it holds shown nowhere, sent never
+  it("refuses an object where a list belongs, and a change with no new value", function()
+    local cases = {
+      { function(s) s.plan.creates = { a = {} } end, "creates must be a list" },
+      { function(s) s.plan.deletes = { a = { key = key("x@example.com"), id = ID2 } } end, "deletes must be a list" },
+      { function(s) s.plan.ignored = { a = 1 } end, "ignored must be a list" },
+      { function(s) s.plan.skipped = { x = {} } end, "skipped must be a list" },
+      { function(s) s.plan.updates[1].changes = { a = { field = "comments", new = "b" } } end,
+        "updates[1].changes must be a list" },
+      -- shown as "-> (absent)", and sent as no change of the field
+      { function(s) s.plan.updates[1].changes[1].new = nil end, "updates[1].changes[1].new is missing" },
+    }
+    for _, case in ipairs(cases) do
+      local s = saved()
+      case[1](s)
+      local p, why = plan.restore(r, s)
+      assert.is_nil(p, case[2])
+      assert.are.equal(case[2], why)
+    end
+    -- null is a value to send, and an empty list (or object) is no change
+    local s = saved()
+    s.plan.updates[1].changes[1].new = cjson.null
+    s.plan.kept = {}
+    assert.are.equal(cjson.null, assert(plan.restore(r, s)).updates[1].fields.comments)
+  end)
+
+  -- The listing a saved plan is applied against, walked again: each
+  -- update and delete must be the entry its id names, as the plan shows
+  -- it; and the count the thresholds are taken of is the listing's.
+  describe("checked against the listing", function()
+    local function listed(pattern, id, comments, extra)
+      local e = { pattern_type = "EMAIL", pattern = pattern, is_regex = false, id = id, comments = comments }
+      for k, v in pairs(extra or {}) do e[k] = v end
+      return e
+    end
+    local function check(p, list)
+      local c = p:saved_check()
+      for _, e in ipairs(list) do c.add(e) end
+      return c.result()
+    end
+    local OTHER = "5a4f3e2d-1c0b-4a9a-8b7c-6d5e4f3a2b1c"
+
+    it("counts the entries the key names, and finds nothing wrong in the plan as made", function()
+      local p = assert(plan.restore(r, saved()))
+      local list = { listed("old@example.com", ID, "a"), listed("gone@example.com", ID2),
+                     -- no pattern: skipped, not counted
+                     { pattern_type = "EMAIL", is_regex = false, id = OTHER } }
+      local existing, why = check(p, list)
+      assert.is_nil(why)
+      assert.are.equal(2, existing)
+      -- the ids in either case, an old null as the field absent
+      local s = saved()
+      s.plan.updates[1].id = ID:upper()
+      s.plan.updates[1].changes[1].old = cjson.null
+      list[1].comments = nil
+      assert.is_nil(select(2, check(assert(plan.restore(r, s)), list)))
+    end)
+
+    it("says which change names an entry that is not listed, of another key, or holds another old value", function()
+      local p = assert(plan.restore(r, saved()))
+      local cases = {
+        { { listed("old@example.com", ID, "a") },
+          "deletes[1]: entry " .. ID2 .. " is not listed (its key says pattern_type=EMAIL pattern=gone@example.com "
+            .. "is_regex=false)" },
+        { { listed("old@example.com", ID, "a"), listed("other@example.com", ID2) },
+          "deletes[1]: its key says pattern=gone@example.com but entry " .. ID2 .. " has pattern=other@example.com" },
+        { { listed("old@example.com", ID, "a"), listed("gone@example.com", ID2, nil, { is_regex = true }) },
+          "deletes[1]: its key says is_regex=false but entry " .. ID2 .. " has is_regex=true" },
+        { { listed("old@example.com", ID, "a"), listed(nil, ID2) },
+          "deletes[1]: its key says pattern=gone@example.com but entry " .. ID2 .. " has no pattern" },
+        -- patterns never fold: another case is another key
+        { { listed("OLD@example.com", ID, "a"), listed("gone@example.com", ID2) },
+          "updates[1]: its key says pattern=old@example.com but entry " .. ID .. " has pattern=OLD@example.com" },
+        { { listed("old@example.com", ID, "z"), listed("gone@example.com", ID2) },
+          'updates[1].changes[1]: it says comments was "a" but entry ' .. ID .. ' has "z"' },
+        { { listed("old@example.com", ID), listed("gone@example.com", ID2) },
+          'updates[1].changes[1]: it says comments was "a" but entry ' .. ID .. " has (absent)" },
+      }
+      for _, case in ipairs(cases) do
+        local _, why = check(p, case[1])
+        assert.are.equal(case[2], why)
+      end
+    end)
+
+    it("compares keys as plan matches them: folded where the key folds", function()
+      local s = { key = { "domain" }, existing = 1, listed = 1,
+                  plan = { deletes = { { key = { domain = "Example.COM" }, id = ID2 } }, unchanged = 0 } }
+      local p = assert(plan.restore(cf.sending_domain_restrictions, s))
+      local existing, why = check(p, { { domain = "example.com", id = ID2 } })
+      assert.is_nil(why)
+      assert.are.equal(1, existing)
+      why = select(2, check(p, { { domain = "example.org", id = ID2 } }))
+      assert.are.equal("deletes[1]: its key says domain=Example.COM but entry " .. ID2 .. " has domain=example.org",
+                       why)
+    end)
+
+    it("never counts nor changes an entry a directory keeps", function()
+      local s = { key = { "email", "is_email_regex" }, existing = 0, listed = 2,
+                  plan = { deletes = { { key = { email = "s@example.com", is_email_regex = false }, id = ID2 } },
+                           unchanged = 0 } }
+      local p = assert(plan.restore(cf.impersonation_registry, s))
+      local existing, why = check(p, { { email = "s@example.com", is_email_regex = false, id = ID2, directory_id = 4 },
+                                       { email = "t@example.com", is_email_regex = false, id = ID } })
+      assert.are.equal(1, existing)
+      assert.are.equal("deletes[1]: entry " .. ID2 .. " is directory-synced: a plan leaves it alone", why)
+    end)
+  end)
+
   describe("each change once", function()
     local function refused(s, want, resource, text_keys)
       local p, why = plan.restore(resource or r, s, text_keys)

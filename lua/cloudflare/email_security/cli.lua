@@ -519,7 +519,7 @@ local function say_warnings(io_, args, found)
   for _, w in ipairs(found) do
     local line = printable(format("%s: %s: %s", args.strict and "error" or "warning", w.where, w.message))
     -- with -o json, stdout is the JSON alone
-    if args.json then io_.err:write(words.of(line) .. "\n") else io_.say_plan(line) end
+    if args.json then io_.err:write(line .. "\n") else io_.say_plan(line) end
   end
   if args.strict and #found > 0 then
     return format("%d warning%s, and --strict: nothing is applied", #found, #found == 1 and "" or "s")
@@ -534,8 +534,8 @@ function ACTIONS.plan(io_, args, _, r, desc, name)
     io_.out:write(plan_text.json(p, desc.entry))
     -- the warnings and the refusal to come, on stderr: stdout is the JSON
     if over then
-      io_.err:write(words.of("! " .. printable(over.message:gsub("^plan: ", ""):gsub(": nothing was sent.*$", ""))
-        .. ": apply refuses this without --force") .. "\n")
+      io_.err:write("! " .. printable(over.message:gsub("^plan: ", ""):gsub(": nothing was sent.*$", ""))
+        .. ": apply refuses this without --force\n")
     end
     say_warnings(io_, args, found)
   else
@@ -700,7 +700,7 @@ function cli.main(argv, io_)
   -- why may quote an argument as given, which may hold anything: it never
   -- reaches the terminal raw
   local function usage(why)
-    io_.err:write(failed_in:get_usage() .. "\n\n" .. PROGRAM .. ": " .. printable(words.of(why)) .. "\n")
+    io_.err:write(failed_in:get_usage() .. "\n\n" .. PROGRAM .. ": " .. printable(why) .. "\n")
     return EXIT.usage
   end
   local ok, args = pcall(parser.parse, parser, argv)

@@ -690,10 +690,15 @@ function output.page(text, out, facts)
   local command = output.pager(text, facts)
   if command and can_start(command) then
     out:flush()
-    -- no status file (no temporary file can be made): Lua 5.2 and later
-    -- still tell the status
-    local made, path = pcall(os.tmpname)
-    path = made and path or nil
+    -- a status file only where the closed pipe does not tell it (Lua 5.1
+    -- and LuaJIT): a second Ctrl-C in the pager ends the tool before it
+    -- could remove the file. None made (no temporary file can be made):
+    -- the status is unknown there.
+    local path
+    if _VERSION == "Lua 5.1" then
+      local made, name = pcall(os.tmpname)
+      path = made and name or nil
+    end
     local p = io.popen("ES_PAGER=" .. shell_word(command) .. "\nES_PAGER_STATUS=" .. shell_word(path or "")
                        .. "\n" .. PAGER_SCRIPT, "w")
     if p then

@@ -5,20 +5,21 @@
 -- flag instead. The library keeps its words: they are right for the code
 -- that calls it.
 --
--- Only the library's own phrases are rewritten, each whole: a message may
--- quote a value from a file or the server ("rate_limit@example.com", a
--- comment saying "force = true"), which must reach the user as it is.
+-- Only the library's own phrases are rewritten, each whole and with the
+-- words around it that the library writes: a message may quote a value
+-- from a file or the server ("rate_limit@example.com", a comment saying
+-- "force = true"), which must reach the user as it is.
 
 local words = {}
 
 local REWRITES = {
-  { "apply with force = true %(%-%-force%)", "apply with --force" },
-  { "without %-%-force %(force = true%)", "without --force" },
-  { "apply with %-%-force %(force = true%)", "apply with --force" },
-  { "%(needs delete_domains%)", "(needs --delete-domains)" },
-  { "longer than max_retry_wait: not retried", "longer than --max-retry-wait: not retried" },
-  { "a key that tells them apart %(opts%.key%)", "a key that tells them apart (--key)" },
-  { "has no natural key: give opts%.key", "has no natural key: give --key" },
+  { "then apply with force = true %(%-%-force%) if it is meant", "then apply with --force if it is meant" },
+  { "then apply with %-%-force %(force = true%) if it is meant", "then apply with --force if it is meant" },
+  { ": apply refuses this without %-%-force %(force = true%)$", ": apply refuses this without --force" },
+  { " not deleted %(needs delete_domains%)$", " not deleted (needs --delete-domains)" },
+  { "longer than max_retry_wait: not retried%)", "longer than --max-retry-wait: not retried)" },
+  { "or plan with a key that tells them apart %(opts%.key%)", "or plan with a key that tells them apart (--key)" },
+  { " has no natural key: give opts%.key", " has no natural key: give --key" },
 }
 
 --- msg with the library's option names put as the tool's flags.
@@ -28,19 +29,20 @@ function words.of(msg)
   return msg
 end
 
--- The lines of a plan that show an entry: what the file or the server
--- holds, never rewritten.
-local ENTRY_LINE = { "^%+ ", "^~ ", "^%- ", "^  " }
+-- The lines of a plan that are its own words, whatever their indent (a
+-- folder's plan indents each resource's): what apply will refuse ("! "),
+-- and the counts with their reasons. An entry's line, a warning (which
+-- quotes the file) and a header are never rewritten.
+local OWN_LINE = { "^%s*! ", "^%s*%d+ to create, " }
 
 --- A plan's text with the library's phrases put in the tool's words on
---- the lines that are the plan's own (counts, reasons, refusals), not on
---- those that show an entry.
+--- the plan's own lines only.
 function words.of_plan(text)
   return (text:gsub("[^\n]+", function(line)
-    for _, start in ipairs(ENTRY_LINE) do
-      if line:find(start) then return line end
+    for _, start in ipairs(OWN_LINE) do
+      if line:find(start) then return words.of(line) end
     end
-    return words.of(line)
+    return line
   end))
 end
 

@@ -17,7 +17,11 @@
 -- Saved (fp:save()), a plan holds what it will send and a fingerprint of
 -- each listing it was made against (sync/fingerprint.lua); applied from
 -- there (folder_plan.load), it lists every resource again first and
--- sends nothing if any moved. It holds no credential.
+-- sends nothing if any moved, or if an update or delete is not the entry
+-- its id names as the plan shows it (a hand edit). Its thresholds are
+-- then taken of that listing, and only the caller's force passes them:
+-- the file's own "force" and counts are never trusted. It holds no
+-- credential.
 --
 -- Its JSON (fp:json(), the saved form, and fp:apply_json() of what apply
 -- did) writes each change's key as an object of the key's fields
@@ -34,6 +38,7 @@ local entries = require("cloudflare.email_security.sync.entries")
 local plan = require("cloudflare.email_security.sync.plan")
 local plan_text = require("cloudflare.email_security.sync.plan_text")
 local fingerprint = require("cloudflare.email_security.sync.fingerprint")
+local keys = require("cloudflare.email_security.sync.keys")
 local warnings = require("cloudflare.email_security.sync.warnings")
 
 local json_decode = core.json_decode
@@ -278,37 +283,54 @@ function Report:__tostring()
   return concat(out, "\n")
 end
 
--- The fingerprint of a resource's listing now, walked a page at a time
--- (as plan walks it: never held whole), and how many entries it has; a
--- listing that moved while it was walked is walked again.
-local function fingerprint_now(r)
-  local acc, n
-  local err = plan.walk(r, function() acc, n = fingerprint.new(), 0 end, function(e)
+-- A saved resource's listing now, walked a page at a time (as plan walks
+-- it: never held whole): its fingerprint, how many entries it has, and
+-- the plan's check of it (Plan:saved_check); a listing that moved while
+-- it was walked is walked again.
+local function listing_now(item)
+  local acc, n, check
+  local err = plan.walk(item.plan.resource, function()
+    acc, n, check = fingerprint.new(), 0, item.plan:saved_check()
+  end, function(e)
     acc.add(e)
+    check.add(e)
     n = n + 1
   end)
   if err then return nil, err end
-  return acc.result(), n
+  return acc.result(), n, check
 end
 
 --- For a saved plan (folder_plan.load): lists every resource again and
 --- compares it with what the plan saw: nil, or an error naming the
---- account and resource that moved (nothing was sent). apply asks it first.
+--- account and resource that moved, or whose update or delete is not the
+--- entry its id names (nothing was sent). Each resource's count of
+--- existing entries, which its thresholds are taken of, is then the
+--- listing's, never the file's (see Plan:saved_check), and whether apply
+--- refuses it is asked again. apply asks it first.
 function FolderPlan:moved()
   for _, a in ipairs(self.accounts) do
     for _, item in ipairs(a.resources) do
-      local seen, err = fingerprint_now(item.plan.resource)
+      local seen, n, check = listing_now(item)
       if not seen then
-        err = annotate(err, a, item.resource)
+        -- (n is the walk's error then)
+        local err = annotate(n, a, item.resource)
         err.note = err.note .. ": listing again to check the saved plan: nothing was sent"
         return err
       end
       if seen ~= item.fingerprint then
         return errors.invalid("plan", "stale", format("account %s, %s changed since the plan was made (%d "
           .. "entries then, %d now; fingerprint %s, now %s): nothing was sent anywhere. Plan again",
-          account_label(a), item.resource, item.plan.listed, err, tostring(item.fingerprint), seen), "APPLY",
+          account_label(a), item.resource, item.plan.listed, n, tostring(item.fingerprint), seen), "APPLY",
           a.account_id .. "/" .. item.resource)
       end
+      local existing, why = check.result()
+      if why then
+        return errors.invalid("plan", "mismatch", printable(format("account %s, %s: %s: nothing was sent "
+          .. "anywhere. Plan again", account_label(a), item.resource, why)), "APPLY",
+          a.account_id .. "/" .. item.resource)
+      end
+      item.plan.existing = existing
+      item.over = item.plan:past_thresholds(nil, self.force)
     end
   end
 end
@@ -326,6 +348,12 @@ function FolderPlan:apply(opts)
   if self.applied then
     return nil, errors.invalid("plan", "applied", "this plan was applied already: make a new plan to see what is left")
   end
+  -- a saved plan's listings first: its thresholds are taken of the
+  -- entries listed now (moved recounts them), not of the file's count
+  if self.from_file then
+    local err = self:moved()
+    if err then return nil, err end
+  end
   if not force then
     local refused = self:refusals()
     if #refused > 0 then
@@ -341,10 +369,6 @@ function FolderPlan:apply(opts)
     return nil, errors.invalid("plan", "strict", format("%s (strict: warnings are errors): nothing was sent. "
       .. "First: %s: %s", plural(#self.warnings, "warning"), self.warnings[1].where, self.warnings[1].message),
       "APPLY")
-  end
-  if self.from_file then
-    local err = self:moved()
-    if err then return nil, err end
   end
   self.applied = true
 
@@ -475,6 +499,19 @@ end
 -- A saved plan
 ---------------------------------------------------------------------------
 
+-- A value of a saved plan where a name or a number belongs, for a
+-- message: a number as JSON writes it (3, not the 3.0 a decoded float
+-- prints), null and a list or an object by their kind (never the address
+-- tostring gives a table), a text as it is or quoted.
+local function said(v, quoted)
+  if type(v) == "string" then return printable(quoted and format("%q", v) or v) end
+  if type(v) == "number" then return numbers.text(v) end
+  if v == nil then return "(none)" end
+  if v == core.null then return "null" end
+  if type(v) == "table" then return "(a list or an object)" end
+  return tostring(v)
+end
+
 --- The plan saved in text (FolderPlan:save), to apply: client_for(account_id)
 --- -> the client of that account (the caller's credential). Checks that
 --- the plan was made against the same API as the clients talk to. nil and
@@ -487,12 +524,16 @@ function folder_plan.load(text, client_for, path)
   end
   local text_keys = READS[saved.version]
   if text_keys == nil then
-    -- (a number as JSON writes it: 3, not the 3.0 a decoded float prints)
-    local said = type(saved.version) == "number" and numbers.text(saved.version) or tostring(saved.version)
+    -- (a text quoted: "2" is no version 2, and unquoted the message would
+    -- read as if it were)
     return nil, format("%s: a saved plan of version %s; this tool reads versions 1 and %d: plan again",
-                       path, printable(said), SAVED_VERSION)
+                       path, said(saved.version, true), SAVED_VERSION)
   end
-  local fp = setmetatable({ accounts = {}, strict = saved.strict == true, force = saved.force == true,
+  -- The file's "force" is never read: only the command line's --force
+  -- (apply's opts.force) lets apply past the thresholds, so that a plan
+  -- saved with --force, or a file edited to say so, is refused again
+  -- without it. (save writes it still, for a person reading the file.)
+  local fp = setmetatable({ accounts = {}, strict = saved.strict == true, force = false,
                             warnings = {}, from_file = true }, FolderPlan)
   -- A hand-edited file may hold anything where a list or an object
   -- belongs: each is checked before it is read, and a wrong one refuses
@@ -512,9 +553,22 @@ function folder_plan.load(text, client_for, path)
       fp.warnings[#fp.warnings + 1] = { where = tostring(w.where), field = w.field, code = w.code,
                                         message = tostring(w.message) }
     end
+    -- each account once, each resource once in it: plan makes no other
+    -- (the command line refuses an account given twice), and one repeated
+    -- would be shown, and applied, twice
+    local account_at = {}
     for i, sa in ipairs(list(saved.accounts, "accounts")) do
       if type(sa.account_id) ~= "string" then
         error({ why = format("accounts[%d].account_id must be a text", i) }, 0)
+      end
+      if account_at[sa.account_id] then
+        error({ why = format("accounts[%d].account_id: the same account as accounts[%d] (%s): a plan names each "
+          .. "account once", i, account_at[sa.account_id], printable(sa.account_id)) }, 0)
+      end
+      account_at[sa.account_id] = i
+      -- (shown with the id, and written again: concatenated, a table would be a traceback)
+      if sa.name ~= nil and sa.name ~= core.null and type(sa.name) ~= "string" then
+        error({ why = format("accounts[%d].name must be a text or null", i) }, 0)
       end
       local cf, why = client_for(sa.account_id)
       if not cf then return nil, why end
@@ -526,10 +580,30 @@ function folder_plan.load(text, client_for, path)
                   client = cf, resources = {} }
       fp.base_url = fp.base_url or cf.base_url
       fp.accounts[#fp.accounts + 1] = a
-      for _, item in ipairs(list(sa.resources, format("accounts[%d].resources", i))) do
+      local resource_at = {}
+      for j, item in ipairs(list(sa.resources, format("accounts[%d].resources", i))) do
         local name = item.resource
         if type(name) ~= "string" or not RESOURCE_SET[name] then
-          return nil, format("%s: %s is not a resource", path, printable(tostring(name)))
+          return nil, format("%s: %s is not a resource", path, said(name))
+        end
+        local at = format("accounts[%d].resources[%d]", i, j)
+        if resource_at[name] then
+          error({ why = format("%s.resource: the same resource as %s (%s): a plan has each resource of an account "
+            .. "once", at, resource_at[name], name) }, 0)
+        end
+        resource_at[name] = at
+        -- the file the resource was planned from, which the plan shows:
+        -- plan always has one (a folder's file)
+        if type(item.file) ~= "string" then error({ why = at .. ".file must be a text" }, 0) end
+        -- the resource's own key, the one plan makes every folder plan
+        -- with: another would name other entries (or none, as skipped),
+        -- and lower the count the thresholds are taken of
+        local natural = (keys.of(name) or { fields = {} }).fields
+        local same_key = type(item.key) == "table" and #item.key == #natural
+        for k, field in ipairs(natural) do same_key = same_key and item.key[k] == field end
+        if not same_key then
+          return nil, format("%s: account %s, %s: the plan's key is not %s's (%s): plan again", path, a.account_id,
+                             name, name, concat(natural, ", "))
         end
         -- the fingerprint says how many entries the listing had: the
         -- counts the plan gives cannot be more

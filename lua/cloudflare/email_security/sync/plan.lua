@@ -755,9 +755,12 @@ function plan.restore(r, saved, text_keys)
     if bad then error({ why = bad .. ": " .. message }) end
     return v
   end
+  -- A JSON object is no list: {"a": {}} would read as an empty one
+  -- (ipairs sees nothing in it), and what it holds would be shown nowhere
+  -- and never sent. A decoded list has the keys 1..n, an object names.
   local function list(v, what)
     if v == nil then return {} end
-    if type(v) ~= "table" then error({ why = what .. " must be a list" }) end
+    if type(v) ~= "table" or (next(v) ~= nil and v[1] == nil) then error({ why = what .. " must be a list" }) end
     return v
   end
   local fields_said = concat(key_fields, ", ")
@@ -879,6 +882,9 @@ function plan.restore(r, saved, text_keys)
           error({ why = where_j .. ".field: the same field as " .. field_at[field] .. " (" .. field
             .. "): an update changes each field once" })
         end
+        -- (null is a value to send; nothing at all would be shown as
+        -- "-> (absent)" and sent as no change of the field)
+        if ch.new == nil then error({ why = where_j .. ".new is missing" }) end
         field_at[field] = where_j
         fields[field] = ch.new
         changes[j] = { field = field, old = ch.old, new = ch.new }
@@ -920,6 +926,111 @@ function plan.restore(r, saved, text_keys)
     error(failure, 0)
   end
   return p
+end
+
+-- A value in a message: a text quoted, a list as the set plan compares.
+local function value_text(v)
+  if v == nil then return "(absent)" end
+  if v == null then return "null" end
+  if type(v) == "string" then return format("%q", v) end
+  if type(v) == "table" then return keys.canonical(v) end
+  return tostring(v)
+end
+
+-- Does the listing still hold the value a saved change says it replaces?
+-- null and absent alike (plan compares them so), lists as sets.
+local function same_old(old, now)
+  if absent(old) or absent(now) then return absent(old) and absent(now) end
+  if type(old) == "table" and type(now) == "table" then return keys.canonical(old) == keys.canonical(now) end
+  return old == now
+end
+
+--- For a plan restored from a file (plan.restore), before it is applied:
+--- the listing walked again (sync/folder_plan.lua walks it, and lays its
+--- fingerprint beside the plan's), each entry through check.add(e), then
+--- check.result() -> how many entries the key names (neither skipped nor
+--- lacking a key field: what the thresholds are taken of), and nil or why
+--- the plan cannot be applied.
+---
+--- The fingerprint says only that the listing is the one the plan was made
+--- against, not that the plan is what was made then: a change is sent to
+--- its id and shown by its key, and a hand-edited file can pair any id
+--- with any key (a delete that shows b2 and deletes b3), or say an update
+--- replaces a value the entry does not hold. So each update and delete is
+--- checked here against the entry of its id: listed, not one the plan
+--- leaves alone (skipped), of the key the plan shows (compared as plan
+--- matches keys: folded where the key folds) and, for an update, holding
+--- each old value it shows. The count is taken again for the same reason:
+--- the file's "existing" (or its skipped entries) could be anything, and
+--- below the thresholds' minimum they are off.
+function Plan:saved_check()
+  local key, desc = self.key_rule, resource_internals(self.resource)
+  local fields = key.fields
+  -- ids as the API reads them (a uuid's hex digits in either case), as
+  -- plan.restore compares them
+  local uuid = desc.id_node.format == "uuid"
+  local function same_id(v)
+    v = tostring(v)
+    return uuid and v:lower() or v
+  end
+  -- by id, the entry of each update and delete: false until it is listed
+  local wanted = {}
+  for _, kind in ipairs({ "updates", "deletes" }) do
+    for _, item in ipairs(self[kind]) do wanted[same_id(item.id)] = false end
+  end
+  local existing = 0
+  local check = {}
+
+  function check.add(e)
+    if type(e) ~= "table" then return end
+    local named = not (key.skip and key.skip(e))
+    for i = 1, #fields do
+      if not named then break end
+      named = not absent(e[fields[i]])
+    end
+    if named then existing = existing + 1 end
+    if e.id ~= nil and wanted[same_id(e.id)] == false then wanted[same_id(e.id)] = e end
+  end
+
+  -- why item (where_i: "deletes[1]") is not what the entry it names is
+  local function differs(where_i, item, with_old)
+    local e = wanted[same_id(item.id)]
+    if not e then
+      return format("%s: entry %s is not listed (its key says %s)", where_i, tostring(item.id), item.key)
+    end
+    local reason = key.skip and key.skip(e)
+    if reason then return format("%s: entry %s is %s: a plan leaves it alone", where_i, tostring(item.id), reason) end
+    local said, has, values = {}, {}, item.key_values
+    for _, field in ipairs(fields) do
+      local want, got = values[field], e[field]
+      if absent(got) then
+        said[#said + 1], has[#has + 1] = field .. "=" .. tostring(want), "no " .. field
+      elseif absent(want) or keys.normal(key, field, want, values) ~= keys.normal(key, field, got, e) then
+        said[#said + 1], has[#has + 1] = field .. "=" .. tostring(want), field .. "=" .. tostring(got)
+      end
+    end
+    if #said > 0 then
+      return format("%s: its key says %s but entry %s has %s", where_i, concat(said, " "), tostring(item.id),
+                    concat(has, " "))
+    end
+    for j, ch in ipairs(with_old and item.changes or {}) do
+      if not same_old(ch.old, e[ch.field]) then
+        return format("%s.changes[%d]: it says %s was %s but entry %s has %s", where_i, j, ch.field,
+                      value_text(ch.old), tostring(item.id), value_text(e[ch.field]))
+      end
+    end
+  end
+
+  function check.result()
+    for _, kind in ipairs({ "updates", "deletes" }) do
+      for i, item in ipairs(self[kind]) do
+        local why = differs(kind .. "[" .. i .. "]", item, kind == "updates")
+        if why then return existing, errors.printable(why) end
+      end
+    end
+    return existing
+  end
+  return check
 end
 
 --- How many entries the plan leaves as they are (a restored plan has
