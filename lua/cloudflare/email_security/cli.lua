@@ -530,22 +530,17 @@ function ACTIONS.plan(io_, args, _, r, desc, name)
   local p, err, found, over = make_plan(io_, args, r, desc, name)
   if p then io_.say_account() end
   if not p then return nil, err end
+  local refusal = over and ("! " .. printable(over.message:gsub("^plan: ", ""):gsub(": nothing was sent.*$", ""))
+    .. ": apply refuses this without --force")
   if args.json then
     io_.out:write(plan_text.json(p, desc.entry))
-    -- the warnings and the refusal to come, on stderr: stdout is the JSON
-    if over then
-      io_.err:write("! " .. printable(over.message:gsub("^plan: ", ""):gsub(": nothing was sent.*$", ""))
-        .. ": apply refuses this without --force\n")
-    end
-    say_warnings(io_, args, found)
+    -- the refusal to come and the warnings on stderr: stdout is the JSON
+    if refusal then io_.err:write(refusal .. "\n") end
   else
     io_.say_plan(tostring(p))
-    if over then
-      io_.say_plan("! " .. printable(over.message:gsub("^plan: ", ""):gsub(": nothing was sent.*$", ""))
-        .. ": apply refuses this without --force")
-    end
-    say_warnings(io_, args, found)
+    if refusal then io_.say_plan(refusal) end
   end
+  say_warnings(io_, args, found)
   if args.strict and #found > 0 then
     return nil, format("%d warning%s, and --strict: this plan will not be applied", #found, #found == 1 and "" or "s")
   end
@@ -600,8 +595,6 @@ function ACTIONS.apply(io_, args, _, r, desc, name)
   return finish(EXIT.ok, nil, summary)
 end
 
--- export, plan and apply of a folder (cli_folder.lua): the command's
--- outputs, as OUTPUTS says them for a resource's actions.
 -- An error as the tool prints it, in its own words: an error value is one
 -- line; a message may be several (every bad cell of a file, each
 -- escaped by the reader already), each line kept printable on its own.
@@ -645,6 +638,8 @@ local function listed(set)
   return concat(out, ", ", 1, #out - 1) .. " or " .. out[#out]
 end
 
+-- export, plan and apply of a folder (cli_folder.lua): the command's
+-- outputs, as OUTPUTS says them for a resource's actions.
 local FOLDER_COMMANDS = { export = { table = true }, plan = { table = true, json = true },
                           apply = { table = true, json = true } }
 
