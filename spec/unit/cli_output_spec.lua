@@ -540,6 +540,33 @@ describe("the terminal", function()
     assert.is_nil(w)
   end)
 
+  it("asks whether a descriptor is a terminal once per process (each question is a shell)", function()
+    -- a fresh copy of the module: the one loaded above may have asked
+    local name = "cloudflare.email_security.cli_output"
+    local loaded, execute = package.loaded[name], os.execute
+    package.loaded[name] = nil
+    local asked = {}
+    local ok, err = pcall(function()
+      local fresh = require(name)
+      os.execute = function(cmd) -- luacheck: ignore 122
+        asked[#asked + 1] = cmd
+        local fd = tonumber(cmd:match("^test %-t (%d)$"))
+        -- stdout a terminal, stderr not; as each Lua reports it
+        if _VERSION == "Lua 5.1" and not rawget(_G, "jit") then return fd == 1 and 0 or 256 end
+        if fd == 1 then return true, "exit", 0 end
+        return nil, "exit", 1
+      end
+      local answers = { fresh.is_terminal(1), fresh.is_terminal(2), fresh.is_terminal(1), fresh.is_terminal(2),
+                        fresh.is_terminal(1) }
+      os.execute = execute -- luacheck: ignore 122
+      assert.are.same({ true, false, true, false, true }, answers)
+      assert.are.same({ "test -t 1", "test -t 2" }, asked)
+    end)
+    os.execute = execute -- luacheck: ignore 122
+    package.loaded[name] = loaded
+    assert(ok, err)
+  end)
+
   it("pages only on a terminal, through $PAGER or less -FRX, a text longer than the terminal", function()
     local long, short = ("line\n"):rep(30), ("line\n"):rep(24)
     local facts = { terminal = true, height = 24 }

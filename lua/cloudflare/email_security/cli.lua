@@ -391,7 +391,7 @@ end
 local function show(io_, args, how, data, list)
   local on_terminal = io_.out == io.stdout and output.is_terminal(1)
   local width, height
-  if on_terminal then width, height = output.terminal_size() end
+  if on_terminal then width, height = output.terminal_size({ terminal = true }) end
   how.format, how.fields, how.no_headers = args.output, args.show_fields, args.no_headers
   how.one, how.indent, how.width = not list, on_terminal, width
   local text, why = output.render(data, how)

@@ -38,11 +38,25 @@ function output.for_terminal(text)
   return escape_unicode_controls(text)
 end
 
---- Is file descriptor fd a terminal? (A shell's `test -t`: Lua has no isatty.)
+-- What is_terminal found, by descriptor: the tool asks about stdout in
+-- several places (colour, the table's width, CSV's escaping, the pager),
+-- each question costs a shell, and the answer cannot change during a run.
+local terminal_answers = {}
+
+--- Is file descriptor fd a terminal? (A shell's `test -t`: Lua has no
+--- isatty.) Asked once per descriptor and process.
 function output.is_terminal(fd)
-  local ok, how, code = os.execute("test -t " .. fd)
-  if type(ok) == "number" then return ok == 0 end   -- Lua 5.1
-  return ok == true and how == "exit" and code == 0
+  local known = terminal_answers[fd]
+  if known == nil then
+    local ok, how, code = os.execute("test -t " .. fd)
+    if type(ok) == "number" then
+      known = ok == 0                 -- Lua 5.1
+    else
+      known = ok == true and how == "exit" and code == 0
+    end
+    terminal_answers[fd] = known
+  end
+  return known
 end
 
 --- The columns a resource's entries show: id first, then the current
