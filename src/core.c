@@ -491,8 +491,9 @@ static int session_answer(lua_State *L)
 
     luaL_argcheck(L, n >= 1 && n <= ES_FLIGHT_MAX, 2, "no such slot");
     i = (int)n - 1;
+    luaL_argcheck(L, es_flight_finished(&c->flight, i), 2, "no answer waits in that slot");
+    /* finished: the flight's thread is done with it (seen under its lock) */
     slot = c->flight.slots[i];
-    luaL_argcheck(L, slot != NULL && slot->finished, 2, "no answer waits in that slot");
     if (c->in_call)
         return luaL_error(L, "this client is already performing a request");
     /* read before anything is pushed: on 5.1 and LuaJIT a push allocates,
@@ -529,17 +530,45 @@ static int session_answer(lua_State *L)
     return lua_gettop(L) - 2;
 }
 
+/* session:limit(n): at most n requests of session:start on the wire at
+ * once (1 to ES_FLIGHT_MAX); those started past it wait, in the order
+ * started, and go out as soon as one on the wire ends, whatever Lua is
+ * doing meanwhile. */
+static int session_limit(lua_State *L)
+{
+    core_session *c = check_open_session(L);
+    lua_Number n = luaL_checknumber(L, 2);
+    /* compared as numbers first (NaN fails): a cast of a float out of
+     * range would be undefined behaviour */
+    if (!(n >= 1 && n <= ES_FLIGHT_MAX) || n != (lua_Number)(int)n)
+        return luaL_error(L, "session:limit: the limit must be a whole number from 1 to %d", ES_FLIGHT_MAX);
+    es_flight_limit(&c->flight, (int)n);
+    return 0;
+}
+
+/* session:sent_at(slot) -> when the request of a slot session:wait gave
+ * went on the wire (core.monotonic()'s clock), or nil when it never did. */
+static int session_sent_at(lua_State *L)
+{
+    core_session *c = check_open_session(L);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    double at;
+    luaL_argcheck(L, n >= 1 && n <= ES_FLIGHT_MAX, 2, "no such slot");
+    luaL_argcheck(L, es_flight_finished(&c->flight, (int)n - 1), 2, "no answer waits in that slot");
+    at = es_flight_sent_at(&c->flight, (int)n - 1);
+    if (at > 0)
+        lua_pushnumber(L, (lua_Number)at);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
 /* session:in_flight() -> how many slots hold a request of session:start:
  * in flight, or finished with its answer not yet taken. */
 static int session_in_flight(lua_State *L)
 {
     core_session *c = check_session(L);
-    int n = 0, i;
-    for (i = 0; i < ES_FLIGHT_MAX; i++) {
-        if (c->flight.slots[i] != NULL)
-            n += c->flight.slots[i]->busy || c->flight.slots[i]->finished;
-    }
-    lua_pushinteger(L, n);
+    lua_pushinteger(L, es_flight_held(&c->flight));
     return 1;
 }
 
@@ -880,6 +909,8 @@ ES_EXPORT int luaopen_cloudflare_email_security_core(lua_State *L)
         { "wait", session_wait },
         { "answer", session_answer },
         { "in_flight", session_in_flight },
+        { "limit", session_limit },
+        { "sent_at", session_sent_at },
         { "close", session_close },
         { "is_closed", session_is_closed },
         { NULL, NULL }

@@ -37,11 +37,23 @@ function Pacer:delay(now)
   return wait > 0 and wait or 0
 end
 
---- A request starts now (or at `now`, as for delay).
+--- A request starts now (or at `now`, as for delay). Returns where it is
+--- counted (for went_out), or nil when nothing is counted.
 function Pacer:started(now)
-  if not self.size then return end
-  self.starts[self.slot] = now or self.clock()
-  self.slot = self.slot % self.size + 1
+  if not self.size then return nil end
+  local at = self.slot
+  self.starts[at] = now or self.clock()
+  self.slot = at % self.size + 1
+  return at
+end
+
+--- A request counted at `at` when it started at `started` (what started
+--- answered, and its time) went on the wire only `sent`: a transport that
+--- holds a request back until there is room on the wire says when. It is
+--- counted from then, so that what the API sees in any `per` seconds is
+--- what is counted (unless the place was taken again meanwhile).
+function Pacer:went_out(at, started, sent)
+  if at and sent and self.starts[at] == started and sent > started then self.starts[at] = sent end
 end
 
 --- Reads `RateLimit: "name";r=REMAINING;t=RESET` (and the quota q of

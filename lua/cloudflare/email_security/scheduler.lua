@@ -196,9 +196,17 @@ local function flight_of(state)
     pacer = state.bulk_pacer or new_pacer(cfg.bulk_rate_limit, monotonic, cfg.max_retry_wait)
     state.bulk_pacer = pacer
   end
-  f = { transport = t, limit = cfg.concurrency, running = 0, by_slot = {}, queue = {}, first = 1,
+  f = { transport = t, limit = cfg.concurrency, ahead = 0, running = 0, by_slot = {}, queue = {}, first = 1,
         last = 0, retries = {}, pacer = pacer }
-  if not t.start then f.transport, f.limit = serial(t), 1 end
+  if not t.start then
+    f.transport, f.limit = serial(t), 1
+  elseif t.limit and t.sent_at and not t:is_closed() then
+    -- the C transport keeps `concurrency` on the wire itself and sends
+    -- the next the moment one ends: pages ahead of a listing may be handed
+    -- to it that many more (see admit)
+    t:limit(f.limit)
+    f.ahead = f.limit
+  end
   home.flight = f
   return f
 end
@@ -308,16 +316,27 @@ end
 
 -- Starts what may start: up to the limit, in order (retries first), as the
 -- pacer allows. Returns when the next start is due, when one is waiting.
+--
+-- Past the limit, up to f.ahead more pages ahead of a listing (req.later:
+-- reads, answered in their turn) when the transport holds back what is
+-- past the limit itself (f.ahead > 0, the C transport): the next page then
+-- goes out the moment one ends, not when Lua next looks (reading a page of
+-- 1,000 entries takes a few milliseconds, and a whole round of pages used
+-- to wait for it). The server still sees at most `concurrency` at once.
 local function admit(state, f)
   local t, pacer, write = f.transport, f.pacer, state.log
   local now = now_of(f)
-  while f.running < f.limit and not t:is_closed() do
+  while f.running < f.limit + f.ahead and not t:is_closed() do
     local req, where = next_due(f, now)
     if not req then return where end
+    local held_back = f.running >= f.limit
+    if held_back and not req.later then return nil end
     if pacer.size or pacer.hold_until ~= 0 then
       local wait = pacer:delay(now)
       if wait > 0 then return now + wait end
-      pacer:started(now)
+      -- one held back is counted again from when it goes out (gather)
+      local at = pacer:started(now)
+      if held_back then req.paced_at = at end
     end
     if where == 0 then
       f.queue[f.first] = nil
@@ -362,6 +381,12 @@ local function gather(state, f, slot)
     f.by_slot[slot] = nil
     f.running = f.running - 1
     req.arrived = slot
+    if req.paced_at then
+      -- it may have waited for room on the wire: counted from when it
+      -- went out
+      f.pacer:went_out(req.paced_at, req.sent_at, t:sent_at(slot))
+      req.paced_at = nil
+    end
     finished[#finished + 1] = req
     slot = f.running > 0 and t:wait(0) or nil
   end
