@@ -49,7 +49,8 @@ end
 local function serve_api(sock, conn_id, req, path, query, served)
   -- logged before it waits or any fault acts, so a spec sees every request that arrived
   store.remember({ method = req.method, path = path, query = query, headers = redact(req.headers),
-                   auth = (api.authenticate(req.headers)), body = req.body, connection = conn_id })
+                   auth = (api.authenticate(req.headers)), body = req.body, connection = conn_id,
+                   at = socket.gettime() })
   -- faults go to requests in the order they arrived, whatever their latency
   local fault = faults.take(req.method, path, served > 0)
   latency.wait(req.method)

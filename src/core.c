@@ -546,21 +546,50 @@ static int session_limit(lua_State *L)
     return 0;
 }
 
+/* The slot argument at index 2, 0-based; raises for one out of range. */
+static int slot_argument(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, n >= 1 && n <= ES_FLIGHT_MAX, 2, "no such slot");
+    return (int)n - 1;
+}
+
 /* session:sent_at(slot) -> when the request of a slot session:wait gave
- * went on the wire (core.monotonic()'s clock), or nil when it never did. */
+ * went on the wire (core.monotonic()'s clock), or nil when it never did;
+ * and the status of its answer (0: none came), read before the answer. */
 static int session_sent_at(lua_State *L)
 {
     core_session *c = check_open_session(L);
-    lua_Integer n = luaL_checkinteger(L, 2);
+    int i = slot_argument(L);
+    long status;
     double at;
-    luaL_argcheck(L, n >= 1 && n <= ES_FLIGHT_MAX, 2, "no such slot");
-    luaL_argcheck(L, es_flight_finished(&c->flight, (int)n - 1), 2, "no answer waits in that slot");
-    at = es_flight_sent_at(&c->flight, (int)n - 1);
+    luaL_argcheck(L, es_flight_finished(&c->flight, i), 2, "no answer waits in that slot");
+    at = es_flight_sent_at(&c->flight, i, &status);
     if (at > 0)
         lua_pushnumber(L, (lua_Number)at);
     else
         lua_pushnil(L);
+    lua_pushinteger(L, (lua_Integer)status);
+    return 2;
+}
+
+/* session:recall(slot) -> true when the request of session:start in that
+ * slot was still held back by session:limit: it then never goes out, and
+ * its slot is free (no wait gives it); false when it is on the wire or
+ * has finished. */
+static int session_recall(lua_State *L)
+{
+    core_session *c = check_open_session(L);
+    lua_pushboolean(L, es_flight_recall(&c->flight, slot_argument(L)));
     return 1;
+}
+
+/* session:release(): after an answer with status 429 nothing held back
+ * goes out until this. */
+static int session_release(lua_State *L)
+{
+    es_flight_release(&check_open_session(L)->flight);
+    return 0;
 }
 
 /* session:in_flight() -> how many slots hold a request of session:start:
@@ -911,6 +940,8 @@ ES_EXPORT int luaopen_cloudflare_email_security_core(lua_State *L)
         { "in_flight", session_in_flight },
         { "limit", session_limit },
         { "sent_at", session_sent_at },
+        { "recall", session_recall },
+        { "release", session_release },
         { "close", session_close },
         { "is_closed", session_is_closed },
         { NULL, NULL }

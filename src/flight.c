@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "interrupt.h"
@@ -21,6 +22,41 @@
 #define ES_DRIVER_STACK (512 * 1024)
 
 static void *drive(void *arg);
+
+/* The parent's flights a child forgot: never used or freed there, only
+ * kept reachable (a leak checker would otherwise count their handles and
+ * slots as lost). The lock is taken only in a child, and only here. */
+#define ES_FORSAKEN_MAX 16
+static pthread_mutex_t forsaken_lock = PTHREAD_MUTEX_INITIALIZER;
+static int forsaken_count;
+/* not static: a static array written and never read, the compiler may
+ * leave out (it is not exported: the module's symbols are hidden) */
+es_flight *es_flight_forsaken[ES_FORSAKEN_MAX];
+
+/* In a child forked while the thread ran: no thread, a lock that may be
+ * held forever, connections shared with the parent. Forgotten, not freed
+ * or closed (closing a TLS connection would write to the parent's); the
+ * limit is kept. */
+static void forget_if_forked(es_flight *f)
+{
+    es_flight *copy;
+    int limit;
+    if (!f->driving || f->owner == getpid())
+        return;
+    copy = malloc(sizeof *copy);
+    if (copy != NULL) {
+        memcpy(copy, f, sizeof *copy);
+        pthread_mutex_lock(&forsaken_lock);
+        if (forsaken_count < ES_FORSAKEN_MAX)
+            es_flight_forsaken[forsaken_count++] = copy;
+        else
+            free(copy);     /* past that many, they are let go */
+        pthread_mutex_unlock(&forsaken_lock);
+    }
+    limit = f->limit;
+    memset(f, 0, sizeof *f);
+    f->limit = limit;
+}
 
 /* The lock and the conditions, the done condition on the monotonic clock
  * (timed waits must not move with the wall clock). 0 when they could not
@@ -85,6 +121,7 @@ static const char *open_multi(es_flight *f)
         return "could not start the thread for requests in flight";
     }
     f->driving = 1;
+    f->owner = getpid();
     return NULL;
 }
 
@@ -141,6 +178,7 @@ int es_flight_start(es_flight *f, const es_session *s, const char *method, const
     es_slot *slot = NULL;
     int i, with_body = body != NULL;
 
+    forget_if_forked(f);
     if (f->multi == NULL && (*failure = open_multi(f)) != NULL)
         return -1;
     /* a slot neither busy nor finished is the caller's alone: the thread
@@ -262,6 +300,9 @@ static void finish(es_flight *f, CURL *easy, CURLcode rc)
     /* as es_session_perform: did any request go out? */
     curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &request_size);
     slot->transfer.request_sent = request_size > 0;
+    /* the API's budget is spent: what is held back waits for the caller */
+    if (slot->status == 429)
+        f->held = 1;
     curl_multi_remove_handle(f->multi, easy);
     es_transfer_end(&slot->transfer);
     f->on_wire--;
@@ -296,7 +337,7 @@ static void fail_all(es_flight *f, const char *why)
 
 static int room_on_wire(const es_flight *f)
 {
-    return f->limit == 0 || f->on_wire < f->limit;
+    return !f->held && (f->limit == 0 || f->on_wire < f->limit);
 }
 
 /* The waiting request started first (under the lock), or -1. */
@@ -395,6 +436,7 @@ int es_flight_wait(es_flight *f, long timeout_ms, const char **failure)
     double deadline = timeout_ms >= 0 ? es_monotonic() + (double)timeout_ms / 1000.0 : 0;
     int i;
 
+    forget_if_forked(f);
     if (f->multi == NULL)
         return ES_FLIGHT_NONE;
     pthread_mutex_lock(&f->lock);
@@ -436,6 +478,8 @@ int es_flight_wait(es_flight *f, long timeout_ms, const char **failure)
 
 void es_flight_limit(es_flight *f, int n)
 {
+
+    forget_if_forked(f);
     if (n < 0 || n > ES_FLIGHT_MAX)
         n = 0;
     if (!f->synchronised) {
@@ -451,20 +495,62 @@ void es_flight_limit(es_flight *f, int n)
         curl_multi_wakeup(f->multi);
 }
 
-double es_flight_sent_at(es_flight *f, int i)
+double es_flight_sent_at(es_flight *f, int i, long *status)
 {
     double at;
+
+    forget_if_forked(f);
+    *status = 0;
     if (f->slots[i] == NULL || !f->synchronised)
         return 0;
     pthread_mutex_lock(&f->lock);
     at = f->slots[i]->sent_at;
+    if (f->slots[i]->finished)
+        *status = f->slots[i]->status;
     pthread_mutex_unlock(&f->lock);
     return at;
+}
+
+int es_flight_recall(es_flight *f, int i)
+{
+    es_slot *slot;
+    int recalled = 0;
+
+    forget_if_forked(f);
+    slot = f->slots[i];
+    if (slot == NULL || !f->synchronised)
+        return 0;
+    pthread_mutex_lock(&f->lock);
+    if (slot->busy && slot->queued) {
+        slot->busy = slot->queued = 0;
+        f->in_flight--;
+        recalled = 1;
+    }
+    pthread_mutex_unlock(&f->lock);
+    /* the caller's again: its transfer ends unsent */
+    if (recalled)
+        es_transfer_end(&slot->transfer);
+    return recalled;
+}
+
+void es_flight_release(es_flight *f)
+{
+    forget_if_forked(f);
+    if (!f->synchronised)
+        return;
+    pthread_mutex_lock(&f->lock);
+    f->held = 0;
+    pthread_cond_signal(&f->work);
+    pthread_mutex_unlock(&f->lock);
+    if (f->multi != NULL)
+        curl_multi_wakeup(f->multi);
 }
 
 int es_flight_finished(es_flight *f, int i)
 {
     int finished;
+
+    forget_if_forked(f);
     if (f->slots[i] == NULL || !f->synchronised)
         return 0;
     pthread_mutex_lock(&f->lock);
@@ -476,6 +562,8 @@ int es_flight_finished(es_flight *f, int i)
 int es_flight_held(es_flight *f)
 {
     int n = 0, i;
+
+    forget_if_forked(f);
     if (!f->synchronised)
         return 0;
     pthread_mutex_lock(&f->lock);
@@ -500,6 +588,8 @@ void es_flight_taken(es_flight *f, int i)
 void es_flight_close(es_flight *f)
 {
     int i;
+
+    forget_if_forked(f);
     if (f->driving) {
         pthread_mutex_lock(&f->lock);
         f->stop = 1;
@@ -527,7 +617,7 @@ void es_flight_close(es_flight *f)
         curl_multi_cleanup(f->multi);
         f->multi = NULL;
     }
-    f->in_flight = f->on_wire = 0;
+    f->in_flight = f->on_wire = f->held = 0;
     f->report_first = f->report_count = 0;
     f->failed = NULL;
     if (f->synchronised) {

@@ -23,6 +23,7 @@
 
 #include <pthread.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <curl/curl.h>
 
 #include "buffer.h"
@@ -72,7 +73,11 @@ typedef struct es_flight {
     pthread_cond_t done;        /* the caller waits for an answer here */
     int synchronised;           /* lock and conditions made */
     int driving;                /* the thread runs */
+    pid_t owner;                /* the process that made the thread: in a
+                                 * child forked since, there is none */
     int stop;                   /* the thread is to end */
+    int held;                   /* an answer was 429: nothing held back
+                                 * goes out until es_flight_release */
     const char *failed;         /* the multi handle failed: how, until a
                                  * wait has said so */
     /* finished requests in the order they finished, not yet given by a
@@ -109,8 +114,18 @@ void es_flight_limit(es_flight *f, int n);
 int es_flight_finished(es_flight *f, int slot);
 
 /* When a finished slot's request went on the wire (es_monotonic()), or 0
- * when it never did. */
-double es_flight_sent_at(es_flight *f, int slot);
+ * when it never did; and its HTTP status (0: none came). */
+double es_flight_sent_at(es_flight *f, int slot, long *status);
+
+/* Takes back a request held back for room on the wire, which then never
+ * goes out: 1 when it was still held back (its slot is free again, and no
+ * wait gives it), 0 when it is on the wire or finished. */
+int es_flight_recall(es_flight *f, int slot);
+
+/* After an answer with status 429 the thread puts nothing held back on the
+ * wire (the API says its budget is spent; the caller decides what to
+ * send, and when): until this. */
+void es_flight_release(es_flight *f);
 
 /* How many slots hold a request: in flight, or finished with its answer
  * not yet taken. */
@@ -118,6 +133,14 @@ int es_flight_held(es_flight *f);
 
 /* The answer of a finished slot has been read: the slot may be used again. */
 void es_flight_taken(es_flight *f, int slot);
+
+/* In a child process forked while the thread ran, the flight (thread,
+ * lock, handles and their connections) is the parent's: every call below
+ * first forgets it, without touching it, and starts afresh. What the
+ * parent's copy held is not freed in the child. */
+
+/* The parent's flights forgotten in a child (see above), kept reachable. */
+extern es_flight *es_flight_forsaken[];
 
 /* Ends the thread and every transfer (those in flight are abandoned where
  * they are) and frees everything; idempotent. Never called from a libcurl

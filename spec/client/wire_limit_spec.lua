@@ -9,6 +9,7 @@ local pacer = require("cloudflare.email_security.pacer")
 local emulator_process = require("emulator.process")
 local client_internals = require("cloudflare.email_security.client").internals
 local socket = require("socket")
+local files = require("spec.support.files")
 
 local ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"
 local PATH = "/accounts/" .. ACCOUNT .. "/email-security/settings/impersonation_registry"
@@ -108,6 +109,36 @@ describe("the transport's limit on the wire", function()
     session:close()
   end)
 
+  it("a child forked while the requests' thread runs makes a flight of its own; the parent's goes on", function()
+    -- fork and waitpid through a small module built here (Lua has neither)
+    if not files.command_output("command -v cc 2>/dev/null"):find("cc", 1, true) then
+      return pending("no C compiler (cc) to build spec/support/fork_for_spec.c")
+    end
+    local lua_pc = rawget(_G, "jit") and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir))
+    finally(function() os.execute("rm -rf " .. dir) end)
+    local built = files.command_output(("cc -shared -fPIC $(pkg-config --cflags %s 2>/dev/null) -o %s/fork_for_spec.so"
+      .. " spec/support/fork_for_spec.c 2>&1; echo \"exit=$?\""):format(lua_pc, dir))
+    assert.matches("exit=0$", built)
+    local fork = package.loadlib(dir .. "/fork_for_spec.so", "luaopen_fork_for_spec")()
+    emu.seed(ACCOUNT, registries(30))
+    local cf = es.new({ api_token = "t", account_id = ACCOUNT, base_url = emu.base_url, concurrency = 4 })
+    local reg = cf.impersonation_registry
+    assert.are.equal(30, #assert(reg:all({ per_page = 5 })))
+    local pid = fork.fork()
+    if pid == 0 then
+      -- the child: a hang ends by SIGALRM; anything but 30 entries is 1
+      fork.alarm(20)
+      local ok, list = pcall(reg.all, reg, { per_page = 5 })
+      fork.exit((ok and list and #list == 30) and 0 or 1)
+    end
+    assert.are.equal(0, fork.wait(pid), "the child's listing did not end with every entry")
+    assert.are.equal(30, #assert(reg:all({ per_page = 5 })))
+    cf:close()
+  end)
+
   it("refuses a limit that is no count of slots, naming it", function()
     local session = core.new({ user_agent = "spec", timeout_ms = 1000, connect_timeout_ms = 1000,
                                max_response_size = 1e6 })
@@ -131,6 +162,81 @@ describe("the transport's limit on the wire", function()
     -- held back (scheduler.lua's f.ahead)
     local flight = client_internals(cf).flight
     assert.are.equal(2, flight.ahead)
+    cf:close()
+  end)
+
+  -- The list GETs' arrival times at the server (socket.gettime()'s clock).
+  local function get_arrivals()
+    local out = {}
+    for _, r in ipairs(emu.requests()) do
+      if r.method == "GET" then out[#out + 1] = r.at end
+    end
+    return out
+  end
+
+  it("a 429 takes back the pages held back: none reaches the server before its Retry-After", function()
+    emu.seed(ACCOUNT, registries(30))
+    -- every GET answered after 200 ms but the fourth (page 1, then two on
+    -- the wire, then this), which meets the 429 at once: the page beside
+    -- it is still on the wire, and would make room for one held back
+    emu.faults({ { method = "GET", delay_ms = 200, times = 3 },
+                 { method = "GET", status = 429, headers = { ["Retry-After"] = "1" } },
+                 { method = "GET", delay_ms = 200, times = 100 } })
+    local cf = es.new({ api_token = "t", account_id = ACCOUNT, base_url = emu.base_url, concurrency = 2,
+                        max_retry_wait = 5 })
+    local all = assert(cf.impersonation_registry:all({ per_page = 1 }))
+    assert.are.equal(30, #all)
+    local at = get_arrivals()
+    for i = 5, #at do
+      local after = at[i] - at[4]
+      assert.is_false(after > 0.05 and after < 0.95, ("GET %d arrived %.3f s after the 429"):format(i, after))
+    end
+    cf:close()
+  end)
+
+  it("a listing that fails lets go of the pages held back: none goes out after it returns", function()
+    emu.seed(ACCOUNT, registries(30))
+    emu.latency(200, 0)
+    emu.faults({ { method = "GET", times = 3 }, { method = "GET", status = 400,
+      body = '{"success":false,"errors":[{"code":1000,"message":"bad"}],"messages":[],"result":null}',
+      headers = { ["Content-Type"] = "application/json" } } })
+    local cf = es.new({ api_token = "t", account_id = ACCOUNT, base_url = emu.base_url, concurrency = 2 })
+    local all, err = cf.impersonation_registry:all({ per_page = 1 })
+    local returned = socket.gettime()
+    assert.is_nil(all)
+    assert.are.equal(400, err.status)
+    socket.sleep(0.6)
+    for i, t in ipairs(get_arrivals()) do
+      assert.is_true(t < returned + 0.05, ("GET %d arrived %.3f s after the listing failed"):format(i, t - returned))
+    end
+    cf:close()
+  end)
+
+  it("after Ctrl-C the pages held back never go out", function()
+    emu.seed(ACCOUNT, registries(30))
+    emu.latency(200, 0)
+    local starts, interrupted_at = 0, nil
+    -- the tool's Ctrl-C is a flag the scheduler reads (state.interrupted):
+    -- raised here as the sixth request starts, when pages are held back
+    local cf = es.new({ api_token = "t", account_id = ACCOUNT, base_url = emu.base_url, concurrency = 2,
+                        log = function(line)
+                          if line:find("> GET", 1, true) then
+                            starts = starts + 1
+                            if starts == 6 then interrupted_at = socket.gettime() end
+                          end
+                        end })
+    client_internals(cf).interrupted = function() return interrupted_at ~= nil end
+    local all, err = cf.impersonation_registry:all({ per_page = 1 })
+    assert.is_nil(all)
+    assert.truthy(tostring(err):find("interrupt", 1, true), tostring(err))
+    socket.sleep(0.3)
+    -- after the flag nothing more: the sixth was held back (the two before
+    -- it were on the wire, the first pages' answers just read)
+    local after = 0
+    for _, t in ipairs(get_arrivals()) do
+      if t > interrupted_at + 0.01 then after = after + 1 end
+    end
+    assert.are.equal(0, after, after .. " GETs arrived after Ctrl-C")
     cf:close()
   end)
 

@@ -101,6 +101,12 @@ function concurrent.cancel(task)
   scheduler.cancel(req)
 end
 
+--- What cancel marked is let go at once: a request the transport still
+--- holds back never goes out. Not from a finalizer (cancel is for those).
+function concurrent.let_go(state)
+  scheduler.let_go(state)
+end
+
 --- Waits for the task to end; its results, or raises what it raised.
 function concurrent.join(state, task)
   while not task.done do

@@ -79,7 +79,9 @@ end
 --- path (optional): the request, for the errors the walk makes; prefetch
 --- (optional): { window = n, start = function(params) -> handle,
 --- finish = function(handle) -> what list(params) returns, cancel =
---- function(handle) }, to fetch pages ahead. Returns a for-in iterator
+--- function(handle), let_go = function() (optional: what cancel marked is
+--- let go now, where the walk is not given up by a finalizer) }, to fetch
+--- pages ahead. Returns a for-in iterator
 --- (and, with prefetch, the value that closes the walk: see give_up).
 return function(list, params, method, path, prefetch)
   local query = snapshot(params)
@@ -222,6 +224,13 @@ return function(list, params, method, path, prefetch)
     end
   end
 
+  -- Given up where the walk's own code runs (not a finalizer): what was
+  -- marked is let go at once.
+  local function give_up_now()
+    give_up()
+    if prefetch.let_go then prefetch.let_go() end
+  end
+
   -- The generic for's fourth value: Lua 5.4 closes it when the loop ends,
   -- by break or error too; elsewhere the collector's finalizer does, later
   -- (LuaJIT and 5.1 finalize no table, but a newproxy).
@@ -232,7 +241,7 @@ return function(list, params, method, path, prefetch)
       closer = newproxy(true)
       getmetatable(closer).__gc = give_up
     else
-      closer = setmetatable({}, { __close = give_up, __gc = give_up })
+      closer = setmetatable({}, { __close = give_up_now, __gc = give_up })
     end
   end
 
@@ -255,7 +264,7 @@ return function(list, params, method, path, prefetch)
       if err then
         finished, items = true, nil
         -- the pages ahead will not be walked
-        if prefetch then give_up() end
+        if prefetch then give_up_now() end
         -- false, not nil: a generic for ends on nil before its body could
         -- see the error
         return false, err

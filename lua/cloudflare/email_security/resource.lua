@@ -360,6 +360,7 @@ local function walk(self, params, ahead)
       start = function(query) return concurrent.spawn_later(state, list, query) end,
       finish = function(task) return concurrent.join(state, task) end,
       cancel = concurrent.cancel,
+      let_go = function() return concurrent.let_go(state) end,
     }
   end
   return paging(list, params or {}, "GET", self._collection .. self._desc.ops.list.suffix, prefetch)

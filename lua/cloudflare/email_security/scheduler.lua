@@ -197,7 +197,7 @@ local function flight_of(state)
     state.bulk_pacer = pacer
   end
   f = { transport = t, limit = cfg.concurrency, ahead = 0, running = 0, by_slot = {}, queue = {}, first = 1,
-        last = 0, retries = {}, pacer = pacer }
+        last = 0, retries = {}, pacer = pacer, held_back = 0 }
   if not t.start then
     f.transport, f.limit = serial(t), 1
   elseif t.limit and t.sent_at and not t:is_closed() then
@@ -225,6 +225,43 @@ function scheduler.submit(state, req, on_done)
   f.queue[f.last] = req
 end
 
+-- Takes back from the transport the pages it still holds back for room on
+-- the wire (f.ahead), for which which(req) is true: they never went out,
+-- and are as if never started. Returns them in the order they started.
+local function take_back(f, which)
+  local t, back = f.transport, {}
+  if f.ahead == 0 or t:is_closed() then return back end
+  for slot, req in pairs(f.by_slot) do
+    if req.held_back and which(req) and t:recall(slot) then
+      f.by_slot[slot] = nil
+      f.running = f.running - 1
+      req.held_back, req.paced_at = nil, nil
+      req[ATTEMPT] = req[ATTEMPT] - 1
+      back[#back + 1] = req
+    end
+  end
+  table.sort(back, function(a, b) return a.started_as < b.started_as end)
+  return back
+end
+
+local function is_cancelled(req) return req.cancelled end
+local function not_cancelled(req) return not req.cancelled end
+local function every() return true end
+
+-- The API says its budget is spent (a 429, or a RateLimit header): what
+-- the transport holds back waits to start again, first, and so waits for
+-- the hold; what was given up is let go. The transport, which stopped
+-- putting what it holds back on the wire at the 429, may go on.
+local function hold_all(f)
+  take_back(f, is_cancelled)
+  local back = take_back(f, not_cancelled)
+  for i = #back, 1, -1 do
+    f.first = f.first - 1
+    f.queue[f.first] = back[i]
+  end
+  if f.ahead > 0 and not f.transport:is_closed() then f.transport:release() end
+end
+
 -- The answer of a request: done, or again later. closed: the client was
 -- closed with it in flight (kept from a retry: nothing more may be sent).
 local function complete(state, f, req, result, err, envelope, headers)
@@ -234,6 +271,7 @@ local function complete(state, f, req, result, err, envelope, headers)
   if seen then
     f.pacer:observe(seen, now_of(f))
     if f.pacer ~= state.pacer then state.pacer:observe(seen) end
+    if f.pacer.hold_until > now_of(f) then hold_all(f) end
   end
   -- not needed any more (cancel): never tried again
   if not err or req.cancelled then return req.on_done(result, err, envelope) end
@@ -246,6 +284,7 @@ local function complete(state, f, req, result, err, envelope, headers)
       for _, pacer in ipairs({ f.pacer, state.pacer }) do
         if pacer.hold_until < req.ready_at then pacer.hold_until = req.ready_at end
       end
+      hold_all(f)
     end
     f.retries[#f.retries + 1] = req
   elseif verdict == GONE then
@@ -284,8 +323,7 @@ end
 
 -- An interrupt (the command-line tool's Ctrl-C: state.interrupted) came:
 -- what waits is not sent; what is in flight finishes.
-local function end_waiting(f)
-  local ended = {}
+local function end_waiting(f, ended)
   for i = f.first, f.last do ended[#ended + 1] = f.queue[i] end
   for _, req in ipairs(f.retries) do ended[#ended + 1] = req end
   f.queue, f.first, f.last, f.retries = {}, 1, 0, {}
@@ -326,7 +364,10 @@ end
 local function admit(state, f)
   local t, pacer, write = f.transport, f.pacer, state.log
   local now = now_of(f)
+  local interrupted = state.interrupted
   while f.running < f.limit + f.ahead and not t:is_closed() do
+    -- after the tool's Ctrl-C nothing more starts (step ends what waits)
+    if interrupted and interrupted() then return nil end
     local req, where = next_due(f, now)
     if not req then return where end
     local held_back = f.running >= f.limit
@@ -362,6 +403,11 @@ local function admit(state, f)
     if slot then
       f.by_slot[slot] = req
       f.running = f.running + 1
+      if held_back then
+        -- it may wait in the transport: take_back can still withdraw it
+        f.held_back = f.held_back + 1
+        req.held_back, req.started_as = true, f.held_back
+      end
     else
       complete(state, f, req, nil, err, nil, nil)
     end
@@ -380,15 +426,33 @@ local function gather(state, f, slot)
     local req = f.by_slot[slot]
     f.by_slot[slot] = nil
     f.running = f.running - 1
-    req.arrived = slot
-    if req.paced_at then
+    req.arrived, req.held_back = slot, nil
+    if f.ahead > 0 then
+      local sent, status = t:sent_at(slot)
       -- it may have waited for room on the wire: counted from when it
       -- went out
-      f.pacer:went_out(req.paced_at, req.sent_at, t:sent_at(slot))
-      req.paced_at = nil
+      if req.paced_at then f.pacer:went_out(req.paced_at, req.sent_at, sent) end
+      req.paced_at, req.status = nil, status
     end
     finished[#finished + 1] = req
     slot = f.running > 0 and t:wait(0) or nil
+  end
+  -- a 429 is read before anything more starts, a page's too (not left for
+  -- its turn): its hold then holds back what would start, and what the
+  -- transport holds back (complete, hold_all)
+  local met_429 = false
+  for _, req in ipairs(finished) do
+    if req.status == 429 and req.arrived ~= nil and not t:is_closed() then
+      local at = req.arrived
+      req.arrived, met_429 = nil, true
+      complete(state, f, req, t:answer(at))
+    end
+  end
+  -- the transport stopped putting what it holds back on the wire at the
+  -- 429: now that its hold is known (none, for a Retry-After past
+  -- max_retry_wait), it may go on
+  if met_429 and not t:is_closed() then
+    if f.pacer.hold_until > now_of(f) then hold_all(f) else t:release() end
   end
   admit(state, f)
   for _, req in ipairs(finished) do
@@ -422,6 +486,14 @@ end
 --- (its on_done is not called).
 function scheduler.cancel(req)
   req.cancelled = true
+end
+
+--- Pages the transport holds back for work given up (cancel) are taken
+--- back now, and never go out: for the code that gives the work up, where
+--- it is not a finalizer (cancel only marks; steps take them back too).
+function scheduler.let_go(state)
+  local f = flight_of(state)
+  if f.ahead > 0 then take_back(f, is_cancelled) end
 end
 
 --- Reads the answer of req, which came and waits unread (req.arrived),
@@ -461,10 +533,16 @@ function scheduler.step(state)
     end_closed(f)
     return any
   end
+  -- pages the transport holds back for work given up never go out
+  take_back(f, is_cancelled)
   local interrupted = state.interrupted
-  if interrupted and interrupted() and (f.queue[f.first] ~= nil or f.retries[1] ~= nil) then
-    end_waiting(f)
-    return true
+  if interrupted and interrupted() then
+    -- what the transport still holds back never goes out either
+    local back = take_back(f, every)
+    if back[1] ~= nil or f.queue[f.first] ~= nil or f.retries[1] ~= nil then
+      end_waiting(f, back)
+      return true
+    end
   end
   -- answers that came for work given up: read and let go, so that their
   -- slots are free (concurrent.cancel only marks them: it may run in a
