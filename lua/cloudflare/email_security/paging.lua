@@ -81,9 +81,10 @@ end
 --- finish = function(handle) -> what list(params) returns, cancel =
 --- function(handle), let_go = function() (optional: what cancel marked is
 --- let go now, where the walk is not given up by a finalizer) }, to fetch
---- pages ahead. Returns a for-in iterator
+--- pages ahead; by_page (optional): the iterator gives each page's
+--- entries as one list (never empty), not an entry at a time. Returns a for-in iterator
 --- (and, with prefetch, the value that closes the walk: see give_up).
-return function(list, params, method, path, prefetch)
+return function(list, params, method, path, prefetch, by_page)
   local query = snapshot(params)
   local filtered = false
   for name in next, query do filtered = filtered or not NOT_FILTERS[name] end
@@ -184,7 +185,9 @@ return function(list, params, method, path, prefetch)
     -- the page's: the walk holds no more than one page.)
     if previous_last ~= nil then
       for i = 1, n do
-        if id_of(result[i]) == previous_last then
+        -- (id_of, inlined: previous_last is a string or a number)
+        local e = result[i]
+        if type(e) == "table" and e.id == previous_last then
           return contradiction(("entry %s is on page %s and on page %s: entries came or went during the walk")
             :format(tostring(previous_last), tostring(page - 1), tostring(page)), true)
         end
@@ -248,6 +251,10 @@ return function(list, params, method, path, prefetch)
   return function()
     while true do
       if items and index < #items then
+        if by_page then
+          index = #items
+          return items
+        end
         index = index + 1
         return items[index]
       end
