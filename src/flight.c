@@ -182,9 +182,8 @@ int es_flight_start(es_flight *f, const es_session *s, const char *method, const
     if (f->multi == NULL && (*failure = open_multi(f)) != NULL)
         return -1;
     /* a slot neither busy nor finished is the caller's alone: the thread
-     * does not touch it (and the lock is not needed to know it, since only
-     * the caller makes a slot busy, and only the thread makes it finished
-     * while busy) */
+     * does not touch it; the flags are read under the lock, the thread's
+     * finishing them included */
     pthread_mutex_lock(&f->lock);
     for (i = 0; i < ES_FLIGHT_MAX; i++) {
         if (f->slots[i] == NULL) {

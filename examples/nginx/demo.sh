@@ -119,10 +119,16 @@ cleanup() {
 }
 trap cleanup EXIT
 # Ctrl-C while it stays up is how it is meant to end (exit 0); before that, it cut the demo short.
+# The traps name functions: bash 5.2 parses a trap's text when the signal comes, and a signal
+# that comes while it parses a $(...) of the idle loop below broke that parse ("unexpected EOF
+# while looking for matching `)'", seen once in CI); a function's name has nothing to match.
 staying=0
-trap 'say; say "interrupted: stopping"; exit $((staying ? 0 : 130))' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+on_interrupt() { say; say "interrupted: stopping"; exit $((staying ? 0 : 130)); }
+on_terminate() { exit 143; }
+on_hangup() { exit 129; }
+trap on_interrupt INT
+trap on_terminate TERM
+trap on_hangup HUP
 
 # Under /tmp, not $TMPDIR or the checkout: nginx started by root runs its workers as nobody,
 # who must be able to read the code and the directory (a checkout under /root is not).
